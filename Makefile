@@ -1,0 +1,116 @@
+# cgfence: an egress allowlist for cgroups, enforced by eBPF from the host.
+#
+#   make            build everything into build/
+#   make demo       install missing build dependencies, build, show a fenced command
+#   make check      install what the tests need, build, run every test
+#   make bench      benchmarks (root)
+#   make vmlinux    regenerate vmlinux/$(ARCH)/vmlinux.h from the running kernel's BTF
+
+ARCH ?= $(shell uname -m)
+BUILD := build
+CLANG ?= clang
+BPFTOOL ?= bpftool
+CC ?= cc
+
+VMLINUX_DIR := vmlinux/$(ARCH)
+BPF_ARCH := $(patsubst x86_64,x86,$(patsubst aarch64,arm64,$(ARCH)))
+
+WARNINGS := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	    -Wno-unused-parameter -Wformat=2
+CFLAGS ?= -O2 -g
+CFLAGS += -std=gnu11 $(WARNINGS) -D_GNU_SOURCE -Iinclude -Iuser/lib -I$(BUILD)
+LDLIBS := -lbpf -lelf -lz -lcares -ljansson
+
+BPF_CFLAGS := -target bpf -g -O2 -Wall -Werror -D__TARGET_ARCH_$(BPF_ARCH) \
+	      -I$(VMLINUX_DIR) -Iinclude -Ibpf
+
+LIB_SRCS := $(wildcard user/lib/*.c)
+LIB_OBJS := $(patsubst user/lib/%.c,$(BUILD)/lib/%.o,$(LIB_SRCS))
+LIB := $(BUILD)/libcgfence.a
+
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+TOOL_SRCS := $(wildcard tests/tools/*.c)
+TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(TOOL_SRCS))
+
+SKEL := $(BUILD)/cgfence.skel.h
+BPF_OBJ := $(BUILD)/cgfence.bpf.o
+BPF_HDRS := $(wildcard bpf/*.h) include/cgfence.h $(VMLINUX_DIR)/vmlinux.h
+
+ifeq ($(V),1)
+Q =
+msg =
+else
+Q = @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+.DELETE_ON_ERROR:
+.PHONY: all deps test-deps demo check unit bpftest integration bench vmlinux clean
+
+all: $(BUILD)/cgfence $(UNIT_BINS) $(TOOL_BINS)
+
+$(BUILD) $(BUILD)/lib $(BUILD)/tests:
+	$(Q)mkdir -p $@
+
+$(BPF_OBJ): bpf/cgfence.bpf.c $(BPF_HDRS) | $(BUILD)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@.tmp.o
+	$(Q)$(BPFTOOL) gen object $@ $@.tmp.o
+	$(Q)rm -f $@.tmp.o
+
+$(SKEL): $(BPF_OBJ)
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name cgfence_bpf > $@
+
+$(BUILD)/lib/%.o: user/lib/%.c $(wildcard user/lib/*.h) include/cgfence.h $(SKEL) | $(BUILD)/lib
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/cgfence: user/cgfence.c $(LIB) | $(BUILD)
+	$(call msg,CCLD,$@)
+	$(Q)$(CC) $(CFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB) | $(BUILD)/tests
+	$(call msg,CCLD,$@)
+	$(Q)$(CC) $(CFLAGS) $< $(LIB) $(LDLIBS) -lcmocka -o $@
+
+$(BUILD)/tests/%: tests/tools/%.c | $(BUILD)/tests
+	$(call msg,CCLD,$@)
+	$(Q)$(CC) $(CFLAGS) $< -luring -o $@
+
+# Build dependencies, installed with apt-get when missing (Debian 12).
+BUILD_PKGS := clang llvm make gcc pkg-config libbpf-dev libelf-dev zlib1g-dev bpftool \
+	      libc-ares-dev libjansson-dev libcmocka-dev liburing-dev
+TEST_PKGS := iproute2 dnsmasq-base util-linux libcap2-bin python3
+
+deps:
+	$(Q)scripts/ensure-packages $(BUILD_PKGS)
+
+test-deps: deps
+	$(Q)scripts/ensure-packages $(TEST_PKGS)
+
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)tests/demo.sh
+
+unit: all
+	$(Q)tests/run-unit.sh $(UNIT_BINS)
+
+check: test-deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)tests/run-all.sh
+
+bench: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)bench/run
+
+vmlinux:
+	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $(VMLINUX_DIR)/vmlinux.h
+
+clean:
+	rm -rf $(BUILD)

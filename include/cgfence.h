@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Types shared by the BPF programs and userspace: map keys and values, event
+ * records, pin names, constants.  One definition, included by both sides, so
+ * the two cannot drift.  Every struct uses fixed-width types, has explicit
+ * padding (always written as zero) and a size assertion; byte order is noted
+ * per field.
+ *
+ * BPF code includes this after vmlinux.h; userspace after <linux/types.h>.
+ */
+#ifndef CGFENCE_H
+#define CGFENCE_H
+
+/*
+ * Bumped whenever a map layout below changes.  Stored in the pinned config
+ * map, so a newer cgfence never misreads pins left by an older one.
+ */
+#define CGF_ABI_VERSION 1
+
+/* Default bpffs directory that holds one subdirectory of pins per fence. */
+#define CGF_PIN_ROOT_DEFAULT "/sys/fs/bpf/cgfence"
+
+/* Pin names inside a fence's directory (/sys/fs/bpf/cgfence/<cgroup id>/). */
+#define CGF_PIN_ALLOW4 "allow4"
+#define CGF_PIN_ALLOW6 "allow6"
+#define CGF_PIN_CONFIG "config"
+#define CGF_PIN_STATS "stats"
+#define CGF_PIN_EVENTS "events"
+#define CGF_PIN_LINK_PREFIX "link_"
+
+/* Protocol bits of a port range. */
+#define CGF_PROTO_TCP 0x1
+#define CGF_PROTO_UDP 0x2
+#define CGF_PROTO_ANY (CGF_PROTO_TCP | CGF_PROTO_UDP)
+
+/*
+ * How many port ranges one allowlist entry can hold.  An entry carries the
+ * union of every rule whose prefix covers it (LPM returns only the longest
+ * match), so this bounds how many distinct port/protocol rules may overlap one
+ * address.  Kept small because it sets the size of every map value.
+ */
+#define CGF_MAX_RANGES 8
+
+/* Largest allowlist a fence's maps can hold, per family. */
+#define CGF_MAX_ENTRIES (1u << 21)
+
+/*
+ * One allowed port range.  A range with expires_ns == 0 never expires;
+ * otherwise it allows nothing once bpf_ktime_get_boot_ns() (CLOCK_BOOTTIME)
+ * has passed expires_ns.
+ */
+struct cgf_range {
+	__u64 expires_ns; /* CLOCK_BOOTTIME deadline, 0 = never */
+	__u16 port_lo;    /* host order, inclusive */
+	__u16 port_hi;    /* host order, inclusive */
+	__u8 protos;      /* CGF_PROTO_* bits */
+	__u8 pad[3];
+};
+_Static_assert(sizeof(struct cgf_range) == 16, "cgf_range layout");
+
+/* Value of both allowlist tries: the ranges allowed for the prefix. */
+struct cgf_allow {
+	__u32 n_ranges; /* ranges[0..n_ranges) are in use */
+	__u32 pad;
+	struct cgf_range ranges[CGF_MAX_RANGES];
+};
+_Static_assert(sizeof(struct cgf_allow) == 8 + 16 * CGF_MAX_RANGES, "cgf_allow layout");
+
+/* LPM trie keys; prefixlen in host order, addr in network order. */
+struct cgf_key4 {
+	__u32 prefixlen;
+	__u8 addr[4];
+};
+_Static_assert(sizeof(struct cgf_key4) == 8, "cgf_key4 layout");
+
+struct cgf_key6 {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+_Static_assert(sizeof(struct cgf_key6) == 20, "cgf_key6 layout");
+
+/* The hooks, as counted and reported in events. */
+enum cgf_hook {
+	CGF_HOOK_CONNECT4 = 0,
+	CGF_HOOK_CONNECT6 = 1,
+	CGF_HOOK_SENDMSG4 = 2,
+	CGF_HOOK_SENDMSG6 = 3,
+	CGF_HOOK_EGRESS = 4,
+	CGF_HOOK_MAX = 5,
+};
+
+/* Fence-wide settings, the single element of the config map. */
+#define CGF_CONFIG_AUDIT 0x1 /* log what would be denied, deny nothing */
+
+struct cgf_config {
+	__u32 abi_version; /* CGF_ABI_VERSION of the writer */
+	__u32 flags;       /* CGF_CONFIG_* */
+	__u64 cgroup_id;   /* the cgroup the fence is attached to */
+};
+_Static_assert(sizeof(struct cgf_config) == 16, "cgf_config layout");
+
+/* Counters, the single element of the per-CPU stats map. */
+struct cgf_stats {
+	__u64 allowed[CGF_HOOK_MAX];
+	__u64 denied[CGF_HOOK_MAX];
+	__u64 audited[CGF_HOOK_MAX]; /* would have been denied, audit mode */
+	__u64 events_lost;           /* deny events the ring buffer had no room for */
+};
+_Static_assert(sizeof(struct cgf_stats) == 8 * (3 * CGF_HOOK_MAX + 1), "cgf_stats layout");
+
+/* What happened to a denied (or, in audit mode, would-be denied) attempt. */
+#define CGF_EVENT_DENIED 0
+#define CGF_EVENT_AUDIT 1
+
+/* A deny event, as written to the ring buffer. */
+struct cgf_event {
+	__u64 time_ns;   /* bpf_ktime_get_boot_ns() */
+	__u64 cgroup_id; /* the fenced cgroup */
+	__u32 pid;       /* tgid of current; 0 when not in process context */
+	__u8 hook;       /* enum cgf_hook */
+	__u8 family;     /* AF_INET or AF_INET6 of the destination as judged */
+	__u8 protocol;   /* IPPROTO_* of the attempt */
+	__u8 action;     /* CGF_EVENT_* */
+	__u8 daddr[16];  /* network order; IPv4 in the first four bytes */
+	__u16 dport;     /* host order; 0 for protocols without ports */
+	__u8 pad[6];
+	char comm[16];   /* of current */
+};
+_Static_assert(sizeof(struct cgf_event) == 64, "cgf_event layout");
+
+#endif /* CGFENCE_H */

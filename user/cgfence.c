@@ -1,0 +1,1045 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * cgfence: fence a command or a cgroup with an egress allowlist enforced by
+ * eBPF programs attached from the host.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <bpf/libbpf.h>
+#include <jansson.h>
+
+#include "confine.h"
+#include "domains.h"
+#include "fence.h"
+#include "policy.h"
+#include "resolve.h"
+
+/* Exit status of `cgfence run` when cgfence itself fails: nothing was run. */
+#define EXIT_CGFENCE 125
+#define EXIT_CANNOT_RUN 126
+#define EXIT_NOT_FOUND 127
+
+#define RESOLVE_TIMEOUT_MS 2000
+#define NS_PER_SEC 1000000000ull
+
+static bool verbose;
+
+static void warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void warnx(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("cgfence: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* ---- what every subcommand that sets a policy shares -------------------- */
+
+struct policy_args {
+	struct cgf_policy policy;
+	struct cgf_server servers[8];
+	size_t n_servers;
+	struct cgf_ttl_limits limits;
+	bool audit;
+	const char *pin_root;
+};
+
+/* Parses one --allow, --policy-file or --resolver; false with a message on error. */
+static bool policy_option(struct policy_args *pa, int opt, const char *arg)
+{
+	struct cgf_error err = { 0 };
+	char msg[600];
+	int ret;
+
+	switch (opt) {
+	case 'a':
+		ret = cgf_policy_add_rule(&pa->policy, arg, &err);
+		break;
+	case 'p':
+		ret = cgf_policy_load_file(&pa->policy, arg, &err);
+		break;
+	case 'r':
+		if (pa->n_servers == sizeof(pa->servers) / sizeof(pa->servers[0])) {
+			warnx("too many --resolver options (at most %zu)",
+			      sizeof(pa->servers) / sizeof(pa->servers[0]));
+			return false;
+		}
+		ret = cgf_server_parse(arg, &pa->servers[pa->n_servers], msg, sizeof(msg));
+		if (ret) {
+			warnx("--resolver '%s': %s", arg, msg);
+			return false;
+		}
+		pa->n_servers++;
+		return true;
+	default:
+		return false;
+	}
+	if (ret) {
+		cgf_error_format(&err, msg, sizeof(msg));
+		warnx("%s", msg);
+		return false;
+	}
+	return true;
+}
+
+static bool parse_seconds(const char *opt, const char *arg, uint32_t *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(arg, &end, 10);
+	if (errno || end == arg || *end || v > 365ul * 86400 || arg[0] == '-') {
+		warnx("%s '%s': not a number of seconds (0-31536000)", opt, arg);
+		return false;
+	}
+	*out = (uint32_t)v;
+	return true;
+}
+
+static bool has_wildcards(const struct cgf_policy *p)
+{
+	for (size_t i = 0; i < p->n_rules; i++) {
+		if (p->rules[i].kind == CGF_TARGET_WILDCARD) {
+			warnx("rule '*.%s'%s: wildcard rules need the DNS proxy, which this cgfence "
+			      "does not have", p->rules[i].domain,
+			      p->rules[i].line ? " (policy file)" : "");
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Allows the resolvers in use on their DNS port, both protocols. */
+static bool allow_resolvers(struct policy_args *pa, const struct cgf_resolver *res)
+{
+	const struct cgf_server *servers;
+	size_t n = cgf_resolver_servers(res, &servers);
+
+	for (size_t i = 0; i < n; i++) {
+		char addr[INET6_ADDRSTRLEN], rule[INET6_ADDRSTRLEN + 16];
+		struct cgf_error err = { 0 };
+
+		inet_ntop(servers[i].family, servers[i].addr, addr, sizeof(addr));
+		snprintf(rule, sizeof(rule), servers[i].family == AF_INET6 ? "[%s]:%u" : "%s:%u",
+			 addr, servers[i].port);
+		if (cgf_policy_add_rule(&pa->policy, rule, &err)) {
+			warnx("cannot allow resolver %s: %s", rule, err.reason);
+			return false;
+		}
+	}
+	return true;
+}
+
+static void log_resolve_failure(const char *msg, void *ctx)
+{
+	warnx("%s", msg);
+}
+
+/* Turns the policy and what its names resolved to into map entries. */
+static int compile(const struct cgf_policy *policy, const struct cgf_domains *domains,
+		   struct cgf_allowlist *list)
+{
+	struct cgf_grant *grants = NULL;
+	struct cgf_error err = { 0 };
+	size_t n = 0;
+	char msg[600];
+	int ret;
+
+	ret = cgf_policy_grants(policy, domains, cgf_boottime_ns(), &grants, &n);
+	if (ret) {
+		warnx("cannot compute the allowlist: %s", strerror(-ret));
+		return ret;
+	}
+	ret = cgf_allowlist_build(grants, n, list, &err);
+	free(grants);
+	if (ret) {
+		cgf_error_format(&err, msg, sizeof(msg));
+		warnx("%s", msg);
+	}
+	return ret;
+}
+
+/* ---- deny events --------------------------------------------------------- */
+
+static int print_event(void *ctx, void *data, size_t size)
+{
+	const struct cgf_event *e = data;
+	bool quiet = *(bool *)ctx;
+	char line[256];
+
+	if (quiet || size < sizeof(*e))
+		return 0;
+	cgf_event_format(e, line, sizeof(line));
+	fprintf(stderr, "cgfence: %s %s\n", e->action == CGF_EVENT_AUDIT ? "audit: would deny" :
+			"denied", line);
+	return 0;
+}
+
+/* ---- run ----------------------------------------------------------------- */
+
+static void usage_run(FILE *out)
+{
+	fprintf(out,
+		"usage: cgfence run [OPTIONS] -- COMMAND [ARG]...\n"
+		"\n"
+		"Runs COMMAND in a new cgroup whose egress is limited to the allowlist.\n"
+		"Its children stay fenced; when it ends, whatever it left running is\n"
+		"killed and the cgroup and its pins are removed.  Exits with COMMAND's\n"
+		"status (128+N when killed by signal N), 125 when cgfence fails (nothing\n"
+		"was run), 126/127 when COMMAND cannot be run / is not found.\n"
+		"\n"
+		"  -a, --allow RULE         allow RULE: TARGET[:PORTS][/PROTO] (repeatable)\n"
+		"  -p, --policy-file FILE   allow the rules of FILE (repeatable)\n"
+		"      --audit              log what would be denied, deny nothing\n"
+		"  -r, --resolver IP[:PORT] DNS server for domain rules (repeatable;\n"
+		"                           default: the nameservers of /etc/resolv.conf);\n"
+		"                           allowed to COMMAND on that port\n"
+		"      --min-ttl SECONDS    shortest time a DNS answer is kept (default 10)\n"
+		"      --max-ttl SECONDS    longest time a DNS answer is kept (default 86400)\n"
+		"      --grace SECONDS      added to every DNS expiry (default 5)\n"
+		"  -q, --quiet              do not print deny events\n"
+		"      --bpffs DIR          pin directory (default " CGF_PIN_ROOT_DEFAULT ")\n"
+		"  -v, --verbose            show libbpf's messages\n"
+		"  -h, --help               this text\n"
+		"\n"
+		"COMMAND runs without CAP_SYS_ADMIN, CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE and\n"
+		"other capabilities that could undo the fence, in private cgroup and mount\n"
+		"namespaces where no bpffs and no cgroup above the fence is visible.\n");
+}
+
+struct runner {
+	char cgroup[PATH_MAX + 64];
+	bool cgroup_made;
+	uint64_t cgroup_id;
+	struct cgf_fence *fence;
+	const char *pin_root;
+};
+
+/* Kills what is left in the cgroup, waits for it to empty, removes it. */
+static void remove_cgroup(const char *path)
+{
+	char file[PATH_MAX + 96], events[PATH_MAX + 96], buf[256];
+	int i;
+
+	snprintf(file, sizeof(file), "%s/cgroup.kill", path);
+	for (i = 0; i < 50; i++) {
+		FILE *f;
+		bool populated = false;
+
+		if (rmdir(path) == 0 || errno == ENOENT)
+			return;
+		if (errno != EBUSY)
+			break;
+		/* cgroup.kill (5.14+) kills every process in it, descendants included. */
+		f = fopen(file, "we");
+		if (f) {
+			fputs("1", f);
+			fclose(f);
+		}
+		snprintf(events, sizeof(events), "%s/cgroup.events", path);
+		f = fopen(events, "re");
+		while (f && fgets(buf, sizeof(buf), f))
+			if (!strncmp(buf, "populated 1", 11))
+				populated = true;
+		if (f)
+			fclose(f);
+		if (populated || i)
+			usleep(100 * 1000);
+	}
+	warnx("cannot remove cgroup '%s': %s", path, strerror(errno));
+}
+
+/*
+ * Tears the fence down in the one safe order: first no process is left in the
+ * cgroup, then the filter goes.
+ */
+static void runner_cleanup(struct runner *r)
+{
+	char err[CGF_ERR_LEN];
+
+	if (r->cgroup_made)
+		remove_cgroup(r->cgroup);
+	if (r->fence) {
+		cgf_fence_close(r->fence);
+		r->fence = NULL;
+		if (cgf_fence_remove(r->pin_root, r->cgroup_id, err))
+			warnx("%s", err);
+	}
+}
+
+static int make_run_cgroup(struct runner *r)
+{
+	char root[PATH_MAX], parent[PATH_MAX + 16], err[CGF_ERR_LEN];
+	int ret = cgf_cgroup2_root(root, sizeof(root), err);
+
+	if (ret) {
+		warnx("%s", err);
+		return ret;
+	}
+	snprintf(parent, sizeof(parent), "%s/cgfence", root);
+	if (mkdir(parent, 0755) && errno != EEXIST) {
+		warnx("cannot create cgroup '%s': %s", parent, strerror(errno));
+		return -errno;
+	}
+	if (snprintf(r->cgroup, sizeof(r->cgroup), "%s/run-%d", parent, (int)getpid()) >=
+	    (int)sizeof(r->cgroup))
+		return -ENAMETOOLONG;
+	if (mkdir(r->cgroup, 0755)) {
+		ret = -errno;
+		warnx("cannot create cgroup '%s': %s", r->cgroup, strerror(errno));
+		return ret;
+	}
+	r->cgroup_made = true;
+	ret = cgf_cgroup_id(r->cgroup, &r->cgroup_id);
+	if (ret)
+		warnx("cannot read the id of cgroup '%s': %s", r->cgroup, strerror(-ret));
+	return ret;
+}
+
+/* What the child tells the parent when it could not exec: stage and errno. */
+struct child_failure {
+	int status; /* exit status the run should have */
+	char msg[CGF_ERR_LEN];
+};
+
+static void child_fail(int fd, int status, const char *msg)
+{
+	struct child_failure cf = { .status = status };
+
+	snprintf(cf.msg, sizeof(cf.msg), "%s", msg);
+	if (write(fd, &cf, sizeof(cf)) < 0)
+		_exit(status);
+	_exit(status);
+}
+
+static void run_child(const struct runner *r, char **argv, int report_fd, const sigset_t *saved)
+{
+	char err[CGF_ERR_LEN], msg[CGF_ERR_LEN + 64];
+
+	sigprocmask(SIG_SETMASK, saved, NULL);
+	if (cgf_confine_self(r->cgroup, err))
+		child_fail(report_fd, EXIT_CGFENCE, err);
+	execvp(argv[0], argv);
+	snprintf(msg, sizeof(msg), "cannot run '%s': %s", argv[0], strerror(errno));
+	child_fail(report_fd, errno == ENOENT ? EXIT_NOT_FOUND : EXIT_CANNOT_RUN, msg);
+}
+
+static int exit_status_of(int wstatus)
+{
+	if (WIFEXITED(wstatus))
+		return WEXITSTATUS(wstatus);
+	if (WIFSIGNALED(wstatus))
+		return 128 + WTERMSIG(wstatus);
+	return EXIT_CGFENCE;
+}
+
+/* Re-resolves what is due and syncs the map when an answer changed. */
+static void refresh(struct runner *r, struct cgf_domains *domains, struct cgf_resolver *res,
+		    const struct cgf_policy *policy, bool force)
+{
+	struct cgf_allowlist list = { 0 };
+	char err[CGF_ERR_LEN];
+	uint64_t now = cgf_boottime_ns();
+	int changed = cgf_domains_refresh(domains, res, now, force, RESOLVE_TIMEOUT_MS,
+					  log_resolve_failure, NULL);
+
+	/* Expired addresses must leave the map too: sync also when nothing changed. */
+	(void)changed;
+	if (compile(policy, domains, &list))
+		return; /* the map keeps what it has; its entries expire on their own */
+	if (cgf_fence_sync(r->fence, &list, err))
+		warnx("%s", err);
+	cgf_allowlist_free(&list);
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "allow", required_argument, NULL, 'a' },
+		{ "policy-file", required_argument, NULL, 'p' },
+		{ "audit", no_argument, NULL, 'A' },
+		{ "resolver", required_argument, NULL, 'r' },
+		{ "min-ttl", required_argument, NULL, 'm' },
+		{ "max-ttl", required_argument, NULL, 'M' },
+		{ "grace", required_argument, NULL, 'g' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "bpffs", required_argument, NULL, 'b' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct policy_args pa = { .limits = CGF_TTL_LIMITS_DEFAULT };
+	struct cgf_attach_opts aopts = { 0 };
+	struct cgf_resolver *res = NULL;
+	struct cgf_domains *domains = NULL;
+	struct cgf_allowlist list = { 0 };
+	struct ring_buffer *rb = NULL;
+	struct runner r = { 0 };
+	char err[CGF_ERR_LEN], msg[CGF_ERR_LEN];
+	int report[2] = { -1, -1 }, sfd = -1, status = EXIT_CGFENCE, wstatus, opt;
+	sigset_t mask, saved;
+	bool quiet = false, child_done = false;
+	pid_t child = -1;
+	uint64_t term_at = 0;
+
+	while ((opt = getopt_long(argc, argv, "+a:p:r:qvh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'a':
+		case 'p':
+		case 'r':
+			if (!policy_option(&pa, opt, optarg))
+				goto out;
+			break;
+		case 'A':
+			pa.audit = true;
+			break;
+		case 'm':
+			if (!parse_seconds("--min-ttl", optarg, &pa.limits.min_ttl))
+				goto out;
+			break;
+		case 'M':
+			if (!parse_seconds("--max-ttl", optarg, &pa.limits.max_ttl))
+				goto out;
+			break;
+		case 'g':
+			if (!parse_seconds("--grace", optarg, &pa.limits.grace))
+				goto out;
+			break;
+		case 'q':
+			quiet = true;
+			break;
+		case 'b':
+			pa.pin_root = optarg;
+			break;
+		case 'v':
+			verbose = true;
+			break;
+		case 'h':
+			usage_run(stdout);
+			status = 0;
+			goto out;
+		default:
+			usage_run(stderr);
+			goto out;
+		}
+	}
+	if (optind >= argc) {
+		warnx("run: no COMMAND given (cgfence run [OPTIONS] -- COMMAND [ARG]...)");
+		goto out;
+	}
+	if (pa.limits.min_ttl > pa.limits.max_ttl) {
+		warnx("--min-ttl %u is more than --max-ttl %u", pa.limits.min_ttl,
+		      pa.limits.max_ttl);
+		goto out;
+	}
+	if (has_wildcards(&pa.policy))
+		goto out;
+	if (geteuid() != 0) {
+		warnx("run: must be run as root (it loads BPF programs and creates cgroups)");
+		goto out;
+	}
+	cgf_libbpf_quiet(verbose);
+
+	if (cgf_domains_new(&pa.policy, &pa.limits, &domains)) {
+		warnx("out of memory");
+		goto out;
+	}
+	if (cgf_resolver_new(&res, pa.servers, pa.n_servers, msg, sizeof(msg))) {
+		/* No resolver and no names to resolve: DNS simply stays closed. */
+		if (pa.n_servers || cgf_domains_count(domains)) {
+			warnx("%s", msg);
+			goto out;
+		}
+		if (verbose)
+			warnx("%s: DNS stays closed", msg);
+	} else if (!allow_resolvers(&pa, res)) {
+		goto out;
+	}
+	if (res)
+		cgf_domains_refresh(domains, res, cgf_boottime_ns(), true, RESOLVE_TIMEOUT_MS,
+				    log_resolve_failure, NULL);
+	if (compile(&pa.policy, domains, &list))
+		goto out;
+
+	/* Signals are read from a signalfd; the child gets the old mask back. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGQUIT);
+	sigprocmask(SIG_BLOCK, &mask, &saved);
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd < 0) {
+		warnx("cannot create a signalfd: %s", strerror(errno));
+		goto out;
+	}
+
+	if (cgf_cgroup2_nsdelegate(err) < 0)
+		warnx("%s: a process in the fence might leave it through another view of the "
+		      "cgroup tree", err);
+	if (make_run_cgroup(&r))
+		goto out;
+	r.pin_root = pa.pin_root;
+	aopts.pin_root = pa.pin_root;
+	aopts.audit = pa.audit;
+	if (cgf_fence_attach(r.cgroup, &list, &aopts, &r.fence, err)) {
+		warnx("%s", err);
+		goto out;
+	}
+	rb = ring_buffer__new(cgf_fence_events_fd(r.fence), print_event, &quiet, NULL);
+	if (!rb) {
+		warnx("cannot read deny events: %s", strerror(errno));
+		goto out;
+	}
+	if (pipe2(report, O_CLOEXEC)) {
+		warnx("cannot create a pipe: %s", strerror(errno));
+		goto out;
+	}
+	fflush(NULL);
+	child = fork();
+	if (child < 0) {
+		warnx("cannot fork: %s", strerror(errno));
+		goto out;
+	}
+	if (child == 0) {
+		close(report[0]);
+		run_child(&r, argv + optind, report[1], &saved);
+	}
+	close(report[1]);
+	report[1] = -1;
+
+	for (;;) {
+		struct pollfd pfd[3] = {
+			{ .fd = sfd, .events = POLLIN },
+			{ .fd = ring_buffer__epoll_fd(rb), .events = POLLIN },
+			{ .fd = report[0], .events = POLLIN },
+		};
+		uint64_t now = cgf_boottime_ns(), due = cgf_domains_next_due(domains);
+		int timeout = -1;
+
+		if (due != UINT64_MAX && res)
+			timeout = due <= now ? 0 : (int)((due - now) / 1000000 + 1);
+		if (term_at) /* a child that ignores SIGTERM gets SIGKILL after 10 s */
+			timeout = (timeout < 0 || timeout > 1000) ? 1000 : timeout;
+		if (poll(pfd, report[0] >= 0 ? 3 : 2, timeout) < 0 && errno != EINTR) {
+			warnx("poll: %s", strerror(errno));
+			break;
+		}
+		ring_buffer__consume(rb);
+		if (pfd[2].revents) {
+			struct child_failure cf;
+			ssize_t n = read(report[0], &cf, sizeof(cf));
+
+			if (n == (ssize_t)sizeof(cf)) {
+				cf.msg[sizeof(cf.msg) - 1] = '\0';
+				warnx("%s", cf.msg);
+			}
+			close(report[0]);
+			report[0] = -1;
+		}
+		if (pfd[0].revents) {
+			struct signalfd_siginfo si;
+
+			while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+				if (si.ssi_signo == SIGCHLD)
+					continue;
+				/*
+				 * Passed on, COMMAND decides how to end; a terminal's
+				 * signal (SI_KERNEL) already reached its process group.
+				 */
+				if (si.ssi_code != SI_KERNEL)
+					kill(child, (int)si.ssi_signo);
+				if (!term_at)
+					term_at = now + 10 * NS_PER_SEC;
+			}
+		}
+		if (waitpid(child, &wstatus, WNOHANG) == child) {
+			child_done = true;
+			status = exit_status_of(wstatus);
+			break;
+		}
+		if (term_at && now >= term_at)
+			kill(child, SIGKILL);
+		if (res && cgf_domains_next_due(domains) <= cgf_boottime_ns())
+			refresh(&r, domains, res, &pa.policy, false);
+	}
+	if (report[0] >= 0) {
+		struct child_failure cf;
+
+		if (read(report[0], &cf, sizeof(cf)) == (ssize_t)sizeof(cf)) {
+			cf.msg[sizeof(cf.msg) - 1] = '\0';
+			warnx("%s", cf.msg);
+		}
+	}
+	ring_buffer__consume(rb);
+
+out:
+	if (child > 0 && !child_done) {
+		kill(child, SIGKILL);
+		waitpid(child, NULL, 0);
+	}
+	runner_cleanup(&r);
+	ring_buffer__free(rb);
+	if (report[0] >= 0)
+		close(report[0]);
+	if (report[1] >= 0)
+		close(report[1]);
+	if (sfd >= 0)
+		close(sfd);
+	cgf_allowlist_free(&list);
+	cgf_domains_free(domains);
+	cgf_resolver_free(res);
+	cgf_policy_free(&pa.policy);
+	return status;
+}
+
+/* ---- attach / detach ----------------------------------------------------- */
+
+static void usage_attach(FILE *out)
+{
+	fprintf(out,
+		"usage: cgfence attach --cgroup PATH (--allow RULE | --policy-file FILE)...\n"
+		"                      [--audit] [--resolver IP[:PORT]]...\n"
+		"\n"
+		"Fences an existing cgroup (its processes and every descendant cgroup).\n"
+		"PATH is a directory on the cgroup2 mount or a path relative to its root.\n"
+		"The fence stays in force after cgfence exits, until `cgfence detach`.\n"
+		"Domain rules are resolved once: without cgfenced to refresh them, their\n"
+		"addresses deny again once their DNS TTL has passed.\n"
+		"\n"
+		"  -c, --cgroup PATH        the cgroup to fence\n"
+		"  -a, --allow RULE         allow RULE: TARGET[:PORTS][/PROTO] (repeatable)\n"
+		"  -p, --policy-file FILE   allow the rules of FILE (repeatable)\n"
+		"      --audit              log what would be denied, deny nothing\n"
+		"  -r, --resolver IP[:PORT] DNS server for domain rules (repeatable)\n"
+		"      --bpffs DIR          pin directory (default " CGF_PIN_ROOT_DEFAULT ")\n"
+		"  -v, --verbose            show libbpf's messages\n"
+		"  -h, --help               this text\n");
+}
+
+static int cmd_attach(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "cgroup", required_argument, NULL, 'c' },
+		{ "allow", required_argument, NULL, 'a' },
+		{ "policy-file", required_argument, NULL, 'p' },
+		{ "audit", no_argument, NULL, 'A' },
+		{ "resolver", required_argument, NULL, 'r' },
+		{ "bpffs", required_argument, NULL, 'b' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct policy_args pa = { .limits = CGF_TTL_LIMITS_DEFAULT };
+	struct cgf_attach_opts aopts = { 0 };
+	struct cgf_resolver *res = NULL;
+	struct cgf_domains *domains = NULL;
+	struct cgf_allowlist list = { 0 };
+	char path[PATH_MAX], err[CGF_ERR_LEN];
+	const char *cgroup = NULL;
+	int opt, status = 1;
+	uint64_t id;
+
+	while ((opt = getopt_long(argc, argv, "c:a:p:r:vh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			cgroup = optarg;
+			break;
+		case 'a':
+		case 'p':
+		case 'r':
+			if (!policy_option(&pa, opt, optarg))
+				goto out;
+			break;
+		case 'A':
+			pa.audit = true;
+			break;
+		case 'b':
+			pa.pin_root = optarg;
+			break;
+		case 'v':
+			verbose = true;
+			break;
+		case 'h':
+			usage_attach(stdout);
+			status = 0;
+			goto out;
+		default:
+			usage_attach(stderr);
+			goto out;
+		}
+	}
+	if (!cgroup || optind != argc) {
+		warnx(!cgroup ? "attach: --cgroup PATH is required" : "attach: unexpected '%s'",
+		      argv[optind]);
+		goto out;
+	}
+	if (pa.policy.n_rules == 0) {
+		warnx("attach: no rules (give --allow RULE or --policy-file FILE)");
+		goto out;
+	}
+	if (has_wildcards(&pa.policy))
+		goto out;
+	cgf_libbpf_quiet(verbose);
+	if (cgf_cgroup_resolve(cgroup, path, sizeof(path), &id, err)) {
+		warnx("%s", err);
+		goto out;
+	}
+	if (cgf_domains_new(&pa.policy, &pa.limits, &domains)) {
+		warnx("out of memory");
+		goto out;
+	}
+	if (cgf_domains_count(domains)) {
+		char msg[CGF_ERR_LEN];
+
+		if (cgf_resolver_new(&res, pa.servers, pa.n_servers, msg, sizeof(msg))) {
+			warnx("%s", msg);
+			goto out;
+		}
+		cgf_domains_refresh(domains, res, cgf_boottime_ns(), true, RESOLVE_TIMEOUT_MS,
+				    log_resolve_failure, NULL);
+	}
+	if (compile(&pa.policy, domains, &list))
+		goto out;
+	aopts.pin_root = pa.pin_root;
+	aopts.audit = pa.audit;
+	if (cgf_fence_attach(path, &list, &aopts, NULL, err)) {
+		warnx("%s", err);
+		goto out;
+	}
+	printf("fenced %s (cgroup id %" PRIu64 ", %zu IPv4 and %zu IPv6 entries%s)\n", path, id,
+	       list.n_v4, list.n_v6, pa.audit ? ", audit mode" : "");
+	status = 0;
+out:
+	cgf_allowlist_free(&list);
+	cgf_domains_free(domains);
+	cgf_resolver_free(res);
+	cgf_policy_free(&pa.policy);
+	return status;
+}
+
+static void usage_detach(FILE *out)
+{
+	fprintf(out,
+		"usage: cgfence detach --cgroup PATH [--bpffs DIR]\n"
+		"\n"
+		"Removes the fence of a cgroup: its traffic is no longer filtered.\n"
+		"\n"
+		"  -c, --cgroup PATH   the fenced cgroup\n"
+		"      --bpffs DIR     pin directory (default " CGF_PIN_ROOT_DEFAULT ")\n"
+		"  -h, --help          this text\n");
+}
+
+static int cmd_detach(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "cgroup", required_argument, NULL, 'c' },
+		{ "bpffs", required_argument, NULL, 'b' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *cgroup = NULL, *pin_root = NULL;
+	char path[PATH_MAX], err[CGF_ERR_LEN];
+	uint64_t id;
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			cgroup = optarg;
+			break;
+		case 'b':
+			pin_root = optarg;
+			break;
+		case 'h':
+			usage_detach(stdout);
+			return 0;
+		default:
+			usage_detach(stderr);
+			return 1;
+		}
+	}
+	if (!cgroup || optind != argc) {
+		warnx(!cgroup ? "detach: --cgroup PATH is required" : "detach: unexpected '%s'",
+		      argv[optind]);
+		return 1;
+	}
+	if (cgf_cgroup_resolve(cgroup, path, sizeof(path), &id, err)) {
+		warnx("%s", err);
+		return 1;
+	}
+	if (cgf_fence_remove(pin_root, id, err)) {
+		warnx("%s", err);
+		return 1;
+	}
+	printf("unfenced %s\n", path);
+	return 0;
+}
+
+/* ---- status -------------------------------------------------------------- */
+
+static void usage_status(FILE *out)
+{
+	fprintf(out,
+		"usage: cgfence status [--json] [--bpffs DIR]\n"
+		"\n"
+		"Lists every fenced cgroup: mode, allowlist entries, counters per hook.\n"
+		"\n"
+		"      --json       one JSON document\n"
+		"      --bpffs DIR  pin directory (default " CGF_PIN_ROOT_DEFAULT ")\n"
+		"  -h, --help       this text\n");
+}
+
+static void format_range(const struct cgf_range *rg, char *buf, size_t len)
+{
+	const char *proto = rg->protos == CGF_PROTO_ANY ? "tcp+udp" :
+			    rg->protos == CGF_PROTO_TCP ? "tcp" : "udp";
+	int n;
+
+	if (rg->port_lo == 0 && rg->port_hi == 65535)
+		n = snprintf(buf, len, "%s any port", proto);
+	else if (rg->port_lo == rg->port_hi)
+		n = snprintf(buf, len, "%s %u", proto, rg->port_lo);
+	else
+		n = snprintf(buf, len, "%s %u-%u", proto, rg->port_lo, rg->port_hi);
+	if (rg->expires_ns && n > 0 && (size_t)n < len) {
+		uint64_t now = cgf_boottime_ns();
+
+		if (rg->expires_ns > now)
+			snprintf(buf + n, len - (size_t)n, " (expires in %" PRIu64 " s)",
+				 (uint64_t)((rg->expires_ns - now) / NS_PER_SEC));
+		else
+			snprintf(buf + n, len - (size_t)n, " (expired)");
+	}
+}
+
+static json_t *json_entry(int family, const uint8_t *addr, unsigned prefixlen,
+			  const struct cgf_allow *v)
+{
+	char a[INET6_ADDRSTRLEN], prefix[INET6_ADDRSTRLEN + 8];
+	json_t *ranges = json_array();
+	uint64_t now = cgf_boottime_ns();
+
+	inet_ntop(family, addr, a, sizeof(a));
+	snprintf(prefix, sizeof(prefix), "%s/%u", a, prefixlen);
+	for (unsigned i = 0; i < v->n_ranges && i < CGF_MAX_RANGES; i++) {
+		const struct cgf_range *rg = &v->ranges[i];
+		json_t *pr = json_array();
+
+		if (rg->protos & CGF_PROTO_TCP)
+			json_array_append_new(pr, json_string("tcp"));
+		if (rg->protos & CGF_PROTO_UDP)
+			json_array_append_new(pr, json_string("udp"));
+		json_array_append_new(ranges, json_pack("{s:i,s:i,s:o,s:o}", "port_lo", rg->port_lo,
+						       "port_hi", rg->port_hi, "protocols", pr,
+						       "expires_in_s",
+						       rg->expires_ns ?
+							       json_integer(rg->expires_ns > now ?
+									    (json_int_t)((rg->expires_ns - now) / NS_PER_SEC) : 0) :
+							       json_null()));
+	}
+	return json_pack("{s:s,s:o}", "prefix", prefix, "allow", ranges);
+}
+
+static void print_entry(int family, const uint8_t *addr, unsigned prefixlen,
+			const struct cgf_allow *v)
+{
+	char a[INET6_ADDRSTRLEN], rg[96];
+
+	inet_ntop(family, addr, a, sizeof(a));
+	printf("    %s/%u", a, prefixlen);
+	for (unsigned i = 0; i < v->n_ranges && i < CGF_MAX_RANGES; i++) {
+		format_range(&v->ranges[i], rg, sizeof(rg));
+		printf("%s%s", i ? "; " : "  ", rg);
+	}
+	printf("\n");
+}
+
+static int cmd_status(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "bpffs", required_argument, NULL, 'b' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *pin_root = NULL;
+	json_t *jfences = NULL;
+	uint64_t *ids = NULL;
+	bool json = false;
+	size_t n = 0, i, j;
+	int opt, ret, status = 0;
+
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'j':
+			json = true;
+			break;
+		case 'b':
+			pin_root = optarg;
+			break;
+		case 'h':
+			usage_status(stdout);
+			return 0;
+		default:
+			usage_status(stderr);
+			return 1;
+		}
+	}
+	if (optind != argc) {
+		warnx("status: unexpected '%s'", argv[optind]);
+		return 1;
+	}
+	cgf_libbpf_quiet(false);
+	ret = cgf_fence_list(pin_root, &ids, &n);
+	if (ret) {
+		warnx("cannot list fences in '%s': %s", pin_root ? pin_root : CGF_PIN_ROOT_DEFAULT,
+		      strerror(-ret));
+		return 1;
+	}
+	if (json)
+		jfences = json_array();
+	else if (n == 0)
+		printf("no fenced cgroups\n");
+	for (i = 0; i < n; i++) {
+		struct cgf_allowlist list = { 0 };
+		struct cgf_fence *f = NULL;
+		struct cgf_stats st;
+		char path[PATH_MAX] = "", err[CGF_ERR_LEN];
+		bool have_path = cgf_cgroup_path_of(ids[i], path, sizeof(path)) == 0;
+
+		if (cgf_fence_open(pin_root, ids[i], &f, err) || cgf_fence_stats(f, &st) ||
+		    cgf_fence_dump(f, &list)) {
+			warnx("fence of cgroup id %" PRIu64 ": %s", ids[i],
+			      f ? "cannot read its maps" : err);
+			cgf_fence_close(f);
+			status = 1;
+			continue;
+		}
+		if (json) {
+			json_t *entries = json_array(), *counters = json_object();
+
+			for (j = 0; j < list.n_v4; j++)
+				json_array_append_new(entries,
+						      json_entry(AF_INET, list.v4[j].key.addr,
+								 list.v4[j].key.prefixlen,
+								 &list.v4[j].value));
+			for (j = 0; j < list.n_v6; j++)
+				json_array_append_new(entries,
+						      json_entry(AF_INET6, list.v6[j].key.addr,
+								 list.v6[j].key.prefixlen,
+								 &list.v6[j].value));
+			for (j = 0; j < CGF_HOOK_MAX; j++)
+				json_object_set_new(counters, cgf_hook_name((unsigned)j),
+						    json_pack("{s:I,s:I,s:I}", "allowed",
+							      (json_int_t)st.allowed[j], "denied",
+							      (json_int_t)st.denied[j], "audited",
+							      (json_int_t)st.audited[j]));
+			json_array_append_new(
+				jfences,
+				json_pack("{s:I,s:o,s:s,s:I,s:I,s:o,s:o,s:I}", "cgroup_id",
+					  (json_int_t)ids[i], "cgroup",
+					  have_path ? json_string(path) : json_null(), "mode",
+					  cgf_fence_audit(f) ? "audit" : "enforce", "ipv4_entries",
+					  (json_int_t)list.n_v4, "ipv6_entries", (json_int_t)list.n_v6,
+					  "allowlist", entries, "counters", counters, "events_lost",
+					  (json_int_t)st.events_lost));
+		} else {
+			printf("%s (cgroup id %" PRIu64 "), %s\n", have_path ? path : "(cgroup gone)",
+			       ids[i], cgf_fence_audit(f) ? "audit mode" : "enforcing");
+			printf("  allowlist: %zu IPv4, %zu IPv6 entries\n", list.n_v4, list.n_v6);
+			for (j = 0; j < list.n_v4 && j < 50; j++)
+				print_entry(AF_INET, list.v4[j].key.addr, list.v4[j].key.prefixlen,
+					    &list.v4[j].value);
+			for (j = 0; j < list.n_v6 && j < 50; j++)
+				print_entry(AF_INET6, list.v6[j].key.addr, list.v6[j].key.prefixlen,
+					    &list.v6[j].value);
+			if (list.n_v4 > 50 || list.n_v6 > 50)
+				printf("    ... (first 50 per family shown; --json lists all)\n");
+			printf("  %-10s %12s %12s %12s\n", "hook", "allowed", "denied", "audited");
+			for (j = 0; j < CGF_HOOK_MAX; j++)
+				printf("  %-10s %12" PRIu64 " %12" PRIu64 " %12" PRIu64 "\n",
+				       cgf_hook_name((unsigned)j), (uint64_t)st.allowed[j],
+				       (uint64_t)st.denied[j], (uint64_t)st.audited[j]);
+			if (st.events_lost)
+				printf("  deny events lost (ring buffer full): %" PRIu64 "\n",
+				       (uint64_t)st.events_lost);
+		}
+		cgf_allowlist_free(&list);
+		cgf_fence_close(f);
+	}
+	if (json) {
+		json_dumpf(json_pack("{s:o}", "fences", jfences), stdout, JSON_INDENT(2));
+		printf("\n");
+	}
+	free(ids);
+	return status;
+}
+
+/* ---- main ---------------------------------------------------------------- */
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: cgfence COMMAND [OPTIONS]\n"
+		"\n"
+		"Keeps a cgroup on an egress allowlist enforced by eBPF from the host.\n"
+		"\n"
+		"  run      run a command fenced:  cgfence run --allow 198.18.0.2:443 -- curl ...\n"
+		"  attach   fence an existing cgroup\n"
+		"  detach   remove the fence of a cgroup\n"
+		"  status   list fenced cgroups, their allowlists and counters\n"
+		"\n"
+		"A rule is TARGET[:PORTS][/PROTO]: TARGET an IPv4/IPv6 address or prefix\n"
+		"([IPv6] in brackets when a port follows) or a domain; PORTS N or N-M;\n"
+		"PROTO tcp or udp (both when absent).  `cgfence COMMAND --help` for more.\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		int (*fn)(int, char **);
+	} cmds[] = {
+		{ "run", cmd_run },
+		{ "attach", cmd_attach },
+		{ "detach", cmd_detach },
+		{ "status", cmd_status },
+	};
+
+	if (argc < 2) {
+		usage(stderr);
+		return 1;
+	}
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (!strcmp(argv[1], cmds[i].name))
+			return cmds[i].fn(argc - 1, argv + 1);
+	warnx("unknown command '%s' (run, attach, detach, status)", argv[1]);
+	return 1;
+}

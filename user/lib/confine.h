@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Putting the calling process into a fenced cgroup so that nothing it runs can
+ * get at the fence: used by `cgfence run` in the child, before exec.
+ */
+#ifndef CGF_CONFINE_H
+#define CGF_CONFINE_H
+
+/*
+ * Turns on nsdelegate on the host's cgroup2 hierarchy when it is off, so that a
+ * process in a cgroup namespace cannot move itself out of that namespace's
+ * root through any view of the tree (another process's /proc/PID/root
+ * included).  Returns 0, 1 when it changed the mount, or a negative errno.
+ */
+int cgf_cgroup2_nsdelegate(char *err);
+
+/*
+ * In the calling process: joins the cgroup at cgroup_path, enters new cgroup
+ * and mount namespaces, unmounts every bpf filesystem (the fence's pins
+ * become unreachable), replaces every cgroup2 mount by one rooted at the
+ * fence, and drops the capabilities that could undo the fence (CAP_SYS_ADMIN,
+ * CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE, CAP_SYS_MODULE, CAP_DAC_READ_SEARCH,
+ * CAP_SYS_RAWIO, CAP_MKNOD, CAP_SYS_BOOT, CAP_MAC_ADMIN, CAP_MAC_OVERRIDE) from
+ * every set, the bounding set included.  CAP_NET_ADMIN and CAP_NET_RAW stay:
+ * the fence holds against them.  Returns 0 or a negative errno with err set.
+ */
+int cgf_confine_self(const char *cgroup_path, char *err);
+
+#endif /* CGF_CONFINE_H */

@@ -1,0 +1,941 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* Loading, attaching, pinning and syncing a fence; see fence.h. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <linux/magic.h>
+#include <netinet/in.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "fence.h"
+#include "cgfence.skel.h"
+
+#ifndef BPF_FS_MAGIC
+#define BPF_FS_MAGIC 0xcafe4a11
+#endif
+#ifndef CGROUP2_SUPER_MAGIC
+#define CGROUP2_SUPER_MAGIC 0x63677270
+#endif
+
+static int fail(char *err, int ret, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, int ret, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err) {
+		va_start(ap, fmt);
+		vsnprintf(err, CGF_ERR_LEN, fmt, ap);
+		va_end(ap);
+	}
+	return ret;
+}
+
+/* ---- mounts ---------------------------------------------------------- */
+
+/* Undoes the octal escapes (\040 for a space) of a mountinfo field. */
+static void mountinfo_unescape(char *s)
+{
+	char *out = s;
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+		    s[3] >= '0' && s[3] <= '7') {
+			*out++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+			s += 3;
+		} else {
+			*out++ = *s;
+		}
+	}
+	*out = '\0';
+}
+
+int cgf_find_mount(const char *fstype, char *path, size_t len)
+{
+	char line[4096];
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	int ret = -ENOENT;
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		/* id parent major:minor root mountpoint opts [optional...] - fstype source superopts */
+		char *sep = strstr(line, " - ");
+		char *fields[5];
+		char *save = NULL, *tok;
+		int n = 0;
+
+		if (!sep)
+			continue;
+		for (tok = strtok_r(line, " ", &save); tok && n < 5; tok = strtok_r(NULL, " ", &save))
+			fields[n++] = tok;
+		if (n < 5)
+			continue;
+		tok = strtok_r(sep + 3, " ", &save);
+		if (!tok || strcmp(tok, fstype))
+			continue;
+		mountinfo_unescape(fields[4]);
+		if (strlen(fields[4]) >= len) {
+			ret = -ENAMETOOLONG;
+			break;
+		}
+		strcpy(path, fields[4]);
+		ret = 0;
+		break;
+	}
+	fclose(f);
+	return ret;
+}
+
+int cgf_cgroup2_root(char *path, size_t len, char *err)
+{
+	int ret = cgf_find_mount("cgroup2", path, len);
+
+	if (ret)
+		return fail(err, ret, "no cgroup2 filesystem is mounted (checked /proc/self/mountinfo)");
+	return 0;
+}
+
+static bool on_fs(const char *path, long magic)
+{
+	struct statfs st;
+
+	return statfs(path, &st) == 0 && st.f_type == magic;
+}
+
+int cgf_pin_root_prepare(const char *pin_root, char *err)
+{
+	char parent[PATH_MAX];
+	char *slash;
+
+	if (snprintf(parent, sizeof(parent), "%s", pin_root) >= (int)sizeof(parent))
+		return fail(err, -ENAMETOOLONG, "pin directory '%s': path too long", pin_root);
+	slash = strrchr(parent, '/');
+	if (!slash || slash == parent)
+		return fail(err, -EINVAL, "pin directory '%s' must be a directory below a bpffs mount",
+			    pin_root);
+	*slash = '\0';
+	if (!on_fs(parent, BPF_FS_MAGIC)) {
+		/* Mount bpffs only where it belongs by convention; elsewhere say so. */
+		if (strcmp(parent, "/sys/fs/bpf"))
+			return fail(err, -ENOTDIR, "'%s' is not on a bpf filesystem", parent);
+		if (mkdir(parent, 0700) && errno != EEXIST)
+			return fail(err, -errno, "cannot create '%s': %s", parent, strerror(errno));
+		if (mount("bpf", parent, "bpf", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0700"))
+			return fail(err, -errno, "cannot mount bpffs on '%s': %s", parent,
+				    strerror(errno));
+	}
+	if (mkdir(pin_root, 0700) && errno != EEXIST)
+		return fail(err, -errno, "cannot create '%s': %s", pin_root, strerror(errno));
+	if (!on_fs(pin_root, BPF_FS_MAGIC))
+		return fail(err, -ENOTDIR, "'%s' is not on a bpf filesystem", pin_root);
+	return 0;
+}
+
+/* ---- cgroups --------------------------------------------------------- */
+
+int cgf_cgroup_id(const char *path, uint64_t *id)
+{
+	struct {
+		struct file_handle fh;
+		uint64_t id;
+	} h = { .fh.handle_bytes = sizeof(uint64_t) };
+	int mount_id;
+
+	if (name_to_handle_at(AT_FDCWD, path, &h.fh, &mount_id, 0))
+		return -errno;
+	if (h.fh.handle_bytes != sizeof(uint64_t))
+		return -EPROTO;
+	memcpy(id, h.fh.f_handle, sizeof(*id));
+	return 0;
+}
+
+int cgf_cgroup_resolve(const char *given, char *path, size_t len, uint64_t *id, char *err)
+{
+	char root[PATH_MAX], buf[PATH_MAX], *real;
+	uint64_t root_id;
+	int ret;
+
+	if (!given || !*given)
+		return fail(err, -EINVAL, "empty cgroup path");
+	ret = cgf_cgroup2_root(root, sizeof(root), err);
+	if (ret)
+		return ret;
+	if (given[0] == '/' && on_fs(given, CGROUP2_SUPER_MAGIC))
+		snprintf(buf, sizeof(buf), "%s", given);
+	else if (snprintf(buf, sizeof(buf), "%s/%s", root, given) >= (int)sizeof(buf))
+		return fail(err, -ENAMETOOLONG, "cgroup '%s': path too long", given);
+	real = realpath(buf, NULL);
+	if (!real)
+		return fail(err, -errno, "cgroup '%s': %s", given, strerror(errno));
+	if (!on_fs(real, CGROUP2_SUPER_MAGIC)) {
+		ret = fail(err, -EINVAL, "cgroup '%s': '%s' is not on the cgroup2 filesystem", given,
+			   real);
+		goto out;
+	}
+	ret = cgf_cgroup_id(real, id);
+	if (ret) {
+		fail(err, ret, "cgroup '%s': cannot read its id: %s", given, strerror(-ret));
+		goto out;
+	}
+	if (cgf_cgroup_id(root, &root_id) == 0 && root_id == *id) {
+		ret = fail(err, -EINVAL,
+			   "cgroup '%s' is the root cgroup: fencing it would fence the whole host",
+			   given);
+		goto out;
+	}
+	if (strlen(real) >= len) {
+		ret = fail(err, -ENAMETOOLONG, "cgroup '%s': path too long", given);
+		goto out;
+	}
+	strcpy(path, real);
+out:
+	free(real);
+	return ret;
+}
+
+static uint64_t search_id;
+static char *search_out;
+static size_t search_len;
+
+static int search_visit(const char *fpath, const struct stat *sb, int type, struct FTW *ftw)
+{
+	uint64_t id;
+
+	if (type != FTW_D)
+		return 0;
+	if (cgf_cgroup_id(fpath, &id) == 0 && id == search_id) {
+		snprintf(search_out, search_len, "%s", fpath);
+		return 1;
+	}
+	return 0;
+}
+
+int cgf_cgroup_path_of(uint64_t id, char *path, size_t len)
+{
+	char root[PATH_MAX];
+	int ret = cgf_find_mount("cgroup2", root, sizeof(root));
+
+	if (ret)
+		return ret;
+	search_id = id;
+	search_out = path;
+	search_len = len;
+	ret = nftw(root, search_visit, 32, FTW_PHYS | FTW_MOUNT);
+	return ret == 1 ? 0 : -ENOENT;
+}
+
+/* ---- the fence ------------------------------------------------------- */
+
+struct cgf_fence {
+	uint64_t cgroup_id;
+	bool audit;
+	int allow4_fd;
+	int allow6_fd;
+	int config_fd;
+	int stats_fd;
+	int events_fd;
+};
+
+/* Hooks, with the name of their pinned link ("link_connect4"). */
+#define CGF_PROGS(X)             \
+	X(connect4, cgf_connect4) \
+	X(connect6, cgf_connect6) \
+	X(sendmsg4, cgf_sendmsg4) \
+	X(sendmsg6, cgf_sendmsg6) \
+	X(egress, cgf_egress)     \
+	X(sockops, cgf_sockops)
+
+static const char *const map_pins[] = {
+	CGF_PIN_ALLOW4, CGF_PIN_ALLOW6, CGF_PIN_CONFIG, CGF_PIN_STATS, CGF_PIN_EVENTS,
+};
+
+static const char *const link_pins[] = {
+#define X(name, prog) CGF_PIN_LINK_PREFIX #name,
+	CGF_PROGS(X)
+#undef X
+};
+
+static const char *pin_root_or_default(const char *pin_root)
+{
+	return pin_root ? pin_root : CGF_PIN_ROOT_DEFAULT;
+}
+
+static int fence_dir(char *buf, size_t len, const char *pin_root, uint64_t id, const char *suffix)
+{
+	int n = snprintf(buf, len, "%s/%" PRIu64 "%s", pin_root_or_default(pin_root), id, suffix);
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+/* Removes every pin a fence may have in dir, then dir itself. */
+static int unpin_dir(const char *dir)
+{
+	char path[PATH_MAX + 64];
+	int ret = 0;
+	size_t i;
+
+	for (i = 0; i < sizeof(link_pins) / sizeof(link_pins[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, link_pins[i]);
+		if (unlink(path) && errno != ENOENT)
+			ret = -errno;
+	}
+	for (i = 0; i < sizeof(map_pins) / sizeof(map_pins[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, map_pins[i]);
+		if (unlink(path) && errno != ENOENT)
+			ret = -errno;
+	}
+	if (rmdir(dir) && errno != ENOENT)
+		ret = -errno;
+	return ret;
+}
+
+/* Serializes attach and remove across processes: a lock on the pin root. */
+static int lock_pin_root(const char *pin_root, char *err)
+{
+	int fd = open(pin_root_or_default(pin_root), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return fail(err, -errno, "cannot open '%s': %s", pin_root_or_default(pin_root),
+			    strerror(errno));
+	if (flock(fd, LOCK_EX)) {
+		int ret = -errno;
+
+		close(fd);
+		return fail(err, ret, "cannot lock '%s': %s", pin_root_or_default(pin_root),
+			    strerror(-ret));
+	}
+	return fd;
+}
+
+static int write_allowlist(int fd4, int fd6, const struct cgf_allowlist *list, char *err)
+{
+	char addr[INET6_ADDRSTRLEN];
+	size_t i;
+
+	for (i = 0; i < list->n_v4; i++) {
+		if (bpf_map_update_elem(fd4, &list->v4[i].key, &list->v4[i].value, BPF_ANY)) {
+			int ret = -errno;
+
+			inet_ntop(AF_INET, list->v4[i].key.addr, addr, sizeof(addr));
+			return fail(err, ret, "cannot write allowlist entry %s/%u: %s", addr,
+				    list->v4[i].key.prefixlen, strerror(-ret));
+		}
+	}
+	for (i = 0; i < list->n_v6; i++) {
+		if (bpf_map_update_elem(fd6, &list->v6[i].key, &list->v6[i].value, BPF_ANY)) {
+			int ret = -errno;
+
+			inet_ntop(AF_INET6, list->v6[i].key.addr, addr, sizeof(addr));
+			return fail(err, ret, "cannot write allowlist entry %s/%u: %s", addr,
+				    list->v6[i].key.prefixlen, strerror(-ret));
+		}
+	}
+	return 0;
+}
+
+static struct cgf_fence *fence_new(void)
+{
+	struct cgf_fence *f = calloc(1, sizeof(*f));
+
+	if (f)
+		f->allow4_fd = f->allow6_fd = f->config_fd = f->stats_fd = f->events_fd = -1;
+	return f;
+}
+
+void cgf_fence_close(struct cgf_fence *f)
+{
+	if (!f)
+		return;
+	if (f->allow4_fd >= 0)
+		close(f->allow4_fd);
+	if (f->allow6_fd >= 0)
+		close(f->allow6_fd);
+	if (f->config_fd >= 0)
+		close(f->config_fd);
+	if (f->stats_fd >= 0)
+		close(f->stats_fd);
+	if (f->events_fd >= 0)
+		close(f->events_fd);
+	free(f);
+}
+
+uint64_t cgf_fence_cgroup_id(const struct cgf_fence *f)
+{
+	return f->cgroup_id;
+}
+
+bool cgf_fence_audit(const struct cgf_fence *f)
+{
+	return f->audit;
+}
+
+int cgf_fence_events_fd(const struct cgf_fence *f)
+{
+	return f->events_fd;
+}
+
+static int dup_cloexec(int fd)
+{
+	return fcntl(fd, F_DUPFD_CLOEXEC, 3);
+}
+
+int cgf_fence_attach(const char *cgroup_path, const struct cgf_allowlist *list,
+		     const struct cgf_attach_opts *opts, struct cgf_fence **out, char *err)
+{
+	const char *pin_root = pin_root_or_default(opts ? opts->pin_root : NULL);
+	struct bpf_link *links[sizeof(link_pins) / sizeof(link_pins[0])] = {};
+	struct bpf_program *progs[sizeof(link_pins) / sizeof(link_pins[0])];
+	char dir[PATH_MAX], tmpdir[PATH_MAX], path[PATH_MAX + 64];
+	struct cgf_config cfg = { .abi_version = CGF_ABI_VERSION };
+	struct cgfence_bpf *skel = NULL;
+	struct cgf_fence *fence = NULL;
+	struct bpf_map *maps[5];
+	int lock_fd = -1, cg_fd = -1, ret;
+	bool pinned = false;
+	uint32_t zero = 0;
+	uint64_t id;
+	size_t i;
+
+	ret = cgf_pin_root_prepare(pin_root, err);
+	if (ret)
+		return ret;
+	cg_fd = open(cgroup_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cg_fd < 0)
+		return fail(err, -errno, "cannot open cgroup '%s': %s", cgroup_path,
+			    strerror(errno));
+	ret = cgf_cgroup_id(cgroup_path, &id);
+	if (ret) {
+		fail(err, ret, "cannot read the id of cgroup '%s': %s", cgroup_path, strerror(-ret));
+		goto out;
+	}
+	lock_fd = lock_pin_root(pin_root, err);
+	if (lock_fd < 0) {
+		ret = lock_fd;
+		goto out;
+	}
+	if (fence_dir(dir, sizeof(dir), pin_root, id, "") ||
+	    fence_dir(tmpdir, sizeof(tmpdir), pin_root, id, "_new")) {
+		ret = fail(err, -ENAMETOOLONG, "pin directory '%s': path too long", pin_root);
+		goto out;
+	}
+	if (access(dir, F_OK) == 0) {
+		ret = fail(err, -EEXIST, "cgroup '%s' is already fenced (pins in '%s')",
+			   cgroup_path, dir);
+		goto out;
+	}
+	/* Leftover of an attach that died half-way: never published, safe to drop. */
+	unpin_dir(tmpdir);
+
+	skel = cgfence_bpf__open();
+	if (!skel) {
+		ret = fail(err, -errno, "cannot open the BPF object: %s", strerror(errno));
+		goto out;
+	}
+	ret = cgfence_bpf__load(skel);
+	if (ret) {
+		fail(err, ret, "cannot load the BPF programs: %s", strerror(-ret));
+		goto out;
+	}
+	cfg.cgroup_id = id;
+	cfg.flags = opts && opts->audit ? CGF_CONFIG_AUDIT : 0;
+	if (bpf_map_update_elem(bpf_map__fd(skel->maps.cgf_config), &zero, &cfg, BPF_ANY)) {
+		ret = fail(err, -errno, "cannot write the fence config: %s", strerror(errno));
+		goto out;
+	}
+	/* The allowlist is complete before any program sees a packet. */
+	ret = write_allowlist(bpf_map__fd(skel->maps.cgf_allow4), bpf_map__fd(skel->maps.cgf_allow6),
+			      list, err);
+	if (ret)
+		goto out;
+
+	if (mkdir(tmpdir, 0700)) {
+		ret = fail(err, -errno, "cannot create '%s': %s", tmpdir, strerror(errno));
+		goto out;
+	}
+	pinned = true;
+	maps[0] = skel->maps.cgf_allow4;
+	maps[1] = skel->maps.cgf_allow6;
+	maps[2] = skel->maps.cgf_config;
+	maps[3] = skel->maps.cgf_stats;
+	maps[4] = skel->maps.cgf_events;
+	for (i = 0; i < 5; i++) {
+		snprintf(path, sizeof(path), "%s/%s", tmpdir, map_pins[i]);
+		ret = bpf_map__pin(maps[i], path);
+		if (ret) {
+			fail(err, ret, "cannot pin map '%s': %s", path, strerror(-ret));
+			goto out;
+		}
+	}
+	i = 0;
+#define X(name, prog) progs[i++] = skel->progs.prog;
+	CGF_PROGS(X)
+#undef X
+	for (i = 0; i < sizeof(links) / sizeof(links[0]); i++) {
+		links[i] = bpf_program__attach_cgroup(progs[i], cg_fd);
+		if (!links[i]) {
+			ret = -errno;
+			links[i] = NULL;
+			fail(err, ret, "cannot attach '%s' to cgroup '%s': %s",
+			     bpf_program__name(progs[i]), cgroup_path, strerror(-ret));
+			goto out;
+		}
+		snprintf(path, sizeof(path), "%s/%s", tmpdir, link_pins[i]);
+		ret = bpf_link__pin(links[i], path);
+		if (ret) {
+			fail(err, ret, "cannot pin link '%s': %s", path, strerror(-ret));
+			goto out;
+		}
+	}
+	/* Publish: the fence exists under its final name only when complete. */
+	if (rename(tmpdir, dir)) {
+		ret = fail(err, -errno, "cannot rename '%s' to '%s': %s", tmpdir, dir,
+			   strerror(errno));
+		goto out;
+	}
+	pinned = false;
+
+	if (out) {
+		fence = fence_new();
+		if (!fence) {
+			ret = fail(err, -ENOMEM, "out of memory");
+			goto out_published;
+		}
+		fence->cgroup_id = id;
+		fence->audit = cfg.flags & CGF_CONFIG_AUDIT;
+		fence->allow4_fd = dup_cloexec(bpf_map__fd(skel->maps.cgf_allow4));
+		fence->allow6_fd = dup_cloexec(bpf_map__fd(skel->maps.cgf_allow6));
+		fence->config_fd = dup_cloexec(bpf_map__fd(skel->maps.cgf_config));
+		fence->stats_fd = dup_cloexec(bpf_map__fd(skel->maps.cgf_stats));
+		fence->events_fd = dup_cloexec(bpf_map__fd(skel->maps.cgf_events));
+		if (fence->allow4_fd < 0 || fence->allow6_fd < 0 || fence->config_fd < 0 ||
+		    fence->stats_fd < 0 || fence->events_fd < 0) {
+			ret = fail(err, -errno, "cannot duplicate map fds: %s", strerror(errno));
+			goto out_published;
+		}
+		*out = fence;
+		fence = NULL;
+	}
+	ret = 0;
+	goto out;
+
+out_published:
+	cgf_fence_close(fence);
+	fence = NULL;
+	unpin_dir(dir);
+out:
+	if (pinned)
+		unpin_dir(tmpdir);
+	/* Pinned links stay attached; unpinned ones detach as they are destroyed here. */
+	for (i = 0; i < sizeof(links) / sizeof(links[0]); i++)
+		bpf_link__destroy(links[i]);
+	cgfence_bpf__destroy(skel);
+	if (lock_fd >= 0)
+		close(lock_fd);
+	if (cg_fd >= 0)
+		close(cg_fd);
+	return ret;
+}
+
+static int open_pin(const char *dir, const char *name, char *err)
+{
+	char path[PATH_MAX + 64];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return fail(err, -errno, "cannot open pinned '%s': %s", path, strerror(errno));
+	if (fcntl(fd, F_SETFD, FD_CLOEXEC)) {
+		close(fd);
+		return fail(err, -errno, "cannot set close-on-exec on '%s': %s", path,
+			    strerror(errno));
+	}
+	return fd;
+}
+
+int cgf_fence_open(const char *pin_root, uint64_t id, struct cgf_fence **out, char *err)
+{
+	struct cgf_fence *f;
+	struct cgf_config cfg;
+	char dir[PATH_MAX];
+	uint32_t zero = 0;
+	int ret;
+
+	if (fence_dir(dir, sizeof(dir), pin_root, id, ""))
+		return fail(err, -ENAMETOOLONG, "pin directory path too long");
+	if (access(dir, F_OK))
+		return fail(err, -ENOENT, "no fence for cgroup id %" PRIu64 " (no pins in '%s')",
+			    id, dir);
+	f = fence_new();
+	if (!f)
+		return fail(err, -ENOMEM, "out of memory");
+	f->cgroup_id = id;
+	if ((f->config_fd = open_pin(dir, CGF_PIN_CONFIG, err)) < 0 ||
+	    (f->allow4_fd = open_pin(dir, CGF_PIN_ALLOW4, err)) < 0 ||
+	    (f->allow6_fd = open_pin(dir, CGF_PIN_ALLOW6, err)) < 0 ||
+	    (f->stats_fd = open_pin(dir, CGF_PIN_STATS, err)) < 0 ||
+	    (f->events_fd = open_pin(dir, CGF_PIN_EVENTS, err)) < 0) {
+		ret = -EIO;
+		goto fail;
+	}
+	if (bpf_map_lookup_elem(f->config_fd, &zero, &cfg)) {
+		ret = fail(err, -errno, "cannot read the config of '%s': %s", dir, strerror(errno));
+		goto fail;
+	}
+	if (cfg.abi_version != CGF_ABI_VERSION) {
+		ret = fail(err, -EPROTO,
+			   "fence in '%s' was made by another cgfence (layout %u, this one reads %u)",
+			   dir, cfg.abi_version, CGF_ABI_VERSION);
+		goto fail;
+	}
+	f->audit = cfg.flags & CGF_CONFIG_AUDIT;
+	*out = f;
+	return 0;
+fail:
+	cgf_fence_close(f);
+	return ret;
+}
+
+static int key_cmp4(const void *a, const void *b)
+{
+	return memcmp(a, b, sizeof(struct cgf_key4));
+}
+
+static int key_cmp6(const void *a, const void *b)
+{
+	return memcmp(a, b, sizeof(struct cgf_key6));
+}
+
+/* Collects every key of a map; *keys is malloc'ed. */
+static int map_keys(int fd, size_t key_size, void **keys, size_t *n)
+{
+	size_t cap = 1024, count = 0;
+	char *buf = malloc(cap * key_size), *prev = NULL;
+
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		if (count == cap) {
+			char *grown = realloc(buf, 2 * cap * key_size);
+
+			if (!grown) {
+				free(buf);
+				return -ENOMEM;
+			}
+			buf = grown;
+			cap *= 2;
+		}
+		prev = count ? buf + (count - 1) * key_size : NULL;
+		if (bpf_map_get_next_key(fd, prev, buf + count * key_size)) {
+			if (errno == ENOENT)
+				break;
+			free(buf);
+			return -errno;
+		}
+		count++;
+	}
+	*keys = buf;
+	*n = count;
+	return 0;
+}
+
+/* Deletes the keys of fd that are not among the new entries. */
+static int delete_stale(int fd, size_t key_size, const void *entries, size_t n_entries,
+			size_t entry_size, int (*cmp)(const void *, const void *))
+{
+	void *keys;
+	size_t n, i;
+	char *keep;
+	int ret = map_keys(fd, key_size, &keys, &n);
+
+	if (ret)
+		return ret;
+	keep = calloc(n ? n : 1, 1);
+	if (!keep) {
+		free(keys);
+		return -ENOMEM;
+	}
+	qsort(keys, n, key_size, cmp);
+	for (i = 0; i < n_entries; i++) {
+		/* Entries start with their key. */
+		char *hit = bsearch((const char *)entries + i * entry_size, keys, n, key_size, cmp);
+
+		if (hit)
+			keep[(hit - (char *)keys) / key_size] = 1;
+	}
+	for (i = 0; i < n; i++) {
+		if (!keep[i] && bpf_map_delete_elem(fd, (char *)keys + i * key_size) &&
+		    errno != ENOENT) {
+			ret = -errno;
+			break;
+		}
+	}
+	free(keep);
+	free(keys);
+	return ret;
+}
+
+int cgf_fence_sync(struct cgf_fence *f, const struct cgf_allowlist *list, char *err)
+{
+	int ret = write_allowlist(f->allow4_fd, f->allow6_fd, list, err);
+
+	if (ret)
+		return ret;
+	ret = delete_stale(f->allow4_fd, sizeof(struct cgf_key4), list->v4, list->n_v4,
+			   sizeof(list->v4[0]), key_cmp4);
+	if (!ret)
+		ret = delete_stale(f->allow6_fd, sizeof(struct cgf_key6), list->v6, list->n_v6,
+				   sizeof(list->v6[0]), key_cmp6);
+	if (ret)
+		return fail(err, ret, "cannot remove old allowlist entries: %s", strerror(-ret));
+	return 0;
+}
+
+int cgf_fence_remove(const char *pin_root, uint64_t id, char *err)
+{
+	char dir[PATH_MAX];
+	int lock_fd, ret;
+
+	if (fence_dir(dir, sizeof(dir), pin_root, id, ""))
+		return fail(err, -ENAMETOOLONG, "pin directory path too long");
+	lock_fd = lock_pin_root(pin_root, err);
+	if (lock_fd < 0)
+		return lock_fd;
+	if (access(dir, F_OK)) {
+		ret = fail(err, -ENOENT, "no fence for cgroup id %" PRIu64 " (no pins in '%s')", id,
+			   dir);
+	} else {
+		ret = unpin_dir(dir);
+		if (ret)
+			fail(err, ret, "cannot remove the pins in '%s': %s", dir, strerror(-ret));
+	}
+	close(lock_fd);
+	return ret;
+}
+
+int cgf_fence_stats(const struct cgf_fence *f, struct cgf_stats *sum)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	struct cgf_stats *per_cpu;
+	uint32_t zero = 0;
+	int cpu, h;
+
+	if (ncpu <= 0)
+		return ncpu ? ncpu : -EINVAL;
+	per_cpu = calloc((size_t)ncpu, sizeof(*per_cpu));
+	if (!per_cpu)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(f->stats_fd, &zero, per_cpu)) {
+		int ret = -errno;
+
+		free(per_cpu);
+		return ret;
+	}
+	memset(sum, 0, sizeof(*sum));
+	for (cpu = 0; cpu < ncpu; cpu++) {
+		for (h = 0; h < CGF_HOOK_MAX; h++) {
+			sum->allowed[h] += per_cpu[cpu].allowed[h];
+			sum->denied[h] += per_cpu[cpu].denied[h];
+			sum->audited[h] += per_cpu[cpu].audited[h];
+		}
+		sum->events_lost += per_cpu[cpu].events_lost;
+	}
+	free(per_cpu);
+	return 0;
+}
+
+int cgf_fence_count(const struct cgf_fence *f, size_t *n_v4, size_t *n_v6)
+{
+	void *keys;
+	int ret = map_keys(f->allow4_fd, sizeof(struct cgf_key4), &keys, n_v4);
+
+	if (ret)
+		return ret;
+	free(keys);
+	ret = map_keys(f->allow6_fd, sizeof(struct cgf_key6), &keys, n_v6);
+	if (ret)
+		return ret;
+	free(keys);
+	return 0;
+}
+
+int cgf_fence_dump(const struct cgf_fence *f, struct cgf_allowlist *out)
+{
+	struct cgf_key4 *k4 = NULL;
+	struct cgf_key6 *k6 = NULL;
+	size_t n4 = 0, n6 = 0, i;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	ret = map_keys(f->allow4_fd, sizeof(*k4), (void **)&k4, &n4);
+	if (ret)
+		return ret;
+	ret = map_keys(f->allow6_fd, sizeof(*k6), (void **)&k6, &n6);
+	if (ret)
+		goto out;
+	qsort(k4, n4, sizeof(*k4), key_cmp4);
+	qsort(k6, n6, sizeof(*k6), key_cmp6);
+	out->v4 = calloc(n4 ? n4 : 1, sizeof(*out->v4));
+	out->v6 = calloc(n6 ? n6 : 1, sizeof(*out->v6));
+	if (!out->v4 || !out->v6) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < n4; i++) {
+		out->v4[out->n_v4].key = k4[i];
+		if (bpf_map_lookup_elem(f->allow4_fd, &k4[i], &out->v4[out->n_v4].value) == 0)
+			out->n_v4++;
+	}
+	for (i = 0; i < n6; i++) {
+		out->v6[out->n_v6].key = k6[i];
+		if (bpf_map_lookup_elem(f->allow6_fd, &k6[i], &out->v6[out->n_v6].value) == 0)
+			out->n_v6++;
+	}
+out:
+	free(k4);
+	free(k6);
+	if (ret) {
+		free(out->v4);
+		free(out->v6);
+		memset(out, 0, sizeof(*out));
+	}
+	return ret;
+}
+
+int cgf_fence_list(const char *pin_root, uint64_t **ids, size_t *n)
+{
+	size_t count = 0, cap = 16;
+	uint64_t *buf;
+	struct dirent *de;
+	DIR *d;
+
+	*ids = NULL;
+	*n = 0;
+	d = opendir(pin_root_or_default(pin_root));
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	buf = malloc(cap * sizeof(*buf));
+	if (!buf) {
+		closedir(d);
+		return -ENOMEM;
+	}
+	while ((de = readdir(d))) {
+		char *end;
+		unsigned long long id;
+
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		errno = 0;
+		id = strtoull(de->d_name, &end, 10);
+		if (errno || *end)
+			continue; /* "<id>_new": an attach in progress */
+		if (count == cap) {
+			uint64_t *grown = realloc(buf, 2 * cap * sizeof(*buf));
+
+			if (!grown) {
+				free(buf);
+				closedir(d);
+				return -ENOMEM;
+			}
+			buf = grown;
+			cap *= 2;
+		}
+		buf[count++] = id;
+	}
+	closedir(d);
+	*ids = buf;
+	*n = count;
+	return 0;
+}
+
+/* ---- events ---------------------------------------------------------- */
+
+const char *cgf_hook_name(unsigned hook)
+{
+	static const char *const names[CGF_HOOK_MAX] = {
+		[CGF_HOOK_CONNECT4] = "connect4", [CGF_HOOK_CONNECT6] = "connect6",
+		[CGF_HOOK_SENDMSG4] = "sendmsg4", [CGF_HOOK_SENDMSG6] = "sendmsg6",
+		[CGF_HOOK_EGRESS] = "egress",
+	};
+
+	return hook < CGF_HOOK_MAX ? names[hook] : "unknown";
+}
+
+static const char *proto_name(unsigned proto, char *buf, size_t len)
+{
+	switch (proto) {
+	case IPPROTO_TCP:
+		return "tcp";
+	case IPPROTO_UDP:
+		return "udp";
+	case IPPROTO_ICMP:
+		return "icmp";
+	case IPPROTO_ICMPV6:
+		return "icmpv6";
+	case 0:
+		return "ip";
+	default:
+		snprintf(buf, len, "proto-%u", proto);
+		return buf;
+	}
+}
+
+void cgf_event_format(const struct cgf_event *e, char *buf, size_t len)
+{
+	char addr[INET6_ADDRSTRLEN] = "?", pbuf[16], comm[sizeof(e->comm) + 1];
+	const char *proto = proto_name(e->protocol, pbuf, sizeof(pbuf));
+	size_t i;
+
+	inet_ntop(e->family == AF_INET ? AF_INET : AF_INET6, e->daddr, addr, sizeof(addr));
+	memcpy(comm, e->comm, sizeof(e->comm));
+	comm[sizeof(e->comm)] = '\0';
+	for (i = 0; comm[i]; i++)
+		if (comm[i] < 0x20 || comm[i] > 0x7e)
+			comm[i] = '?';
+	if (e->protocol == IPPROTO_TCP || e->protocol == IPPROTO_UDP)
+		snprintf(buf, len, "%s %s%s%s:%u (%s) pid %u (%s)", proto,
+			 e->family == AF_INET6 ? "[" : "", addr, e->family == AF_INET6 ? "]" : "",
+			 e->dport, cgf_hook_name(e->hook), e->pid, comm);
+	else
+		snprintf(buf, len, "%s %s (%s) pid %u (%s)", proto, addr, cgf_hook_name(e->hook),
+			 e->pid, comm);
+}
+
+uint64_t cgf_boottime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static bool libbpf_verbose;
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (!libbpf_verbose && level != LIBBPF_WARN)
+		return 0;
+	return vfprintf(stderr, fmt, ap);
+}
+
+void cgf_libbpf_quiet(bool verbose)
+{
+	libbpf_verbose = verbose;
+	libbpf_set_print(libbpf_print);
+}

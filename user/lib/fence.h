@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * A fence: the cgfence programs attached to one cgroup v2 through bpf links,
+ * with links and maps pinned under <pin root>/<cgroup id>/ so that enforcement
+ * outlives the process that attached it.  Every function returns 0 or a
+ * negative errno and, on error, leaves a message in err (lowercase, names the
+ * object and the reason).
+ */
+#ifndef CGF_FENCE_H
+#define CGF_FENCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <linux/types.h>
+#include "cgfence.h"
+#include "policy.h"
+
+#define CGF_ERR_LEN 512
+
+/* Mount points, from /proc/self/mountinfo. */
+int cgf_find_mount(const char *fstype, char *path, size_t len);
+
+/* The cgroup v2 mount point, or -ENOENT with a message. */
+int cgf_cgroup2_root(char *path, size_t len, char *err);
+
+/*
+ * Makes sure pin_root is a usable directory on a bpf filesystem: mounts bpffs
+ * on its parent when that is the default location and no bpffs is mounted
+ * there, creates pin_root (mode 0700).
+ */
+int cgf_pin_root_prepare(const char *pin_root, char *err);
+
+/*
+ * Resolves a cgroup given by the user: an absolute path on the cgroup2 mount,
+ * or a path relative to the cgroup2 root ("/libpod_parent/x" or "x").
+ * Fills the absolute path and the cgroup id.  Refuses the root cgroup.
+ */
+int cgf_cgroup_resolve(const char *given, char *path, size_t len, uint64_t *id, char *err);
+
+/* The cgroup id of a cgroup directory. */
+int cgf_cgroup_id(const char *path, uint64_t *id);
+
+/* Finds the path of cgroup id below the cgroup2 root; -ENOENT if gone. */
+int cgf_cgroup_path_of(uint64_t id, char *path, size_t len);
+
+struct cgf_fence;
+
+struct cgf_attach_opts {
+	const char *pin_root;  /* NULL: CGF_PIN_ROOT_DEFAULT */
+	bool audit;            /* log would-be denials, deny nothing */
+};
+
+/*
+ * Loads a fresh instance of the programs, fills the allowlist, attaches every
+ * program to the cgroup with bpf links and pins it all, in that order: the
+ * filter is complete before the first packet meets it.  All or nothing: on any
+ * failure nothing stays attached or pinned.  -EEXIST if already fenced.
+ */
+int cgf_fence_attach(const char *cgroup_path, const struct cgf_allowlist *list,
+		     const struct cgf_attach_opts *opts, struct cgf_fence **out, char *err);
+
+/* Opens the pinned fence of a cgroup id; -ENOENT when there is none. */
+int cgf_fence_open(const char *pin_root, uint64_t cgroup_id, struct cgf_fence **out, char *err);
+
+/*
+ * Replaces the allowlist: writes every new entry (in place where the prefix
+ * exists, so a destination allowed before and after is never denied in
+ * between), then deletes entries no longer listed.
+ */
+int cgf_fence_sync(struct cgf_fence *fence, const struct cgf_allowlist *list, char *err);
+
+/*
+ * Removes the fence: unpins links and maps; the kernel detaches the programs
+ * when the last reference goes.  Works from the pins alone, also for a fence
+ * whose cgroup is gone.
+ */
+int cgf_fence_remove(const char *pin_root, uint64_t cgroup_id, char *err);
+
+void cgf_fence_close(struct cgf_fence *fence);
+
+uint64_t cgf_fence_cgroup_id(const struct cgf_fence *fence);
+bool cgf_fence_audit(const struct cgf_fence *fence);
+
+/* Sums the per-CPU counters. */
+int cgf_fence_stats(const struct cgf_fence *fence, struct cgf_stats *sum);
+
+/* Counts allowlist entries per family. */
+int cgf_fence_count(const struct cgf_fence *fence, size_t *n_v4, size_t *n_v6);
+
+/* Reads the allowlist back (for status). */
+int cgf_fence_dump(const struct cgf_fence *fence, struct cgf_allowlist *out);
+
+/* The ring buffer map fd of deny events. */
+int cgf_fence_events_fd(const struct cgf_fence *fence);
+
+/* Lists the cgroup ids fenced under pin_root; *ids is malloc'ed. */
+int cgf_fence_list(const char *pin_root, uint64_t **ids, size_t *n);
+
+/* "198.18.0.1:80 tcp connect4 pid 12 (curl)"-style description of an event. */
+void cgf_event_format(const struct cgf_event *e, char *buf, size_t len);
+
+const char *cgf_hook_name(unsigned hook);
+
+/* Current CLOCK_BOOTTIME in ns, the clock the programs compare expiries with. */
+uint64_t cgf_boottime_ns(void);
+
+/* Routes libbpf's messages: shown only when verbose. */
+void cgf_libbpf_quiet(bool verbose);
+
+#endif /* CGF_FENCE_H */
