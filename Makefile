@@ -46,7 +46,7 @@ msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
 .DELETE_ON_ERROR:
-.PHONY: all deps test-deps demo check unit bpftest integration bench vmlinux clean
+.PHONY: all deps test-deps demo-deps demo check bench vmlinux clean
 
 all: $(BUILD)/cgfence $(UNIT_BINS) $(TOOL_BINS)
 
@@ -86,7 +86,8 @@ $(BUILD)/tests/%: tests/tools/%.c | $(BUILD)/tests
 # Build dependencies, installed with apt-get when missing (Debian 12).
 BUILD_PKGS := clang llvm make gcc pkg-config libbpf-dev libelf-dev zlib1g-dev bpftool \
 	      libc-ares-dev libjansson-dev libcmocka-dev liburing-dev
-TEST_PKGS := iproute2 dnsmasq-base util-linux libcap2-bin python3
+TEST_PKGS := iproute2 dnsmasq-base util-linux libcap2-bin python3 iputils-ping
+DEMO_PKGS := iproute2 python3 curl
 
 deps:
 	$(Q)scripts/ensure-packages $(BUILD_PKGS)
@@ -94,12 +95,12 @@ deps:
 test-deps: deps
 	$(Q)scripts/ensure-packages $(TEST_PKGS)
 
-demo: deps
+demo-deps: deps
+	$(Q)scripts/ensure-packages $(DEMO_PKGS)
+
+demo: demo-deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)tests/demo.sh
-
-unit: all
-	$(Q)tests/run-unit.sh $(UNIT_BINS)
 
 check: test-deps
 	$(Q)$(MAKE) --no-print-directory all

@@ -354,7 +354,8 @@ int cgf_sendmsg6(struct bpf_sock_addr *ctx)
 /*
  * Reads the destination from the packet's own header.  Returns false for what
  * cannot be judged safely: IPv4 with options or fragmented by hand (the
- * ports would be somewhere else), IPv6 with extension headers.  Those are
+ * ports would be somewhere else), IPv6 with extension headers or to an
+ * IPv4-mapped address.  Those are
  * denied: locally generated TCP and UDP never carry them unless a program asks
  * for source routing, which is exactly what must not pass.
  */
@@ -380,6 +381,13 @@ static __always_inline bool parse_packet(struct __sk_buff *skb, struct cgf_dest 
 			return false;
 		__builtin_memcpy(d->addr, &ip6.daddr, 16);
 		d->proto = ip6.nexthdr;
+		/*
+		 * Mapped addresses never belong on the wire (RFC 4291 2.5.5.2):
+		 * the socket hooks judge them as IPv4, a raw IPv6 packet to one
+		 * is not judged as the IPv4 host it names.
+		 */
+		if (is_v4_mapped(d->addr))
+			return false;
 		l4_off = sizeof(ip6);
 	} else {
 		return false;

@@ -1,0 +1,188 @@
+# Shared by the shell test suites: a tiny runner, assertions, and the test
+# network (network namespaces with test hosts in 198.18.0.0/15 and
+# 2001:db8::/32).  Source it, define functions named test_*, call run_tests.
+#
+# Each suite prints one line per test (PASS/FAIL/SKIP name: detail) and ends
+# with "N passed, N failed, N skipped".  A test that needs something missing
+# (root, BPF, a tool) calls skip "reason": outside CI that is a skip; with
+# CI=true it is a failure, because CI must run every test.
+
+set -u
+
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=$TOP/build
+CGFENCE=$BUILD/cgfence
+PROBE=$BUILD/tests/probe
+TAMPER=$BUILD/tests/tamper
+# Every name a suite creates carries this tag, so cleanup finds them all.
+TAG=cgft$$
+WORK=$(mktemp -d "/tmp/cgfence-test.XXXXXX")
+
+_passed=0
+_failed=0
+_skipped=0
+_current=
+_outcome=
+
+fail() {
+	echo "    fail: $*" >&2
+	_outcome=fail
+}
+
+skip() {
+	if [ "${CI:-}" = true ]; then
+		fail "cannot run in CI: $*"
+	else
+		echo "    skip: $*" >&2
+		[ "$_outcome" = fail ] || _outcome=skip
+	fi
+}
+
+# assert_eq EXPECTED ACTUAL WHAT
+assert_eq() {
+	[ "$1" = "$2" ] || fail "$3: expected '$1', got '$2'"
+}
+
+# assert_match REGEX TEXT WHAT
+assert_match() {
+	printf '%s' "$2" | grep -Eq -- "$1" || fail "$3: '$2' does not match /$1/"
+}
+
+assert_no_match() {
+	if printf '%s' "$2" | grep -Eq -- "$1"; then fail "$3: '$2' matches /$1/"; fi
+}
+
+need_root() {
+	if [ "$(id -u)" != 0 ]; then
+		skip "needs root"
+		return 1
+	fi
+	return 0
+}
+
+# Runs every function named test_* (or those named on the command line) in
+# order, each in a subshell so that a failing test cannot leave state in the
+# runner; the suite's cleanup runs after each test and at exit.
+run_tests() {
+	local t tests
+	if [ $# -gt 0 ]; then tests="$*"; else tests=$(declare -F | awk '$3 ~ /^test_/ {print $3}'); fi
+	for t in $tests; do
+		_current=$t
+		local out rc
+		out=$(
+			_outcome=pass
+			"$t"
+			echo "__outcome=$_outcome"
+		) 2>&1
+		rc=$?
+		local outcome=${out##*__outcome=}
+		out=${out%__outcome=*}
+		if [ $rc -ne 0 ] && [ "$outcome" = pass ]; then outcome=fail; out="$out    fail: exited $rc"$'\n'; fi
+		case $outcome in
+		pass*) _passed=$((_passed + 1)); echo "PASS $t" ;;
+		skip*) _skipped=$((_skipped + 1)); echo "SKIP $t"; printf '%s' "$out" ;;
+		*) _failed=$((_failed + 1)); echo "FAIL $t"; printf '%s' "$out" ;;
+		esac
+		if declare -F suite_cleanup >/dev/null; then suite_cleanup >/dev/null 2>&1; fi
+	done
+	echo "$_passed passed, $_failed failed, $_skipped skipped"
+	[ $_failed -eq 0 ]
+}
+
+_lib_exit() {
+	if declare -F suite_cleanup >/dev/null; then suite_cleanup >/dev/null 2>&1; fi
+	rm -rf "$WORK"
+}
+trap _lib_exit EXIT
+trap 'exit 130' INT TERM
+
+# ---- the test network ------------------------------------------------------
+#
+# net_up creates two namespaces: "$TAG-c" (the client side, where fenced
+# commands run: cgfence run inside `ip netns exec` would lose the cgroup2
+# mount, so commands enter it with nsenter --net) and "$TAG-s" (the servers).
+# Addresses: client 198.18.0.1 / 2001:db8::1, servers 198.18.0.2..9 and
+# 2001:db8::2..9 on the server side of one veth pair.
+NS_C=
+NS_S=
+
+net_up() {
+	NS_C=$TAG-c
+	NS_S=$TAG-s
+	ip netns add "$NS_C" || return 1
+	ip netns add "$NS_S" || return 1
+	ip link add "${TAG}a" netns "$NS_C" type veth peer name "${TAG}b" netns "$NS_S" || return 1
+	ip -n "$NS_C" link set lo up
+	ip -n "$NS_S" link set lo up
+	ip -n "$NS_C" addr add 198.18.0.1/24 dev "${TAG}a"
+	ip -n "$NS_C" addr add 2001:db8::1/64 dev "${TAG}a" nodad
+	local i
+	for i in 2 3 4 5 6 7 8 9; do
+		ip -n "$NS_S" addr add 198.18.0.$i/24 dev "${TAG}b"
+		ip -n "$NS_S" addr add 2001:db8::$i/64 dev "${TAG}b" nodad
+	done
+	ip -n "$NS_C" link set "${TAG}a" up
+	ip -n "$NS_S" link set "${TAG}b" up
+	# ping sockets for root's group, TCP Fast Open as client without cookie
+	ip netns exec "$NS_C" sysctl -qw net.ipv4.ping_group_range="0 2147483647"
+	ip netns exec "$NS_C" sysctl -qw net.ipv4.tcp_fastopen=5
+	ip netns exec "$NS_S" sysctl -qw net.ipv4.tcp_fastopen=0x207
+	# wait (bounded) until the link answers
+	for i in $(seq 1 50); do
+		# no ping(8) here: the probe's ping socket (ping_group_range set above)
+		nsenter --net="/run/netns/$NS_C" -- "$PROBE" ping 198.18.0.2 --expect-reply \
+			--timeout-ms 1000 >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	echo "test network did not come up" >&2
+	return 1
+}
+
+net_down() {
+	local ns
+	for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$TAG-"); do
+		ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
+		ip netns del "$ns" 2>/dev/null
+	done
+}
+
+# in_client CMD...: runs CMD in the client namespace, keeping the host's
+# mounts (cgroup2, bpffs) visible.
+in_client() {
+	nsenter --net="/run/netns/$NS_C" -- "$@"
+}
+
+in_server() {
+	nsenter --net="/run/netns/$NS_S" -- "$@"
+}
+
+# listen_tcp NS ADDR PORT NAME: starts a bounded listener in NS that counts
+# what reaches it into $WORK/NAME.count; waits until it listens.
+listen_tcp() { _listen "$1" listen-tcp "$2" "$3" "$4"; }
+listen_udp() { _listen "$1" listen-udp "$2" "$3" "$4"; }
+
+_listen() {
+	local ns=$1 kind=$2 addr=$3 port=$4 name=$5 i
+	rm -f "$WORK/$name.count"
+	nsenter --net="/run/netns/$ns" -- "$PROBE" "$kind" "$addr" "$port" \
+		--count-file "$WORK/$name.count" --max-seconds 60 --echo >/dev/null 2>&1 &
+	echo $! >>"$WORK/pids"
+	for i in $(seq 1 50); do
+		[ -f "$WORK/$name.count" ] && return 0
+		sleep 0.1
+	done
+	echo "listener $name did not start" >&2
+	return 1
+}
+
+# count NAME FIELD: a field of a listener's count file (0 when absent).
+count() {
+	local v
+	v=$(sed -n "s/.*\b$2=\([0-9]*\).*/\1/p" "$WORK/$1.count" 2>/dev/null)
+	echo "${v:-0}"
+}
+
+kill_listeners() {
+	[ -f "$WORK/pids" ] && xargs -r kill 2>/dev/null <"$WORK/pids"
+	rm -f "$WORK/pids"
+}
