@@ -1,0 +1,891 @@
+#!/bin/bash
+# Core enforcement, as root, with real cgroups and network namespaces: every
+# test fences a probe with `cgfence run` (or `cgfence attach`) in the client
+# namespace and checks both what the probe saw and what the listeners in the
+# server namespace counted.  A denial is measured: nothing arrived.
+#
+# Network (see tests/lib.sh): client 198.18.0.1 / 2001:db8::1, servers
+# 198.18.0.2..9 / 2001:db8::2..9.  No other address is ever used; domain rules
+# always name --resolver, a dnsmasq this suite starts in the server namespace.
+#
+#   tests/integration/test_core.sh [test_name...]
+
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+
+# The cgroup2 mount, from /proc/self/mountinfo (never assumed).
+CG2=$(awk '{ for (i = 7; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") { print $5; exit } break } }' \
+	/proc/self/mountinfo)
+PIN_ROOT=/sys/fs/bpf/cgfence
+DENIED='error EPERM'
+
+# ---- helpers ----------------------------------------------------------------
+
+# setup: what every test needs (root, the binaries, cgroup2), then the
+# network.  Returns non-zero (after skip or fail) when the test cannot go on.
+setup() {
+	need_root || return 1
+	if [ ! -x "$CGFENCE" ] || [ ! -x "$PROBE" ]; then
+		skip "needs $CGFENCE and $PROBE (make build/cgfence build/tests/probe)"
+		return 1
+	fi
+	if [ -z "$CG2" ]; then
+		skip "no cgroup2 filesystem mounted"
+		return 1
+	fi
+	net_up || { fail "the test network did not come up"; return 1; }
+}
+
+# alive PID: PID exists and is not a zombie.
+alive() {
+	local st
+	st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
+	[ -n "$st" ] && [ "$st" != Z ]
+}
+
+# wait_gone PID SECONDS: true once PID has ended (polls every 20 ms).
+wait_gone() {
+	local i
+	for i in $(seq 1 $(($2 * 50))); do
+		alive "$1" || return 0
+		sleep 0.02
+	done
+	return 1
+}
+
+# wait_file FILE SECONDS: true once FILE exists.
+wait_file() {
+	local i
+	for i in $(seq 1 $(($2 * 20))); do
+		[ -e "$1" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# start_fence ARGS...: `cgfence run ARGS` in the client namespace, in the
+# background (nsenter execs it: FPID is cgfence's own pid).
+start_fence() {
+	nsenter --net="/run/netns/$NS_C" -- "$CGFENCE" run "$@" \
+		>"$WORK/fence.out" 2>"$WORK/fence.err" </dev/null &
+	FPID=$!
+	echo "$FPID" >>"$WORK/fence.pids"
+}
+
+# finish_fence [SECONDS]: waits (bounded, default 30 s) for the run that
+# start_fence began; sets RC, OUT, ERR.  Checks that no cgroup is left.
+finish_fence() {
+	if ! wait_gone "$FPID" "${1:-30}"; then
+		fail "cgfence run (pid $FPID) did not end within ${1:-30} s"
+		kill -TERM "$FPID" 2>/dev/null
+		wait_gone "$FPID" 12 || kill -KILL "$FPID" 2>/dev/null
+	fi
+	wait "$FPID"
+	RC=$?
+	sed -i "/^$FPID\$/d" "$WORK/fence.pids"
+	OUT=$(cat "$WORK/fence.out")
+	ERR=$(cat "$WORK/fence.err")
+	[ ! -e "$CG2/cgfence/run-$FPID" ] || fail "cgfence run left its cgroup $CG2/cgfence/run-$FPID"
+}
+
+# fence ARGS...: `cgfence run ARGS` in the client namespace, to its end.
+fence() {
+	start_fence "$@"
+	finish_fence
+}
+
+# units NAME: what listener NAME counted (connections, datagrams, packets).
+units() {
+	local v
+	v=$(sed -n 's/^[a-z]*=\([0-9]*\).*/\1/p' "$WORK/$1.count" 2>/dev/null)
+	echo "${v:-0}"
+}
+
+# expect_units NAME N WHAT: listener NAME counted N.  A positive count is
+# waited for (2 s at most); zero is checked after a pause in which anything
+# sent would long have arrived.
+expect_units() {
+	local i v
+	if [ "$2" = 0 ]; then
+		sleep 0.2
+	else
+		for i in $(seq 1 40); do
+			v=$(units "$1")
+			[ "$v" -ge "$2" ] && break
+			sleep 0.05
+		done
+	fi
+	assert_eq "$2" "$(units "$1")" "$3: what listener $1 counted"
+}
+
+# expect_result EXPECTED WHAT: the probe's line (OUT) starts with EXPECTED.
+expect_result() {
+	case $1 in
+	ok) assert_match '^ok' "$OUT" "$2" ;;
+	*) assert_eq "$1" "$OUT" "$2" ;;
+	esac
+}
+
+# run_table ALLOW_ARGS: reads rows "EXPECT LISTENER COUNT PROBE-ARGS..." from
+# stdin; each row runs `probe PROBE-ARGS` fenced with ALLOW_ARGS and checks the
+# probe's result (ok, or EPERM for "error EPERM") and that listener LISTENER
+# has then counted COUNT in all (a row with listener "-" checks no listener).
+run_table() {
+	local allow=$1 expect name n args rows
+	rows=$(cat)
+	while read -r expect name n args; do
+		[ -n "$expect" ] && [ "${expect#\#}" = "$expect" ] || continue
+		[ "$expect" = EPERM ] && expect=$DENIED
+		# shellcheck disable=SC2086 # word splitting intended
+		fence $allow -- "$PROBE" $args --timeout-ms 1000
+		expect_result "$expect" "$args (allow: $allow)"
+		[ "$name" = - ] || expect_units "$name" "$n" "$args (allow: $allow)"
+	done <<<"$rows"
+}
+
+# listen_icmp NS ADDR NAME: counts ICMP echo requests that reach ADDR in NS.
+listen_icmp() {
+	local i
+	rm -f "$WORK/$3.count"
+	nsenter --net="/run/netns/$1" -- "$PROBE" listen-raw-icmp "$2" \
+		--count-file "$WORK/$3.count" --max-seconds 60 >/dev/null 2>&1 &
+	echo $! >>"$WORK/pids"
+	wait_file "$WORK/$3.count" 5 || { echo "listener $3 did not start" >&2; return 1; }
+}
+
+# cgroup_id DIR: the id of a cgroup (its inode number on cgroup2).
+cgroup_id() { stat -c %i "$1"; }
+
+# start_dnsmasq ARGS...: a DNS server on 198.18.0.5:53 in the server
+# namespace; waits until it listens.
+start_dnsmasq() {
+	local i
+	nsenter --net="/run/netns/$NS_S" -- dnsmasq --no-daemon --conf-file=/dev/null \
+		--no-resolv --no-hosts --bind-interfaces --listen-address=198.18.0.5 --port=53 \
+		--user=root --group=root "$@" >"$WORK/dnsmasq.log" 2>&1 </dev/null &
+	DNSMASQ_PID=$!
+	echo "$DNSMASQ_PID" >"$WORK/dnsmasq.pid"
+	for i in $(seq 1 50); do
+		in_server grep -q ':0035 ' /proc/net/udp 2>/dev/null && return 0
+		alive "$DNSMASQ_PID" || break
+		sleep 0.1
+	done
+	echo "dnsmasq did not start: $(cat "$WORK/dnsmasq.log")" >&2
+	return 1
+}
+
+# remove_cgroup DIR: kills what is in it, removes it and any pins of it.
+remove_cgroup() {
+	local d=$1 id i
+	[ -d "$d" ] || return 0
+	id=$(cgroup_id "$d")
+	echo 1 >"$d/cgroup.kill" 2>/dev/null
+	for i in $(seq 1 50); do
+		rmdir "$d" 2>/dev/null && break
+		sleep 0.1
+	done
+	[ -n "$id" ] && rm -rf "${PIN_ROOT:?}/$id" "${PIN_ROOT:?}/${id}_new"
+}
+
+suite_cleanup() {
+	local pid
+	# cgfence runs still going: SIGTERM lets them remove their cgroup and pins
+	if [ -f "$WORK/fence.pids" ]; then
+		for pid in $(cat "$WORK/fence.pids"); do
+			[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = cgfence ] && kill -TERM "$pid"
+		done
+		for pid in $(cat "$WORK/fence.pids"); do
+			wait_gone "$pid" 12 ||
+				{ [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = cgfence ] && kill -KILL "$pid"; }
+		done
+	fi
+	kill_listeners
+	if [ -f "$WORK/dnsmasq.pid" ]; then
+		pid=$(cat "$WORK/dnsmasq.pid")
+		[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dnsmasq ] && kill "$pid"
+		rm -f "$WORK/dnsmasq.pid"
+	fi
+	net_down
+	if [ -n "$CG2" ]; then
+		# what a cgfence killed outright may have left
+		if [ -f "$WORK/fence.pids" ]; then
+			for pid in $(cat "$WORK/fence.pids"); do
+				remove_cgroup "$CG2/cgfence/run-$pid"
+			done
+		fi
+		for d in "$CG2/$TAG"-*; do
+			remove_cgroup "$d"
+		done
+	fi
+	rm -f "$WORK/fence.pids"
+}
+
+# ---- TCP --------------------------------------------------------------------
+
+test_tcp_allowed_and_denied() {
+	setup || return
+	listen_tcp "$NS_S" 198.18.0.2 80 a || return
+	listen_tcp "$NS_S" 198.18.0.3 80 b || return
+
+	fence --allow 198.18.0.2:80 -- "$PROBE" tcp 198.18.0.2 80 --send hello --expect-reply
+	assert_eq 0 "$RC" "allowed connect: exit status"
+	assert_eq "ok sent=5 reply=5" "$OUT" "allowed connect"
+	expect_units a 1 "allowed connect"
+	assert_no_match 'denied' "$ERR" "allowed connect: stderr"
+
+	fence --allow 198.18.0.2:80 -- "$PROBE" tcp 198.18.0.3 80 --send hello --timeout-ms 1000
+	assert_eq 1 "$RC" "denied connect: exit status (the probe's)"
+	assert_eq "$DENIED" "$OUT" "denied connect"
+	assert_match '^cgfence: denied tcp 198\.18\.0\.3:80 \(connect4\) pid [0-9]+ \(probe\)$' \
+		"$ERR" "deny line"
+	expect_units b 0 "denied connect"
+	assert_eq "connections=0 bytes=0" "$(cat "$WORK/b.count")" "denied connect: nothing arrived"
+}
+
+test_port_restriction() {
+	setup || return
+	listen_tcp "$NS_S" 198.18.0.2 80 p80 || return
+	listen_tcp "$NS_S" 198.18.0.2 81 p81 || return
+	run_table "--allow 198.18.0.2:80" <<-EOF
+		ok    p80 1 tcp 198.18.0.2 80
+		EPERM p81 0 tcp 198.18.0.2 81
+	EOF
+	assert_match 'denied tcp 198\.18\.0\.2:81 \(connect4\)' "$ERR" "deny line for port 81"
+}
+
+test_port_range() {
+	setup || return
+	local p
+	for p in 7999 8000 8001 8002 8003; do
+		listen_tcp "$NS_S" 198.18.0.2 "$p" "p$p" || return
+	done
+	run_table "--allow 198.18.0.2:8000-8002" <<-EOF
+		EPERM p7999 0 tcp 198.18.0.2 7999
+		ok    p8000 1 tcp 198.18.0.2 8000
+		ok    p8001 1 tcp 198.18.0.2 8001
+		ok    p8002 1 tcp 198.18.0.2 8002
+		EPERM p8003 0 tcp 198.18.0.2 8003
+	EOF
+}
+
+test_protocol_restriction() {
+	setup || return
+	listen_tcp "$NS_S" 198.18.0.2 5353 t || return
+	listen_udp "$NS_S" 198.18.0.2 5353 u || return
+	# /tcp: TCP passes, UDP to the same port does not (neither way of sending)
+	run_table "--allow 198.18.0.2:5353/tcp" <<-EOF
+		ok    t 1 tcp 198.18.0.2 5353
+		EPERM u 0 udp-sendto 198.18.0.2 5353
+		EPERM u 0 udp-connect 198.18.0.2 5353
+	EOF
+	# /udp: the other way round
+	run_table "--allow 198.18.0.2:5353/udp" <<-EOF
+		ok    u 1 udp-sendto 198.18.0.2 5353
+		ok    u 2 udp-connect 198.18.0.2 5353
+		EPERM t 1 tcp 198.18.0.2 5353
+	EOF
+	# no protocol: both
+	run_table "--allow 198.18.0.2:5353" <<-EOF
+		ok    t 2 tcp 198.18.0.2 5353
+		ok    u 3 udp-sendto 198.18.0.2 5353
+	EOF
+}
+
+# ---- prefixes ---------------------------------------------------------------
+
+test_cidr_rules() {
+	setup || return
+	local i
+	for i in 2 3 4; do
+		listen_tcp "$NS_S" "198.18.0.$i" 80 "h$i" || return
+		listen_tcp "$NS_S" "2001:db8::$i" 80 "h6_$i" || return
+	done
+	# 198.18.0.0/30 holds .0-.3; [2001:db8::/126] holds ::0-::3
+	run_table "--allow 198.18.0.0/30:80 --allow [2001:db8::/126]:80" <<-EOF
+		ok    h2   1 tcp 198.18.0.2 80
+		ok    h3   1 tcp 198.18.0.3 80
+		EPERM h4   0 tcp 198.18.0.4 80
+		ok    h6_2 1 tcp 2001:db8::2 80
+		ok    h6_3 1 tcp 2001:db8::3 80
+		EPERM h6_4 0 tcp 2001:db8::4 80
+	EOF
+}
+
+test_overlapping_rules() {
+	setup || return
+	local a p
+	for a in 3 4; do
+		for p in 22 23 443; do
+			listen_tcp "$NS_S" "198.18.0.$a" "$p" "h${a}_$p" || return
+			listen_tcp "$NS_S" "2001:db8::$a" "$p" "h6${a}_$p" || return
+		done
+	done
+	# A /32 allowing 443 inside a /16 allowing 22: both hold for the /32's
+	# address (the longest match must carry the union), only 22 elsewhere.
+	run_table "--allow 198.18.0.3/32:443 --allow 198.18.0.0/16:22" <<-EOF
+		ok    h3_443 1 tcp 198.18.0.3 443
+		ok    h3_22  1 tcp 198.18.0.3 22
+		EPERM h3_23  0 tcp 198.18.0.3 23
+		ok    h4_22  1 tcp 198.18.0.4 22
+		EPERM h4_443 0 tcp 198.18.0.4 443
+	EOF
+	# the same with the wider rule given first, for IPv6
+	run_table "--allow [2001:db8::/64]:22 --allow [2001:db8::3]:443" <<-EOF
+		ok    h63_443 1 tcp 2001:db8::3 443
+		ok    h63_22  1 tcp 2001:db8::3 22
+		EPERM h63_23  0 tcp 2001:db8::3 23
+		ok    h64_22  1 tcp 2001:db8::4 22
+		EPERM h64_443 0 tcp 2001:db8::4 443
+	EOF
+}
+
+# ---- UDP --------------------------------------------------------------------
+
+test_udp_unconnected() {
+	setup || return
+	listen_udp "$NS_S" 198.18.0.2 5000 ok2 || return
+	listen_udp "$NS_S" 198.18.0.3 5000 no3 || return
+	run_table "--allow 198.18.0.2:5000/udp" <<-EOF
+		ok    ok2 1 udp-sendto  198.18.0.2 5000 --send hello
+		ok    ok2 2 udp-sendmsg 198.18.0.2 5000 --send hello
+		EPERM no3 0 udp-sendto  198.18.0.3 5000 --send hello
+		EPERM no3 0 udp-sendmsg 198.18.0.3 5000 --send hello
+	EOF
+	assert_match 'denied udp 198\.18\.0\.3:5000 \(sendmsg4\)' "$ERR" "deny line"
+	assert_eq "datagrams=2 bytes=10" "$(cat "$WORK/ok2.count")" "allowed datagrams"
+	assert_eq "datagrams=0 bytes=0" "$(cat "$WORK/no3.count")" "denied datagrams"
+}
+
+test_udp_sendmmsg_mixed_batch() {
+	setup || return
+	listen_udp "$NS_S" 198.18.0.2 5000 ok2 || return
+	listen_udp "$NS_S" 198.18.0.3 5000 no3 || return
+	# allowed first: only the allowed prefix of the batch is sent
+	fence --allow 198.18.0.2:5000/udp -- "$PROBE" udp-sendmmsg 198.18.0.2 5000 198.18.0.3 5000
+	assert_eq "ok sent=1" "$OUT" "sendmmsg allowed, denied"
+	expect_units ok2 1 "sendmmsg allowed, denied"
+	# denied first: nothing is sent at all
+	fence --allow 198.18.0.2:5000/udp -- "$PROBE" udp-sendmmsg 198.18.0.3 5000 198.18.0.2 5000
+	assert_eq "$DENIED" "$OUT" "sendmmsg denied, allowed"
+	expect_units ok2 1 "sendmmsg denied, allowed"
+	expect_units no3 0 "sendmmsg"
+	# both allowed
+	fence --allow 198.18.0.2:5000/udp --allow 198.18.0.3:5000/udp -- \
+		"$PROBE" udp-sendmmsg 198.18.0.2 5000 198.18.0.3 5000
+	assert_eq "ok sent=2" "$OUT" "sendmmsg both allowed"
+	expect_units ok2 2 "sendmmsg both allowed"
+	expect_units no3 1 "sendmmsg both allowed"
+}
+
+test_udp_connected() {
+	setup || return
+	listen_udp "$NS_S" 198.18.0.2 5000 ok2 || return
+	listen_udp "$NS_S" 198.18.0.3 5000 no3 || return
+	run_table "--allow 198.18.0.2:5000/udp" <<-EOF
+		ok    ok2 1 udp-connect 198.18.0.2 5000 --expect-reply
+		EPERM no3 0 udp-connect 198.18.0.3 5000
+	EOF
+	assert_match 'denied udp 198\.18\.0\.3:5000 \(connect4\)' "$ERR" "deny line"
+}
+
+# ---- IPv6 and IPv4-mapped IPv6 ---------------------------------------------
+
+test_ipv6() {
+	setup || return
+	listen_tcp "$NS_S" 2001:db8::2 80 t2 || return
+	listen_tcp "$NS_S" 2001:db8::3 80 t3 || return
+	listen_udp "$NS_S" 2001:db8::2 5000 u2 || return
+	listen_udp "$NS_S" 2001:db8::3 5000 u3 || return
+	run_table "--allow [2001:db8::2]:80/tcp --allow [2001:db8::2]:5000/udp" <<-EOF
+		ok    t2 1 tcp         2001:db8::2 80 --send hi --expect-reply
+		EPERM t3 0 tcp         2001:db8::3 80
+		ok    u2 1 udp-sendto  2001:db8::2 5000
+		ok    u2 2 udp-sendmsg 2001:db8::2 5000
+		ok    u2 3 udp-connect 2001:db8::2 5000 --expect-reply
+		EPERM u3 0 udp-sendto  2001:db8::3 5000
+		EPERM u3 0 udp-sendmsg 2001:db8::3 5000
+		EPERM u3 0 udp-connect 2001:db8::3 5000
+		EPERM u2 3 udp-sendmmsg 2001:db8::3 5000 2001:db8::2 5000
+	EOF
+	fence --allow '[2001:db8::2]:80' -- "$PROBE" tcp 2001:db8::3 80 --timeout-ms 1000
+	assert_match '^cgfence: denied tcp \[2001:db8::3\]:80 \(connect6\) pid [0-9]+ \(probe\)$' \
+		"$ERR" "IPv6 deny line"
+	fence --allow '[2001:db8::2]:80' -- "$PROBE" udp-sendto 2001:db8::3 5000
+	assert_match 'denied udp \[2001:db8::3\]:5000 \(sendmsg6\)' "$ERR" "IPv6 UDP deny line"
+}
+
+test_ipv4_mapped_ipv6() {
+	setup || return
+	listen_tcp "$NS_S" 198.18.0.3 80 t3 || return
+	listen_udp "$NS_S" 198.18.0.3 5000 u3 || return
+	# 198.18.0.3 not allowed: every IPv6-socket way to it is refused
+	run_table "--allow 198.18.0.2" <<-EOF
+		EPERM t3 0 tcp          ::ffff:198.18.0.3 80
+		EPERM t3 0 tcp-fastopen ::ffff:198.18.0.3 80 --send x
+		EPERM u3 0 udp-sendto   ::ffff:198.18.0.3 5000
+		EPERM u3 0 udp-sendmsg  ::ffff:198.18.0.3 5000
+		EPERM u3 0 udp-connect  ::ffff:198.18.0.3 5000
+		EPERM u3 0 udp6-af4     198.18.0.3 5000
+	EOF
+	fence --allow 198.18.0.2 -- "$PROBE" tcp ::ffff:198.18.0.3 80 --timeout-ms 1000
+	assert_match 'denied tcp 198\.18\.0\.3:80 \(connect6\)' "$ERR" "mapped address judged as IPv4"
+	# an IPv6 rule that is not the mapped address allows nothing of it
+	run_table "--allow [2001:db8::/32]" <<-EOF
+		EPERM t3 0 tcp ::ffff:198.18.0.3 80
+	EOF
+	# 198.18.0.3 allowed (as IPv4): the mapped forms pass
+	run_table "--allow 198.18.0.3:80/tcp --allow 198.18.0.3:5000/udp" <<-EOF
+		ok t3 1 tcp         ::ffff:198.18.0.3 80 --send hi --expect-reply
+		ok u3 1 udp-sendto  ::ffff:198.18.0.3 5000
+		ok u3 2 udp-connect ::ffff:198.18.0.3 5000 --expect-reply
+		ok u3 3 udp6-af4    198.18.0.3 5000
+	EOF
+}
+
+# ---- raw sockets, ICMP ------------------------------------------------------
+
+test_icmp_raw_and_ping_denied() {
+	setup || return
+	listen_icmp "$NS_S" 198.18.0.3 icmp4 || return
+	listen_icmp "$NS_S" 2001:db8::3 icmp6 || return
+	local kind addr name before
+	for kind in raw-icmp ping; do
+		for addr in 198.18.0.3 2001:db8::3; do
+			case $addr in *:*) name=icmp6 ;; *) name=icmp4 ;; esac
+			# unfenced, the echo request arrives: the listener works
+			before=$(units "$name")
+			OUT=$(in_client "$PROBE" "$kind" "$addr" --timeout-ms 1000)
+			assert_match '^ok' "$OUT" "unfenced $kind $addr"
+			before=$((before + 1))
+			expect_units "$name" "$before" "unfenced $kind $addr"
+			# fenced, with every TCP/UDP port of the host allowed: nothing
+			fence --allow 198.18.0.3 --allow '[2001:db8::3]' -- \
+				"$PROBE" "$kind" "$addr" --timeout-ms 1000
+			if [ "$kind:$addr" = "ping:2001:db8::3" ]; then
+				# An IPv6 ping socket drops the error of its own send
+				# (icmpv6_push_pending_frames returns nothing): the
+				# datagram is dropped, yet sendto() reports success.
+				assert_match "^(ok|$DENIED)" "$OUT" "fenced $kind $addr"
+			else
+				assert_eq "$DENIED" "$OUT" "fenced $kind $addr"
+			fi
+			assert_match "denied icmp(v6)? $addr \(egress\)" "$ERR" "fenced $kind $addr: deny line"
+			expect_units "$name" "$before" "fenced $kind $addr"
+		done
+	done
+}
+
+test_raw_udp_hdrincl_denied() {
+	setup || return
+	listen_udp "$NS_S" 198.18.0.2 5000 u2 || return
+	listen_udp "$NS_S" 198.18.0.3 5000 u3 || return
+	listen_udp "$NS_S" 2001:db8::3 5000 u63 || return
+	# unfenced, hand-built datagrams arrive: the listeners work
+	OUT=$(in_client "$PROBE" raw-udp 198.18.0.1 198.18.0.3 5000)
+	assert_match '^ok' "$OUT" "unfenced raw-udp"
+	expect_units u3 1 "unfenced raw-udp"
+	OUT=$(in_client "$PROBE" raw6-udp 2001:db8::3 5000)
+	assert_match '^ok' "$OUT" "unfenced raw6-udp"
+	expect_units u63 1 "unfenced raw6-udp"
+	# fenced: judged from the header the program wrote, not from sendto's address
+	run_table "--allow 198.18.0.2:5000/udp" <<-EOF
+		EPERM u3  1 raw-udp 198.18.0.1 198.18.0.3 5000
+		EPERM u3  1 raw-udp 198.18.0.1 198.18.0.3 5000 --via 198.18.0.2
+		EPERM u3  1 raw-udp 198.18.0.1 198.18.0.3 5000 --via 198.18.0.3
+		EPERM u63 1 raw6-udp 2001:db8::3 5000
+		ok    u2  1 raw-udp 198.18.0.1 198.18.0.2 5000
+	EOF
+	fence --allow 198.18.0.2:5000/udp -- "$PROBE" raw-udp 198.18.0.1 198.18.0.3 5000 --via 198.18.0.2
+	assert_match 'denied udp 198\.18\.0\.3:5000 \(egress\)' "$ERR" "raw-udp deny line"
+}
+
+# ---- TCP Fast Open, io_uring ------------------------------------------------
+
+test_tcp_fastopen() {
+	setup || return
+	listen_tcp "$NS_S" 198.18.0.2 80 a || return
+	listen_tcp "$NS_S" 198.18.0.3 80 b || return
+	fence --allow 198.18.0.2:80 -- "$PROBE" tcp-fastopen 198.18.0.3 80 --send secret
+	assert_eq "$DENIED" "$OUT" "Fast Open to a denied address"
+	assert_match 'denied tcp 198\.18\.0\.3:80 \(connect4\)' "$ERR" "Fast Open deny line"
+	fence --allow 198.18.0.2:80 -- "$PROBE" tcp-fastopen 198.18.0.2 80 --send hello --expect-reply
+	assert_eq "ok sent=5 reply=5" "$OUT" "Fast Open to an allowed address"
+	expect_units a 1 "Fast Open allowed"
+	expect_units b 0 "Fast Open denied"
+	assert_eq "connections=0 bytes=0" "$(cat "$WORK/b.count")" "Fast Open denied: no byte arrived"
+}
+
+test_io_uring() {
+	setup || return
+	if [ "$(sysctl -n kernel.io_uring_disabled 2>/dev/null || echo 0)" = 2 ]; then
+		skip "io_uring is disabled (kernel.io_uring_disabled=2)"
+		return
+	fi
+	listen_tcp "$NS_S" 198.18.0.2 80 t2 || return
+	listen_tcp "$NS_S" 198.18.0.3 80 t3 || return
+	listen_udp "$NS_S" 198.18.0.2 5000 u2 || return
+	listen_udp "$NS_S" 198.18.0.3 5000 u3 || return
+	listen_udp "$NS_S" 2001:db8::3 5000 u63 || return
+	run_table "--allow 198.18.0.2:80/tcp --allow 198.18.0.2:5000/udp" <<-EOF
+		ok    t2  1 uring-connect 198.18.0.2 80
+		EPERM t3  0 uring-connect 198.18.0.3 80
+		EPERM t3  0 uring-connect ::ffff:198.18.0.3 80
+		ok    u2  1 uring-sendmsg 198.18.0.2 5000
+		EPERM u3  0 uring-sendmsg 198.18.0.3 5000
+		EPERM u63 0 uring-sendmsg 2001:db8::3 5000
+	EOF
+}
+
+# ---- process tree -----------------------------------------------------------
+
+test_children_and_grandchildren_fenced() {
+	setup || return
+	listen_tcp "$NS_S" 198.18.0.2 80 a || return
+	listen_tcp "$NS_S" 198.18.0.3 80 b || return
+	listen_udp "$NS_S" 198.18.0.3 5000 u || return
+	fence --allow 198.18.0.2:80 -- sh -c "
+		$PROBE tcp 198.18.0.2 80
+		sh -c '$PROBE tcp 198.18.0.3 80 --timeout-ms 1000
+			sh -c \"$PROBE udp-sendto 198.18.0.3 5000\"'
+		($PROBE tcp 198.18.0.3 80 --timeout-ms 1000 &
+		 wait)"
+	assert_eq "ok
+$DENIED
+$DENIED
+$DENIED" "$OUT" "child, grandchild, great-grandchild, background child"
+	expect_units a 1 "child"
+	expect_units b 0 "grandchildren"
+	expect_units u 0 "great-grandchild"
+}
+
+test_leftover_processes_killed() {
+	setup || return
+	listen_tcp "$NS_S" 198.18.0.3 80 b || return
+	# a grandchild that outlives COMMAND, and would connect later
+	start_fence --allow 198.18.0.2:80 -- sh -c "
+		sh -c 'sleep 2; $PROBE tcp 198.18.0.3 80 >/dev/null 2>&1' </dev/null >/dev/null 2>&1 &
+		echo \$! >$WORK/gc.pid
+		exit 3"
+	wait_file "$WORK/gc.pid" 5 || { fail "COMMAND did not start"; return; }
+	local dir="$CG2/cgfence/run-$FPID" gc id
+	gc=$(cat "$WORK/gc.pid")
+	id=$(cgroup_id "$dir" 2>/dev/null)
+	finish_fence 10
+	assert_eq 3 "$RC" "exit status"
+	wait_gone "$gc" 2 || fail "grandchild $gc still runs after cgfence ended"
+	[ ! -d "$dir" ] || fail "cgroup $dir still there"
+	[ -z "$id" ] || [ ! -e "$PIN_ROOT/$id" ] || fail "pins $PIN_ROOT/$id still there"
+	expect_units b 0 "leftover grandchild"
+}
+
+# ---- a server inside the fence ----------------------------------------------
+
+test_server_inside_fence() {
+	setup || return
+	local addr
+	for addr in 198.18.0.1 2001:db8::1; do
+		rm -f "$WORK/srv.count"
+		start_fence --allow 198.18.0.2:9 -- "$PROBE" listen-tcp "$addr" 7000 --echo \
+			--max-seconds 10 --count-file "$WORK/srv.count"
+		wait_file "$WORK/srv.count" 5 || { fail "fenced listener on $addr did not start"; return; }
+		OUT=$(in_server "$PROBE" tcp "$addr" 7000 --send hello --expect-reply)
+		assert_eq "ok sent=5 reply=5" "$OUT" "client outside, server inside on $addr"
+		expect_units srv 1 "fenced server on $addr"
+		kill -TERM "$FPID"
+		finish_fence 5
+		assert_eq 0 "$RC" "fenced listener on $addr, stopped by SIGTERM"
+		assert_match '^ok connections=1 bytes=5' "$OUT" "fenced listener on $addr"
+		assert_no_match 'denied' "$ERR" "fenced server on $addr: nothing denied"
+	done
+}
+
+# ---- domain rules: expiry, resolver ------------------------------------------
+
+test_expired_entries_deny() {
+	setup || return
+	command -v dnsmasq >/dev/null || { skip "needs dnsmasq"; return; }
+	listen_tcp "$NS_S" 198.18.0.3 80 b || return
+	start_dnsmasq --host-record=svc.test,198.18.0.3 --local-ttl=1 || { fail "dnsmasq"; return; }
+	# COMMAND: a connection opened while svc.test resolves, a connect that
+	# passes; then (the test stops the DNS server) wait past the TTL: a new
+	# connect is refused, the established connection still works.
+	cat >"$WORK/expiry.sh" <<-EOF
+		exec 3<>/dev/tcp/198.18.0.3/80 || exit 10
+		echo first >&3
+		read -r -t 2 line <&3 && echo "established: \$line"
+		$PROBE tcp 198.18.0.3 80
+		touch $WORK/resolved
+		i=0
+		while [ ! -e $WORK/go ] && [ \$i -lt 100 ]; do sleep 0.05; i=\$((i + 1)); done
+		sleep 3
+		$PROBE tcp 198.18.0.3 80 --timeout-ms 1000
+		echo second >&3
+		read -r -t 2 line <&3 && echo "established: \$line"
+		exit 0
+	EOF
+	start_fence --resolver 198.18.0.5 --min-ttl 1 --grace 0 --allow svc.test:80/tcp -- \
+		bash "$WORK/expiry.sh"
+	wait_file "$WORK/resolved" 5 || fail "the first connects did not happen"
+	kill "$DNSMASQ_PID"
+	wait_gone "$DNSMASQ_PID" 2 || fail "dnsmasq did not stop"
+	touch "$WORK/go"
+	finish_fence 15
+	assert_eq 0 "$RC" "exit status"
+	assert_eq "established: first
+ok
+$DENIED
+established: second" "$OUT" "before expiry / after expiry / established connection"
+	assert_match 'denied tcp 198\.18\.0\.3:80 \(connect4\)' "$ERR" "deny line after expiry"
+	expect_units b 2 "connections before expiry"
+}
+
+test_resolver_allowed_on_its_port_only() {
+	setup || return
+	listen_udp "$NS_S" 198.18.0.5 53 d53 || return
+	listen_tcp "$NS_S" 198.18.0.5 53 t53 || return
+	listen_udp "$NS_S" 198.18.0.5 80 d80 || return
+	listen_udp "$NS_S" 198.18.0.5 5353 d5353 || return
+	run_table "--resolver 198.18.0.5" <<-EOF
+		ok    d53   1 udp-sendto 198.18.0.5 53
+		ok    t53   1 tcp        198.18.0.5 53
+		EPERM d80   0 udp-sendto 198.18.0.5 80
+		EPERM d5353 0 udp-sendto 198.18.0.5 5353
+	EOF
+	# a resolver on another port is allowed there, and not on 53
+	run_table "--resolver 198.18.0.5:5353" <<-EOF
+		ok    d5353 1 udp-sendto 198.18.0.5 5353
+		EPERM d53   1 udp-sendto 198.18.0.5 53
+	EOF
+}
+
+# ---- audit, quiet -----------------------------------------------------------
+
+test_audit_mode() {
+	setup || return
+	listen_tcp "$NS_S" 198.18.0.3 80 b || return
+	listen_udp "$NS_S" 198.18.0.3 5000 u || return
+	fence --audit --allow 198.18.0.2:80 -- "$PROBE" tcp 198.18.0.3 80 --send hi --expect-reply
+	assert_eq "ok sent=2 reply=2" "$OUT" "audit: denied destination delivered"
+	expect_units b 1 "audit tcp"
+	assert_match '^cgfence: audit: would deny tcp 198\.18\.0\.3:80 \(connect4\) pid [0-9]+ \(probe\)$' \
+		"$ERR" "audit line"
+	assert_no_match 'cgfence: denied' "$ERR" "audit: no deny line"
+	fence --audit --allow 198.18.0.2:80 -- "$PROBE" udp-sendto 198.18.0.3 5000
+	assert_match '^ok' "$OUT" "audit udp"
+	expect_units u 1 "audit udp"
+	assert_match 'cgfence: audit: would deny udp 198\.18\.0\.3:5000 \(sendmsg4\)' "$ERR" "audit udp line"
+}
+
+test_quiet() {
+	setup || return
+	listen_tcp "$NS_S" 198.18.0.3 80 b || return
+	fence --quiet --allow 198.18.0.2:80 -- "$PROBE" tcp 198.18.0.3 80 --timeout-ms 1000
+	assert_eq "$DENIED" "$OUT" "quiet: still denied"
+	assert_eq "" "$ERR" "quiet: nothing on stderr"
+	expect_units b 0 "quiet"
+}
+
+# ---- exit status ------------------------------------------------------------
+
+test_exit_status() {
+	setup || return
+	printf '#!/bin/sh\necho ran\n' >"$WORK/notexec"
+	chmod 644 "$WORK/notexec"
+	fence -- sh -c 'exit 7'
+	assert_eq 7 "$RC" "exit 7"
+	fence -- true
+	assert_eq 0 "$RC" "true"
+	fence -- sh -c 'kill -9 $$'
+	assert_eq 137 "$RC" "killed by SIGKILL"
+	fence -- sh -c 'kill -TERM $$'
+	assert_eq 143 "$RC" "killed by SIGTERM"
+	fence -- "$WORK/no-such-command"
+	assert_eq 127 "$RC" "command not found"
+	assert_match "cannot run '$WORK/no-such-command'" "$ERR" "command not found: message"
+	fence -- no-such-command-in-path-$$
+	assert_eq 127 "$RC" "command not found in PATH"
+	fence -- "$WORK/notexec"
+	assert_eq 126 "$RC" "not executable"
+	assert_eq "" "$OUT" "not executable: nothing ran"
+	assert_match "cannot run '$WORK/notexec': Permission denied" "$ERR" "not executable: message"
+}
+
+test_bad_rule_runs_nothing() {
+	setup || return
+	listen_tcp "$NS_S" 198.18.0.2 80 a || return
+	local pins_before
+	pins_before=$(ls "$PIN_ROOT" 2>/dev/null | wc -l)
+	fence --allow 198.18.0.2:80 --allow 198.18.0.300:80 -- "$PROBE" tcp 198.18.0.2 80
+	assert_eq 125 "$RC" "bad address: exit status"
+	assert_eq "" "$OUT" "bad address: COMMAND did not run"
+	assert_match "column 10" "$ERR" "bad address: column"
+	assert_match "198\.18\.0\.300" "$ERR" "bad address: names it"
+	fence --allow 198.18.0.2:80/icmp -- "$PROBE" tcp 198.18.0.2 80
+	assert_eq 125 "$RC" "bad protocol: exit status"
+	assert_match "column 15.*'icmp'" "$ERR" "bad protocol: column and what"
+	printf '# test policy\n198.18.0.2:80\n198.18.0.2:99999\n' >"$WORK/bad.policy"
+	fence --policy-file "$WORK/bad.policy" -- "$PROBE" tcp 198.18.0.2 80
+	assert_eq 125 "$RC" "bad policy file: exit status"
+	assert_match "$WORK/bad\.policy:3:12: .*99999" "$ERR" "bad policy file: file:line:column"
+	fence --allow 198.18.0.2:80 --min-ttl 20 --max-ttl 10 -- "$PROBE" tcp 198.18.0.2 80
+	assert_eq 125 "$RC" "min-ttl > max-ttl"
+	fence -- 
+	assert_eq 125 "$RC" "no COMMAND"
+	expect_units a 0 "nothing ran"
+	# nothing created: finish_fence checked the cgroup; no new pins either
+	# (another suite may attach meanwhile, so only a rise is a failure)
+	[ "$(ls "$PIN_ROOT" 2>/dev/null | wc -l)" -le "$pins_before" ] || fail "pins appeared under $PIN_ROOT"
+}
+
+# ---- nothing left behind ----------------------------------------------------
+
+# running_fence_state: while the current run is going, checks that its cgroup
+# and pins exist and sets DIR and ID.
+running_fence_state() {
+	DIR=$CG2/cgfence/run-$FPID
+	ID=$(cgroup_id "$DIR" 2>/dev/null)
+	[ -n "$ID" ] || { fail "no cgroup $DIR while COMMAND runs"; return 1; }
+	[ -e "$PIN_ROOT/$ID/link_connect4" ] || fail "no pins in $PIN_ROOT/$ID while COMMAND runs"
+	"$CGFENCE" status --json | python3 -c '
+import json, sys
+ids = [f["cgroup_id"] for f in json.load(sys.stdin)["fences"]]
+sys.exit(0 if int(sys.argv[1]) in ids else 1)' "$ID" || fail "status does not list cgroup $ID"
+}
+
+# nothing_left WHAT: the cgroup, its pins and the background grandchild are gone.
+nothing_left() {
+	[ ! -e "$DIR" ] || fail "$1: cgroup $DIR left behind"
+	[ ! -e "$PIN_ROOT/$ID" ] || fail "$1: pins $PIN_ROOT/$ID left behind"
+	[ ! -e "$PIN_ROOT/${ID}_new" ] || fail "$1: pins $PIN_ROOT/${ID}_new left behind"
+	if [ -f "$WORK/gc.pid" ]; then
+		wait_gone "$(cat "$WORK/gc.pid")" 2 || fail "$1: a process of the fence still runs"
+	fi
+	"$CGFENCE" status --json | python3 -c '
+import json, sys
+ids = [f["cgroup_id"] for f in json.load(sys.stdin)["fences"]]
+sys.exit(1 if int(sys.argv[1]) in ids else 0)' "$ID" || fail "$1: status still lists cgroup $ID"
+}
+
+test_run_leaves_nothing_behind() {
+	setup || return
+	local wait_go="i=0; while [ ! -e $WORK/go ] && [ \$i -lt 200 ]; do sleep 0.05; i=\$((i + 1)); done"
+
+	# normal exit
+	rm -f "$WORK/go" "$WORK/started" "$WORK/gc.pid"
+	start_fence --allow 198.18.0.2:80 -- sh -c "touch $WORK/started; $wait_go; exit 0"
+	wait_file "$WORK/started" 5 || { fail "COMMAND did not start"; return; }
+	running_fence_state || return
+	touch "$WORK/go"
+	finish_fence 10
+	assert_eq 0 "$RC" "normal exit: status"
+	nothing_left "normal exit"
+
+	# COMMAND killed by a signal, leaving a background child
+	rm -f "$WORK/go" "$WORK/started" "$WORK/gc.pid"
+	start_fence --allow 198.18.0.2:80 -- sh -c "
+		sleep 30 </dev/null >/dev/null 2>&1 & echo \$! >$WORK/gc.pid
+		touch $WORK/started; $wait_go; kill -KILL \$\$"
+	wait_file "$WORK/started" 5 || { fail "COMMAND did not start"; return; }
+	running_fence_state || return
+	touch "$WORK/go"
+	finish_fence 10
+	assert_eq 137 "$RC" "COMMAND killed: status"
+	nothing_left "COMMAND killed by SIGKILL"
+
+	# cgfence itself gets SIGTERM while COMMAND (and a child of it) runs
+	rm -f "$WORK/go" "$WORK/started" "$WORK/gc.pid"
+	start_fence --allow 198.18.0.2:80 -- sh -c "
+		sleep 30 </dev/null >/dev/null 2>&1 & echo \$! >$WORK/gc.pid
+		touch $WORK/started; wait"
+	wait_file "$WORK/started" 5 || { fail "COMMAND did not start"; return; }
+	running_fence_state || return
+	local t0=$SECONDS
+	kill -TERM "$FPID"
+	finish_fence 5
+	[ $((SECONDS - t0)) -le 5 ] || fail "SIGTERM: cgfence took $((SECONDS - t0)) s to end"
+	assert_eq 143 "$RC" "SIGTERM: status (COMMAND ended by the SIGTERM passed on)"
+	nothing_left "cgfence got SIGTERM"
+}
+
+# ---- attach, status, detach -------------------------------------------------
+
+# in_cgroup DIR CMD...: runs CMD in the client namespace inside cgroup DIR.
+in_cgroup() {
+	local dir=$1
+	shift
+	in_client sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$dir" "$@"
+}
+
+test_attach_status_detach() {
+	setup || return
+	listen_tcp "$NS_S" 198.18.0.2 80 a || return
+	listen_tcp "$NS_S" 198.18.0.3 80 b || return
+	local dir=$CG2/$TAG-attach id out
+	mkdir "$dir" || { fail "cannot create cgroup $dir"; return; }
+	id=$(cgroup_id "$dir")
+
+	out=$("$CGFENCE" attach --cgroup "$dir" --allow 198.18.0.2:80 2>&1)
+	assert_eq 0 "$?" "attach: status ($out)"
+	assert_match "^fenced $dir \(cgroup id $id, 1 IPv4 and 0 IPv6 entries\)" "$out" "attach output"
+	[ -e "$PIN_ROOT/$id/link_connect4" ] || fail "attach: no pins in $PIN_ROOT/$id"
+
+	OUT=$(in_cgroup "$dir" "$PROBE" tcp 198.18.0.2 80)
+	assert_match '^ok' "$OUT" "attached: allowed"
+	expect_units a 1 "attached: allowed"
+	OUT=$(in_cgroup "$dir" "$PROBE" tcp 198.18.0.3 80 --timeout-ms 1000)
+	assert_eq "$DENIED" "$OUT" "attached: denied"
+	expect_units b 0 "attached: denied"
+	# a sub-cgroup is fenced too
+	mkdir "$dir/sub" || fail "cannot create $dir/sub"
+	OUT=$(in_cgroup "$dir/sub" "$PROBE" udp-sendto 198.18.0.3 5000)
+	assert_eq "$DENIED" "$OUT" "attached: sub-cgroup denied"
+	rmdir "$dir/sub"
+
+	out=$("$CGFENCE" status)
+	assert_match "$dir \(cgroup id $id\), enforcing" "$out" "status"
+	assert_match "198\.18\.0\.2/32 +tcp\+udp 80" "$out" "status: allowlist"
+	"$CGFENCE" status --json | python3 -c '
+import json, sys
+doc = json.load(sys.stdin)
+mine = [f for f in doc["fences"] if f["cgroup_id"] == int(sys.argv[1])]
+assert len(mine) == 1, "fence not listed once: %r" % mine
+f = mine[0]
+assert f["cgroup"] == sys.argv[2], f["cgroup"]
+assert f["mode"] == "enforce", f["mode"]
+assert f["ipv4_entries"] == 1 and f["ipv6_entries"] == 0, f
+assert f["allowlist"][0]["prefix"] == "198.18.0.2/32", f["allowlist"]
+r = f["allowlist"][0]["allow"][0]
+assert (r["port_lo"], r["port_hi"], sorted(r["protocols"])) == (80, 80, ["tcp", "udp"]), r
+c = f["counters"]
+assert c["connect4"]["allowed"] >= 1 and c["connect4"]["denied"] >= 1, c
+assert c["sendmsg4"]["denied"] >= 1, c
+' "$id" "$dir" 2>"$WORK/json.err" || fail "status --json: $(cat "$WORK/json.err")"
+
+	out=$("$CGFENCE" attach --cgroup "$dir" --allow 198.18.0.3:80 2>&1)
+	[ $? -ne 0 ] || fail "second attach succeeded"
+	assert_match "already fenced" "$out" "second attach"
+	OUT=$(in_cgroup "$dir" "$PROBE" tcp 198.18.0.3 80 --timeout-ms 1000)
+	assert_eq "$DENIED" "$OUT" "second attach changed nothing"
+
+	out=$("$CGFENCE" detach --cgroup "$dir" 2>&1)
+	assert_eq 0 "$?" "detach: status ($out)"
+	[ ! -e "$PIN_ROOT/$id" ] || fail "detach: pins $PIN_ROOT/$id left"
+	OUT=$(in_cgroup "$dir" "$PROBE" tcp 198.18.0.3 80)
+	assert_match '^ok' "$OUT" "detached: unfenced"
+	expect_units b 1 "detached: unfenced"
+	"$CGFENCE" status --json | python3 -c '
+import json, sys
+sys.exit(1 if int(sys.argv[1]) in [f["cgroup_id"] for f in json.load(sys.stdin)["fences"]] else 0)
+' "$id" || fail "status still lists the detached cgroup"
+
+	# a bad policy file: named with line and column, nothing attached
+	printf '198.18.0.2:80\n# comment\n198.18.0.2:80/icmp\n' >"$WORK/bad.policy"
+	out=$("$CGFENCE" attach --cgroup "$dir" --policy-file "$WORK/bad.policy" 2>&1)
+	[ $? -ne 0 ] || fail "attach with a bad policy file succeeded"
+	assert_match "$WORK/bad\.policy:3:15: .*icmp" "$out" "bad policy file: file:line:column"
+	[ ! -e "$PIN_ROOT/$id" ] || fail "bad policy file: pins created"
+	OUT=$(in_cgroup "$dir" "$PROBE" tcp 198.18.0.3 80)
+	assert_match '^ok' "$OUT" "bad policy file: still unfenced"
+	expect_units b 2 "bad policy file: still unfenced"
+}
+
+run_tests "$@"
