@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -236,7 +237,17 @@ struct runner {
 	const char *pin_root;
 };
 
-/* Kills what is left in the cgroup, waits for it to empty, removes it. */
+static int rmdir_visit(const char *fpath, const struct stat *sb, int type, struct FTW *ftw)
+{
+	if (type == FTW_DP)
+		rmdir(fpath);
+	return 0;
+}
+
+/*
+ * Kills what is left in the cgroup, waits for it to empty, removes it and
+ * the sub-cgroups the command may have made in it, deepest first.
+ */
 static void remove_cgroup(const char *path)
 {
 	char file[PATH_MAX + 96], events[PATH_MAX + 96], buf[256];
@@ -247,10 +258,9 @@ static void remove_cgroup(const char *path)
 		FILE *f;
 		bool populated = false;
 
-		if (rmdir(path) == 0 || errno == ENOENT)
+		nftw(path, rmdir_visit, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+		if (access(path, F_OK) && errno == ENOENT)
 			return;
-		if (errno != EBUSY)
-			break;
 		/* cgroup.kill (5.14+) kills every process in it, descendants included. */
 		f = fopen(file, "we");
 		if (f) {
