@@ -35,9 +35,9 @@ fenced_session() {
 	echo $! >"$WORK/run.pid"
 	local i
 	RUN_CG=
-	for i in $(seq 1 50); do
+	for i in $(seq 1 200); do
 		RUN_CG=$(ls -d "$CG2"/cgfence/run-"$(cat "$WORK/run.pid")" 2>/dev/null)
-		[ -n "$RUN_CG" ] && [ -s "$RUN_CG/cgroup.procs" ] && break
+		[ -n "$RUN_CG" ] && [ -n "$(cat "$RUN_CG/cgroup.procs" 2>/dev/null)" ] && break
 		sleep 0.1
 	done
 	[ -n "$RUN_CG" ] || { fail "fence cgroup did not appear"; return 1; }
@@ -153,6 +153,7 @@ test_cgroup_escape() {
 	local helper
 	helper=$(cat "$WORK/host-helper.pid")
 	fenced_session "
+		for i in \$(seq 1 100); do [ -f $WORK/go ] && break; sleep 0.1; done
 		$NETADMIN bash -c '
 		[ -w /proc/$helper/root$CG2/cgroup.procs ] && echo host-tree-reachable
 		for f in /sys/fs/cgroup/unified/cgroup.procs /proc/$helper/root$CG2/cgroup.procs \
@@ -165,6 +166,7 @@ test_cgroup_escape() {
 		unshare -Urm sh -c \"mount -t bpf bpf /mnt\" 2>/dev/null && echo MOUNTED-BPFFS-USERNS || echo userns-bpffs-refused
 		ls /sys/fs/bpf/cgfence 2>/dev/null && echo PINS-VISIBLE || echo pins-invisible
 		$PROBE tcp 198.18.0.3 80 --timeout-ms 1000'" || return
+	local cg=$RUN_CG
 	touch "$WORK/go"
 	wait_session
 	kill "$helper" 2>/dev/null
@@ -178,6 +180,9 @@ test_cgroup_escape() {
 	assert_match "host-tree-reachable" "$out" "the host's tree is in reach (so the refusal below is nsdelegate's)"
 	assert_match "refused via /proc/$helper/root$CG2/cgroup.procs" "$out" "host tree via another process refused"
 	assert_no_match "moved via /proc" "$out" "no move through the host's tree"
+	# the sub-cgroup the command made goes with the fence
+	[ -d "$cg" ] && fail "fence cgroup '$cg' left behind"
+	return 0
 }
 
 # The fence survives the process that made it: a SIGKILLed cgfence leaves the
