@@ -92,12 +92,19 @@ enum cgf_hook {
 /* Fence-wide settings, the single element of the config map. */
 #define CGF_CONFIG_AUDIT 0x1 /* log what would be denied, deny nothing */
 
+#define CGF_POLICY_NAME_MAX 64 /* with the NUL */
+#define CGF_LABEL_MAX 128      /* with the NUL */
+
 struct cgf_config {
 	__u32 abi_version; /* CGF_ABI_VERSION of the writer */
 	__u32 flags;       /* CGF_CONFIG_* */
 	__u64 cgroup_id;   /* the cgroup the fence is attached to */
+	/* Read only by userspace: what cgfenced needs to adopt a fence. */
+	char policy[CGF_POLICY_NAME_MAX]; /* policy name, "" for ad-hoc rules */
+	char label[CGF_LABEL_MAX];        /* who asked: "container <id> <name>", ... */
 };
-_Static_assert(sizeof(struct cgf_config) == 16, "cgf_config layout");
+_Static_assert(sizeof(struct cgf_config) == 16 + CGF_POLICY_NAME_MAX + CGF_LABEL_MAX,
+	       "cgf_config layout");
 
 /* Counters, the single element of the per-CPU stats map. */
 struct cgf_stats {

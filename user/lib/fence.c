@@ -245,6 +245,8 @@ int cgf_cgroup_path_of(uint64_t id, char *path, size_t len)
 struct cgf_fence {
 	uint64_t cgroup_id;
 	bool audit;
+	char policy[CGF_POLICY_NAME_MAX];
+	char label[CGF_LABEL_MAX];
 	int allow4_fd;
 	int allow6_fd;
 	int config_fd;
@@ -385,6 +387,16 @@ bool cgf_fence_audit(const struct cgf_fence *f)
 	return f->audit;
 }
 
+const char *cgf_fence_policy(const struct cgf_fence *f)
+{
+	return f->policy;
+}
+
+const char *cgf_fence_label(const struct cgf_fence *f)
+{
+	return f->label;
+}
+
 int cgf_fence_events_fd(const struct cgf_fence *f)
 {
 	return f->events_fd;
@@ -454,6 +466,14 @@ int cgf_fence_attach(const char *cgroup_path, const struct cgf_allowlist *list,
 	}
 	cfg.cgroup_id = id;
 	cfg.flags = opts && opts->audit ? CGF_CONFIG_AUDIT : 0;
+	if (opts && opts->policy && strlen(opts->policy) >= sizeof(cfg.policy)) {
+		ret = fail(err, -ENAMETOOLONG, "policy name '%s' too long (at most %zu characters)",
+			   opts->policy, sizeof(cfg.policy) - 1);
+		goto out;
+	}
+	snprintf(cfg.policy, sizeof(cfg.policy), "%s", opts && opts->policy ? opts->policy : "");
+	/* A label is only shown: cut it where it would not fit. */
+	snprintf(cfg.label, sizeof(cfg.label), "%s", opts && opts->label ? opts->label : "");
 	if (bpf_map_update_elem(bpf_map__fd(skel->maps.cgf_config), &zero, &cfg, BPF_ANY)) {
 		ret = fail(err, -errno, "cannot write the fence config: %s", strerror(errno));
 		goto out;
@@ -518,6 +538,8 @@ int cgf_fence_attach(const char *cgroup_path, const struct cgf_allowlist *list,
 		}
 		fence->cgroup_id = id;
 		fence->audit = cfg.flags & CGF_CONFIG_AUDIT;
+		memcpy(fence->policy, cfg.policy, sizeof(fence->policy));
+		memcpy(fence->label, cfg.label, sizeof(fence->label));
 		fence->allow4_fd = dup_cloexec(bpf_map__fd(skel->maps.cgf_allow4));
 		fence->allow6_fd = dup_cloexec(bpf_map__fd(skel->maps.cgf_allow6));
 		fence->config_fd = dup_cloexec(bpf_map__fd(skel->maps.cgf_config));
@@ -605,6 +627,10 @@ int cgf_fence_open(const char *pin_root, uint64_t id, struct cgf_fence **out, ch
 		goto fail;
 	}
 	f->audit = cfg.flags & CGF_CONFIG_AUDIT;
+	cfg.policy[sizeof(cfg.policy) - 1] = '\0';
+	cfg.label[sizeof(cfg.label) - 1] = '\0';
+	memcpy(f->policy, cfg.policy, sizeof(f->policy));
+	memcpy(f->label, cfg.label, sizeof(f->label));
 	*out = f;
 	return 0;
 fail:

@@ -49,6 +49,8 @@ struct cgf_fence;
 struct cgf_attach_opts {
 	const char *pin_root;  /* NULL: CGF_PIN_ROOT_DEFAULT */
 	bool audit;            /* log would-be denials, deny nothing */
+	const char *policy;    /* policy name kept with the fence, or NULL */
+	const char *label;     /* who the fence is for, or NULL */
 };
 
 /*
@@ -81,6 +83,8 @@ void cgf_fence_close(struct cgf_fence *fence);
 
 uint64_t cgf_fence_cgroup_id(const struct cgf_fence *fence);
 bool cgf_fence_audit(const struct cgf_fence *fence);
+const char *cgf_fence_policy(const struct cgf_fence *fence); /* "" when ad-hoc */
+const char *cgf_fence_label(const struct cgf_fence *fence);  /* "" when none */
 
 /* Sums the per-CPU counters. */
 int cgf_fence_stats(const struct cgf_fence *fence, struct cgf_stats *sum);

@@ -54,7 +54,7 @@
 
 #define CGF_LINE_MAX 1024                     /* longest policy line, in bytes */
 #define CGF_POLICY_FILE_MAX (16u * 1024 * 1024) /* largest policy file */
-#define CGF_LABEL_MAX 63
+#define DNS_LABEL_MAX 63
 
 /* Ranges counted exactly in a "too many port ranges" message. */
 #define CGF_RANGES_COUNT_MAX 64
@@ -427,9 +427,9 @@ static int parse_domain(struct rp *p, const char *a, const char *b, struct cgf_r
 		if (q == label)
 			return fail_at(p->err, p->text, q < b ? q : q - 1,
 				       "empty label in domain name '%s'", quote(&qn, a, b - a));
-		if (q - label > CGF_LABEL_MAX)
+		if (q - label > DNS_LABEL_MAX)
 			return fail_at(p->err, p->text, label, "label longer than %d characters",
-				       CGF_LABEL_MAX);
+				       DNS_LABEL_MAX);
 		if (*label == '-')
 			return fail_at(p->err, p->text, label, "label '%s' starts with a hyphen",
 				       quote(&qc, label, q - label));
