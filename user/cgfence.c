@@ -29,6 +29,7 @@
 #include "domains.h"
 #include "fence.h"
 #include "policy.h"
+#include "report.h"
 #include "resolve.h"
 
 /* Exit status of `cgfence run` when cgfence itself fails: nothing was run. */
@@ -822,71 +823,6 @@ static void usage_status(FILE *out)
 		"  -h, --help       this text\n");
 }
 
-static void format_range(const struct cgf_range *rg, char *buf, size_t len)
-{
-	const char *proto = rg->protos == CGF_PROTO_ANY ? "tcp+udp" :
-			    rg->protos == CGF_PROTO_TCP ? "tcp" : "udp";
-	int n;
-
-	if (rg->port_lo == 0 && rg->port_hi == 65535)
-		n = snprintf(buf, len, "%s any port", proto);
-	else if (rg->port_lo == rg->port_hi)
-		n = snprintf(buf, len, "%s %u", proto, rg->port_lo);
-	else
-		n = snprintf(buf, len, "%s %u-%u", proto, rg->port_lo, rg->port_hi);
-	if (rg->expires_ns && n > 0 && (size_t)n < len) {
-		uint64_t now = cgf_boottime_ns();
-
-		if (rg->expires_ns > now)
-			snprintf(buf + n, len - (size_t)n, " (expires in %" PRIu64 " s)",
-				 (uint64_t)((rg->expires_ns - now) / NS_PER_SEC));
-		else
-			snprintf(buf + n, len - (size_t)n, " (expired)");
-	}
-}
-
-static json_t *json_entry(int family, const uint8_t *addr, unsigned prefixlen,
-			  const struct cgf_allow *v)
-{
-	char a[INET6_ADDRSTRLEN], prefix[INET6_ADDRSTRLEN + 8];
-	json_t *ranges = json_array();
-	uint64_t now = cgf_boottime_ns();
-
-	inet_ntop(family, addr, a, sizeof(a));
-	snprintf(prefix, sizeof(prefix), "%s/%u", a, prefixlen);
-	for (unsigned i = 0; i < v->n_ranges && i < CGF_MAX_RANGES; i++) {
-		const struct cgf_range *rg = &v->ranges[i];
-		json_t *pr = json_array();
-
-		if (rg->protos & CGF_PROTO_TCP)
-			json_array_append_new(pr, json_string("tcp"));
-		if (rg->protos & CGF_PROTO_UDP)
-			json_array_append_new(pr, json_string("udp"));
-		json_array_append_new(ranges, json_pack("{s:i,s:i,s:o,s:o}", "port_lo", rg->port_lo,
-						       "port_hi", rg->port_hi, "protocols", pr,
-						       "expires_in_s",
-						       rg->expires_ns ?
-							       json_integer(rg->expires_ns > now ?
-									    (json_int_t)((rg->expires_ns - now) / NS_PER_SEC) : 0) :
-							       json_null()));
-	}
-	return json_pack("{s:s,s:o}", "prefix", prefix, "allow", ranges);
-}
-
-static void print_entry(int family, const uint8_t *addr, unsigned prefixlen,
-			const struct cgf_allow *v)
-{
-	char a[INET6_ADDRSTRLEN], rg[96];
-
-	inet_ntop(family, addr, a, sizeof(a));
-	printf("    %s/%u", a, prefixlen);
-	for (unsigned i = 0; i < v->n_ranges && i < CGF_MAX_RANGES; i++) {
-		format_range(&v->ranges[i], rg, sizeof(rg));
-		printf("%s%s", i ? "; " : "  ", rg);
-	}
-	printf("\n");
-}
-
 static int cmd_status(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -899,7 +835,7 @@ static int cmd_status(int argc, char **argv)
 	json_t *jfences = NULL;
 	uint64_t *ids = NULL;
 	bool json = false;
-	size_t n = 0, i, j;
+	size_t n = 0, i;
 	int opt, ret, status = 0;
 
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -934,75 +870,36 @@ static int cmd_status(int argc, char **argv)
 	else if (n == 0)
 		printf("no fenced cgroups\n");
 	for (i = 0; i < n; i++) {
-		struct cgf_allowlist list = { 0 };
 		struct cgf_fence *f = NULL;
-		struct cgf_stats st;
 		char path[PATH_MAX] = "", err[CGF_ERR_LEN];
 		bool have_path = cgf_cgroup_path_of(ids[i], path, sizeof(path)) == 0;
+		json_t *jf;
 
-		if (cgf_fence_open(pin_root, ids[i], &f, err) || cgf_fence_stats(f, &st) ||
-		    cgf_fence_dump(f, &list)) {
-			warnx("fence of cgroup id %" PRIu64 ": %s", ids[i],
-			      f ? "cannot read its maps" : err);
-			cgf_fence_close(f);
+		if (cgf_fence_open(pin_root, ids[i], &f, err)) {
+			warnx("fence of cgroup id %" PRIu64 ": %s", ids[i], err);
+			status = 1;
+			continue;
+		}
+		jf = cgf_fence_json(f, have_path ? path : NULL);
+		cgf_fence_close(f);
+		if (!jf) {
+			warnx("fence of cgroup id %" PRIu64 ": cannot read its maps", ids[i]);
 			status = 1;
 			continue;
 		}
 		if (json) {
-			json_t *entries = json_array(), *counters = json_object();
-
-			for (j = 0; j < list.n_v4; j++)
-				json_array_append_new(entries,
-						      json_entry(AF_INET, list.v4[j].key.addr,
-								 list.v4[j].key.prefixlen,
-								 &list.v4[j].value));
-			for (j = 0; j < list.n_v6; j++)
-				json_array_append_new(entries,
-						      json_entry(AF_INET6, list.v6[j].key.addr,
-								 list.v6[j].key.prefixlen,
-								 &list.v6[j].value));
-			for (j = 0; j < CGF_HOOK_MAX; j++)
-				json_object_set_new(counters, cgf_hook_name((unsigned)j),
-						    json_pack("{s:I,s:I,s:I}", "allowed",
-							      (json_int_t)st.allowed[j], "denied",
-							      (json_int_t)st.denied[j], "audited",
-							      (json_int_t)st.audited[j]));
-			json_array_append_new(
-				jfences,
-				json_pack("{s:I,s:o,s:s,s:I,s:I,s:o,s:o,s:I}", "cgroup_id",
-					  (json_int_t)ids[i], "cgroup",
-					  have_path ? json_string(path) : json_null(), "mode",
-					  cgf_fence_audit(f) ? "audit" : "enforce", "ipv4_entries",
-					  (json_int_t)list.n_v4, "ipv6_entries", (json_int_t)list.n_v6,
-					  "allowlist", entries, "counters", counters, "events_lost",
-					  (json_int_t)st.events_lost));
+			json_array_append_new(jfences, jf);
 		} else {
-			printf("%s (cgroup id %" PRIu64 "), %s\n", have_path ? path : "(cgroup gone)",
-			       ids[i], cgf_fence_audit(f) ? "audit mode" : "enforcing");
-			printf("  allowlist: %zu IPv4, %zu IPv6 entries\n", list.n_v4, list.n_v6);
-			for (j = 0; j < list.n_v4 && j < 50; j++)
-				print_entry(AF_INET, list.v4[j].key.addr, list.v4[j].key.prefixlen,
-					    &list.v4[j].value);
-			for (j = 0; j < list.n_v6 && j < 50; j++)
-				print_entry(AF_INET6, list.v6[j].key.addr, list.v6[j].key.prefixlen,
-					    &list.v6[j].value);
-			if (list.n_v4 > 50 || list.n_v6 > 50)
-				printf("    ... (first 50 per family shown; --json lists all)\n");
-			printf("  %-10s %12s %12s %12s\n", "hook", "allowed", "denied", "audited");
-			for (j = 0; j < CGF_HOOK_MAX; j++)
-				printf("  %-10s %12" PRIu64 " %12" PRIu64 " %12" PRIu64 "\n",
-				       cgf_hook_name((unsigned)j), (uint64_t)st.allowed[j],
-				       (uint64_t)st.denied[j], (uint64_t)st.audited[j]);
-			if (st.events_lost)
-				printf("  deny events lost (ring buffer full): %" PRIu64 "\n",
-				       (uint64_t)st.events_lost);
+			cgf_fence_print(stdout, jf);
+			json_decref(jf);
 		}
-		cgf_allowlist_free(&list);
-		cgf_fence_close(f);
 	}
 	if (json) {
-		json_dumpf(json_pack("{s:o}", "fences", jfences), stdout, JSON_INDENT(2));
+		json_t *doc = json_pack("{s:o}", "fences", jfences);
+
+		json_dumpf(doc, stdout, JSON_INDENT(2));
 		printf("\n");
+		json_decref(doc);
 	}
 	free(ids);
 	return status;

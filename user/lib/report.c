@@ -1,0 +1,228 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* Fences and events as JSON and text; see report.h. */
+#include <inttypes.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "report.h"
+
+#define NS_PER_SEC 1000000000ull
+
+static json_t *entry_json(int family, const uint8_t *addr, unsigned prefixlen,
+			  const struct cgf_allow *v, uint64_t now)
+{
+	char a[INET6_ADDRSTRLEN], prefix[INET6_ADDRSTRLEN + 8];
+	json_t *ranges = json_array();
+
+	inet_ntop(family, addr, a, sizeof(a));
+	snprintf(prefix, sizeof(prefix), "%s/%u", a, prefixlen);
+	for (unsigned i = 0; i < v->n_ranges && i < CGF_MAX_RANGES; i++) {
+		const struct cgf_range *rg = &v->ranges[i];
+		json_t *protos = json_array(), *expires;
+
+		if (rg->protos & CGF_PROTO_TCP)
+			json_array_append_new(protos, json_string("tcp"));
+		if (rg->protos & CGF_PROTO_UDP)
+			json_array_append_new(protos, json_string("udp"));
+		if (!rg->expires_ns)
+			expires = json_null();
+		else
+			expires = json_integer(rg->expires_ns > now ?
+						       (json_int_t)((rg->expires_ns - now) / NS_PER_SEC) :
+						       0);
+		json_array_append_new(ranges, json_pack("{s:i,s:i,s:o,s:o}", "port_lo", rg->port_lo,
+							"port_hi", rg->port_hi, "protocols", protos,
+							"expires_in_s", expires));
+	}
+	return json_pack("{s:s,s:o}", "prefix", prefix, "allow", ranges);
+}
+
+json_t *cgf_fence_json(const struct cgf_fence *f, const char *cgroup_path)
+{
+	struct cgf_allowlist list = { 0 };
+	json_t *entries, *counters, *out;
+	uint64_t now = cgf_boottime_ns();
+	struct cgf_stats st;
+	size_t i;
+
+	if (cgf_fence_stats(f, &st) || cgf_fence_dump(f, &list))
+		return NULL;
+	entries = json_array();
+	for (i = 0; i < list.n_v4; i++)
+		json_array_append_new(entries, entry_json(AF_INET, list.v4[i].key.addr,
+							  list.v4[i].key.prefixlen,
+							  &list.v4[i].value, now));
+	for (i = 0; i < list.n_v6; i++)
+		json_array_append_new(entries, entry_json(AF_INET6, list.v6[i].key.addr,
+							  list.v6[i].key.prefixlen,
+							  &list.v6[i].value, now));
+	counters = json_object();
+	for (i = 0; i < CGF_HOOK_MAX; i++)
+		json_object_set_new(counters, cgf_hook_name((unsigned)i),
+				    json_pack("{s:I,s:I,s:I}", "allowed", (json_int_t)st.allowed[i],
+					      "denied", (json_int_t)st.denied[i], "audited",
+					      (json_int_t)st.audited[i]));
+	out = json_pack("{s:I,s:o,s:s,s:s,s:s,s:I,s:I,s:o,s:o,s:I}", "cgroup_id",
+			(json_int_t)cgf_fence_cgroup_id(f), "cgroup",
+			cgroup_path ? json_string(cgroup_path) : json_null(), "policy",
+			cgf_fence_policy(f), "label", cgf_fence_label(f), "mode",
+			cgf_fence_audit(f) ? "audit" : "enforce", "ipv4_entries",
+			(json_int_t)list.n_v4, "ipv6_entries", (json_int_t)list.n_v6, "allowlist",
+			entries, "counters", counters, "events_lost", (json_int_t)st.events_lost);
+	cgf_allowlist_free(&list);
+	return out;
+}
+
+static const char *proto_name(unsigned proto, char *buf, size_t len)
+{
+	switch (proto) {
+	case IPPROTO_TCP:
+		return "tcp";
+	case IPPROTO_UDP:
+		return "udp";
+	case IPPROTO_ICMP:
+		return "icmp";
+	case IPPROTO_ICMPV6:
+		return "icmpv6";
+	case 0:
+		return "ip";
+	default:
+		snprintf(buf, len, "proto-%u", proto);
+		return buf;
+	}
+}
+
+json_t *cgf_event_json(const struct cgf_event *e, const char *cgroup_path, const char *policy,
+		       const char *label)
+{
+	char addr[INET6_ADDRSTRLEN] = "?", when[64], pbuf[16], comm[sizeof(e->comm) + 1];
+	uint64_t boot_now = cgf_boottime_ns(), ago = boot_now > e->time_ns ?
+							      boot_now - e->time_ns : 0;
+	struct timespec ts;
+	struct tm tm;
+	size_t i;
+
+	/* Boot time to wall time: now minus how long ago it happened. */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	{
+		uint64_t real = (uint64_t)ts.tv_sec * NS_PER_SEC + (uint64_t)ts.tv_nsec - ago;
+		time_t sec = (time_t)(real / NS_PER_SEC);
+
+		gmtime_r(&sec, &tm);
+		snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ",
+			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+			 tm.tm_sec, (unsigned)(real % NS_PER_SEC / 1000000));
+	}
+	inet_ntop(e->family == AF_INET ? AF_INET : AF_INET6, e->daddr, addr, sizeof(addr));
+	memcpy(comm, e->comm, sizeof(e->comm));
+	comm[sizeof(e->comm)] = '\0';
+	for (i = 0; comm[i]; i++)
+		if (comm[i] < 0x20 || comm[i] > 0x7e)
+			comm[i] = '?';
+	return json_pack("{s:s,s:s,s:s,s:s,s:i,s:s,s:I,s:o,s:o,s:o,s:I,s:s}", "time", when,
+			 "action", e->action == CGF_EVENT_AUDIT ? "audit" : "denied", "hook",
+			 cgf_hook_name(e->hook), "protocol",
+			 proto_name(e->protocol, pbuf, sizeof(pbuf)), "dport", e->dport, "daddr",
+			 addr, "pid", (json_int_t)e->pid, "cgroup",
+			 cgroup_path ? json_string(cgroup_path) : json_null(), "policy",
+			 policy && *policy ? json_string(policy) : json_null(), "label",
+			 label && *label ? json_string(label) : json_null(), "cgroup_id",
+			 (json_int_t)e->cgroup_id, "comm", comm);
+}
+
+static const char *str(const json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s ? s : "";
+}
+
+void cgf_fence_print(FILE *out, const json_t *f)
+{
+	const json_t *entries = json_object_get(f, "allowlist"), *e, *counters;
+	const char *policy = str(f, "policy"), *label = str(f, "label");
+	size_t i, shown = 0;
+	const char *hook;
+	json_t *c;
+
+	fprintf(out, "%s (cgroup id %" JSON_INTEGER_FORMAT "), %s", *str(f, "cgroup") ?
+		str(f, "cgroup") : "(cgroup gone)", json_integer_value(json_object_get(f, "cgroup_id")),
+		strcmp(str(f, "mode"), "audit") ? "enforcing" : "audit mode");
+	if (*policy)
+		fprintf(out, ", policy %s", policy);
+	if (*label)
+		fprintf(out, ", %s", label);
+	fprintf(out, "\n  allowlist: %" JSON_INTEGER_FORMAT " IPv4, %" JSON_INTEGER_FORMAT
+		" IPv6 entries\n", json_integer_value(json_object_get(f, "ipv4_entries")),
+		json_integer_value(json_object_get(f, "ipv6_entries")));
+	json_array_foreach(entries, i, e) {
+		const json_t *ranges = json_object_get(e, "allow"), *r;
+		size_t j;
+
+		if (shown++ == 50) {
+			fprintf(out, "    ... (first 50 shown; --json lists all)\n");
+			break;
+		}
+		fprintf(out, "    %s", str(e, "prefix"));
+		json_array_foreach(ranges, j, r) {
+			json_int_t lo = json_integer_value(json_object_get(r, "port_lo"));
+			json_int_t hi = json_integer_value(json_object_get(r, "port_hi"));
+			const json_t *protos = json_object_get(r, "protocols");
+			const json_t *exp = json_object_get(r, "expires_in_s");
+			const char *p = json_array_size(protos) == 2 ? "tcp+udp" :
+					json_string_value(json_array_get(protos, 0));
+
+			fprintf(out, "%s%s ", j ? "; " : "  ", p ? p : "?");
+			if (lo == 0 && hi == 65535)
+				fprintf(out, "any port");
+			else if (lo == hi)
+				fprintf(out, "%" JSON_INTEGER_FORMAT, lo);
+			else
+				fprintf(out, "%" JSON_INTEGER_FORMAT "-%" JSON_INTEGER_FORMAT, lo, hi);
+			if (json_is_integer(exp))
+				fprintf(out, json_integer_value(exp) ? " (expires in %" JSON_INTEGER_FORMAT
+									" s)" : " (expired)",
+					json_integer_value(exp));
+		}
+		fprintf(out, "\n");
+	}
+	counters = json_object_get(f, "counters");
+	fprintf(out, "  %-10s %12s %12s %12s\n", "hook", "allowed", "denied", "audited");
+	json_object_foreach((json_t *)counters, hook, c)
+		fprintf(out, "  %-10s %12" JSON_INTEGER_FORMAT " %12" JSON_INTEGER_FORMAT
+			" %12" JSON_INTEGER_FORMAT "\n", hook,
+			json_integer_value(json_object_get(c, "allowed")),
+			json_integer_value(json_object_get(c, "denied")),
+			json_integer_value(json_object_get(c, "audited")));
+	if (json_integer_value(json_object_get(f, "events_lost")))
+		fprintf(out, "  deny events lost (ring buffer full): %" JSON_INTEGER_FORMAT "\n",
+			json_integer_value(json_object_get(f, "events_lost")));
+}
+
+void cgf_event_print(FILE *out, const json_t *e)
+{
+	const char *proto = str(e, "protocol"), *addr = str(e, "daddr");
+	bool ports = !strcmp(proto, "tcp") || !strcmp(proto, "udp");
+	bool v6 = strchr(addr, ':') != NULL;
+
+	fprintf(out, "%s %s %s ", str(e, "time"),
+		strcmp(str(e, "action"), "audit") ? "denied" : "audit: would deny", proto);
+	if (ports)
+		fprintf(out, "%s%s%s:%" JSON_INTEGER_FORMAT, v6 ? "[" : "", addr, v6 ? "]" : "",
+			json_integer_value(json_object_get(e, "dport")));
+	else
+		fprintf(out, "%s", addr);
+	fprintf(out, " (%s) pid %" JSON_INTEGER_FORMAT " (%s)", str(e, "hook"),
+		json_integer_value(json_object_get(e, "pid")), str(e, "comm"));
+	if (*str(e, "cgroup"))
+		fprintf(out, " cgroup %s", str(e, "cgroup"));
+	if (*str(e, "policy"))
+		fprintf(out, " policy %s", str(e, "policy"));
+	if (*str(e, "label"))
+		fprintf(out, " %s", str(e, "label"));
+	fprintf(out, "\n");
+}
