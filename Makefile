@@ -46,9 +46,9 @@ msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
 .DELETE_ON_ERROR:
-.PHONY: all deps test-deps demo-deps demo check bench vmlinux clean
+.PHONY: all deps test-deps demo-deps demo check bench install vmlinux clean
 
-all: $(BUILD)/cgfence $(UNIT_BINS) $(TOOL_BINS)
+all: $(BUILD)/cgfence $(BUILD)/cgfenced $(UNIT_BINS) $(TOOL_BINS)
 
 $(BUILD) $(BUILD)/lib $(BUILD)/tests:
 	$(Q)mkdir -p $@
@@ -74,6 +74,10 @@ $(LIB): $(LIB_OBJS)
 $(BUILD)/cgfence: user/cgfence.c $(LIB) | $(BUILD)
 	$(call msg,CCLD,$@)
 	$(Q)$(CC) $(CFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
+$(BUILD)/cgfenced: user/cgfenced.c $(LIB) | $(BUILD)
+	$(call msg,CCLD,$@)
+	$(Q)$(CC) $(CFLAGS) $< $(LIB) $(LDLIBS) -lpthread -o $@
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB) | $(BUILD)/tests
 	$(call msg,CCLD,$@)
@@ -109,6 +113,23 @@ check: test-deps
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)bench/run
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+SYSTEMD_UNIT_DIR ?= /etc/systemd/system
+
+install: $(BUILD)/cgfence $(BUILD)/cgfenced
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(SYSTEMD_UNIT_DIR) \
+		$(DESTDIR)/etc/cgfence/policy.d $(DESTDIR)$(PREFIX)/share/doc/cgfence
+	install -m 0755 $(BUILD)/cgfence $(BUILD)/cgfenced $(DESTDIR)$(PREFIX)/sbin/
+	sed 's|/usr/local|$(PREFIX)|g' etc/cgfenced.service > $(DESTDIR)$(SYSTEMD_UNIT_DIR)/cgfenced.service
+	chmod 0644 $(DESTDIR)$(SYSTEMD_UNIT_DIR)/cgfenced.service
+	[ -e $(DESTDIR)/etc/cgfence/cgfenced.conf ] || \
+		install -m 0644 etc/cgfenced.conf $(DESTDIR)/etc/cgfence/cgfenced.conf
+	install -m 0644 etc/devcontainer.policy $(DESTDIR)$(PREFIX)/share/doc/cgfence/
+	[ -e $(DESTDIR)/etc/cgfence/policy.d/devcontainer.policy ] || \
+		install -m 0644 etc/devcontainer.policy $(DESTDIR)/etc/cgfence/policy.d/
+	install -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/cgfence/
 
 vmlinux:
 	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $(VMLINUX_DIR)/vmlinux.h

@@ -26,6 +26,7 @@
 #include <jansson.h>
 
 #include "confine.h"
+#include "control.h"
 #include "domains.h"
 #include "fence.h"
 #include "policy.h"
@@ -633,6 +634,13 @@ static void usage_attach(FILE *out)
 	fprintf(out,
 		"usage: cgfence attach --cgroup PATH (--allow RULE | --policy-file FILE)...\n"
 		"                      [--audit] [--resolver IP[:PORT]]...\n"
+		"       cgfence attach --policy NAME (--cgroup PATH | --pid PID) [--audit]\n"
+		"                      [--label TEXT] [--socket PATH]\n"
+		"\n"
+		"With --policy, cgfenced fences the cgroup (or the process's cgroup; a\n"
+		"process in a shared cgroup gets one of its own) with its policy NAME and\n"
+		"keeps its domain rules current.  A user who is not root may fence only a\n"
+		"process that user owns.\n"
 		"\n"
 		"Fences an existing cgroup (its processes and every descendant cgroup).\n"
 		"PATH is a directory on the cgroup2 mount or a path relative to its root.\n"
@@ -641,6 +649,11 @@ static void usage_attach(FILE *out)
 		"addresses deny again once their DNS TTL has passed.\n"
 		"\n"
 		"  -c, --cgroup PATH        the cgroup to fence\n"
+		"  -P, --policy NAME        a policy of cgfenced\n"
+		"      --pid PID            fence this process (with --policy)\n"
+		"      --label TEXT         whom the fence is for, shown in status and log\n"
+		"      --socket PATH        cgfenced's socket (default $CGFENCE_SOCKET or\n"
+		"                           " CGF_SOCKET_DEFAULT ")\n"
 		"  -a, --allow RULE         allow RULE: TARGET[:PORTS][/PROTO] (repeatable)\n"
 		"  -p, --policy-file FILE   allow the rules of FILE (repeatable)\n"
 		"      --audit              log what would be denied, deny nothing\n"
@@ -650,9 +663,68 @@ static void usage_attach(FILE *out)
 		"  -h, --help               this text\n");
 }
 
+/* Prints a daemon's error reply; returns the exit status for it. */
+static int daemon_error(const char *what, json_t *reply)
+{
+	const char *e = json_string_value(json_object_get(reply, "error"));
+
+	warnx("%s: %s", what, e ? e : "cgfenced refused without saying why");
+	return 1;
+}
+
+static int attach_via_daemon(const char *socket, const char *policy, const char *cgroup,
+			     const char *pid, bool audit, const char *label)
+{
+	char err[CGF_ERR_LEN];
+	json_t *req = json_pack("{s:s,s:s,s:b}", "op", "attach", "policy", policy, "audit", audit);
+	json_t *rep = NULL;
+	int status = 1;
+
+	if (cgroup) {
+		char abs[PATH_MAX];
+
+		/* the daemon resolves paths from its own working directory: send absolute */
+		if (cgroup[0] != '/' && realpath(cgroup, abs))
+			cgroup = abs;
+		json_object_set_new(req, "cgroup", json_string(cgroup));
+	}
+	if (pid) {
+		char *end;
+		long v = strtol(pid, &end, 10);
+
+		if (*end || v <= 0 || v > INT32_MAX) {
+			warnx("--pid '%s': not a process id", pid);
+			json_decref(req);
+			return 1;
+		}
+		json_object_set_new(req, "pid", json_integer(v));
+	}
+	if (label)
+		json_object_set_new(req, "label", json_string(label));
+	if (cgf_control_call(cgf_control_socket(socket), req, 30000, &rep, NULL, err,
+			     sizeof(err))) {
+		warnx("%s", err);
+	} else if (!json_is_true(json_object_get(rep, "ok"))) {
+		status = daemon_error("attach", rep);
+	} else {
+		printf("fenced %s with policy %s (cgroup id %" JSON_INTEGER_FORMAT "%s)\n",
+		       json_string_value(json_object_get(rep, "cgroup")), policy,
+		       json_integer_value(json_object_get(rep, "cgroup_id")),
+		       audit ? ", audit mode" : "");
+		status = 0;
+	}
+	json_decref(req);
+	json_decref(rep);
+	return status;
+}
+
 static int cmd_attach(int argc, char **argv)
 {
 	static const struct option opts[] = {
+		{ "policy", required_argument, NULL, 'P' },
+		{ "pid", required_argument, NULL, 'i' },
+		{ "label", required_argument, NULL, 'l' },
+		{ "socket", required_argument, NULL, 's' },
 		{ "cgroup", required_argument, NULL, 'c' },
 		{ "allow", required_argument, NULL, 'a' },
 		{ "policy-file", required_argument, NULL, 'p' },
@@ -669,12 +741,24 @@ static int cmd_attach(int argc, char **argv)
 	struct cgf_domains *domains = NULL;
 	struct cgf_allowlist list = { 0 };
 	char path[PATH_MAX], err[CGF_ERR_LEN];
-	const char *cgroup = NULL;
+	const char *cgroup = NULL, *policy = NULL, *pid = NULL, *label = NULL, *socket = NULL;
 	int opt, status = 1;
 	uint64_t id;
 
-	while ((opt = getopt_long(argc, argv, "c:a:p:r:vh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:a:p:r:vhP:", opts, NULL)) != -1) {
 		switch (opt) {
+		case 'P':
+			policy = optarg;
+			break;
+		case 'i':
+			pid = optarg;
+			break;
+		case 'l':
+			label = optarg;
+			break;
+		case 's':
+			socket = optarg;
+			break;
 		case 'c':
 			cgroup = optarg;
 			break;
@@ -702,9 +786,29 @@ static int cmd_attach(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (!cgroup || optind != argc) {
-		warnx(!cgroup ? "attach: --cgroup PATH is required" : "attach: unexpected '%s'",
-		      argv[optind]);
+	if (optind != argc) {
+		warnx("attach: unexpected '%s'", argv[optind]);
+		goto out;
+	}
+	if (policy) {
+		if (pa.policy.n_rules || pa.n_servers) {
+			warnx("attach: --policy takes its rules from cgfenced; no --allow, "
+			      "--policy-file or --resolver with it");
+			goto out;
+		}
+		if (!cgroup == !pid) {
+			warnx("attach: --policy needs exactly one of --cgroup PATH and --pid PID");
+			goto out;
+		}
+		status = attach_via_daemon(socket, policy, cgroup, pid, pa.audit, label);
+		goto out;
+	}
+	if (pid || label || socket) {
+		warnx("attach: --pid, --label and --socket go with --policy NAME");
+		goto out;
+	}
+	if (!cgroup) {
+		warnx("attach: --cgroup PATH is required");
 		goto out;
 	}
 	if (pa.policy.n_rules == 0) {
@@ -754,30 +858,69 @@ out:
 static void usage_detach(FILE *out)
 {
 	fprintf(out,
-		"usage: cgfence detach --cgroup PATH [--bpffs DIR]\n"
+		"usage: cgfence detach --cgroup PATH [--bpffs DIR] [--socket PATH]\n"
 		"\n"
-		"Removes the fence of a cgroup: its traffic is no longer filtered.\n"
+		"Removes the fence of a cgroup: its traffic is no longer filtered.  Goes\n"
+		"through cgfenced when its socket exists, so that it stops managing it.\n"
 		"\n"
 		"  -c, --cgroup PATH   the fenced cgroup\n"
+		"      --socket PATH   cgfenced's socket\n"
 		"      --bpffs DIR     pin directory (default " CGF_PIN_ROOT_DEFAULT ")\n"
 		"  -h, --help          this text\n");
+}
+
+/*
+ * Whether to go through the daemon: when its socket exists.  A socket file
+ * nobody answers on is said and then ignored.
+ */
+static bool daemon_present(const char *socket)
+{
+	struct stat st;
+
+	return stat(cgf_control_socket(socket), &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+/* Sends a request that needs only an ok; prints the error otherwise. */
+static int simple_request(const char *socket, const char *what, json_t *req, json_t **rep_out)
+{
+	char err[CGF_ERR_LEN];
+	json_t *rep = NULL;
+	int status = 1;
+
+	if (cgf_control_call(cgf_control_socket(socket), req, 30000, &rep, NULL, err,
+			     sizeof(err)))
+		warnx("%s", err);
+	else if (!json_is_true(json_object_get(rep, "ok")))
+		status = daemon_error(what, rep);
+	else
+		status = 0;
+	json_decref(req);
+	if (rep_out && !status)
+		*rep_out = rep;
+	else
+		json_decref(rep);
+	return status;
 }
 
 static int cmd_detach(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "cgroup", required_argument, NULL, 'c' },
+		{ "socket", required_argument, NULL, 's' },
 		{ "bpffs", required_argument, NULL, 'b' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	const char *cgroup = NULL, *pin_root = NULL;
+	const char *cgroup = NULL, *pin_root = NULL, *socket = NULL;
 	char path[PATH_MAX], err[CGF_ERR_LEN];
 	uint64_t id;
 	int opt;
 
 	while ((opt = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
 		switch (opt) {
+		case 's':
+			socket = optarg;
+			break;
 		case 'c':
 			cgroup = optarg;
 			break;
@@ -801,6 +944,13 @@ static int cmd_detach(int argc, char **argv)
 		warnx("%s", err);
 		return 1;
 	}
+	if (daemon_present(socket)) {
+		if (simple_request(socket, "detach",
+				   json_pack("{s:s,s:s}", "op", "detach", "cgroup", path), NULL))
+			return 1;
+		printf("unfenced %s\n", path);
+		return 0;
+	}
 	if (cgf_fence_remove(pin_root, id, err)) {
 		warnx("%s", err);
 		return 1;
@@ -814,13 +964,42 @@ static int cmd_detach(int argc, char **argv)
 static void usage_status(FILE *out)
 {
 	fprintf(out,
-		"usage: cgfence status [--json] [--bpffs DIR]\n"
+		"usage: cgfence status [--json] [--bpffs DIR] [--socket PATH]\n"
 		"\n"
 		"Lists every fenced cgroup: mode, allowlist entries, counters per hook.\n"
 		"\n"
 		"      --json       one JSON document\n"
 		"      --bpffs DIR  pin directory (default " CGF_PIN_ROOT_DEFAULT ")\n"
+		"      --socket PATH  ask cgfenced there (default: when its socket exists)\n"
 		"  -h, --help       this text\n");
+}
+
+static int status_via_daemon(const char *socket, bool json)
+{
+	json_t *rep = NULL, *fences, *f;
+	size_t i;
+
+	if (simple_request(socket, "status", json_pack("{s:s}", "op", "status"), &rep))
+		return 1;
+	fences = json_object_get(rep, "fences");
+	if (json) {
+		json_object_del(rep, "ok");
+		json_dumpf(rep, stdout, JSON_INDENT(2));
+		printf("\n");
+	} else {
+		const json_t *pols = json_object_get(rep, "policies"), *p;
+
+		printf("cgfenced: %zu policies:", json_array_size(pols));
+		json_array_foreach(pols, i, p)
+			printf(" %s", json_string_value(json_object_get(p, "name")));
+		printf("\n");
+		if (!json_array_size(fences))
+			printf("no fenced cgroups\n");
+		json_array_foreach(fences, i, f)
+			cgf_fence_print(stdout, f);
+	}
+	json_decref(rep);
+	return 0;
 }
 
 static int cmd_status(int argc, char **argv)
@@ -828,10 +1007,11 @@ static int cmd_status(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
 		{ "bpffs", required_argument, NULL, 'b' },
+		{ "socket", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	const char *pin_root = NULL;
+	const char *pin_root = NULL, *socket = NULL;
 	json_t *jfences = NULL;
 	uint64_t *ids = NULL;
 	bool json = false;
@@ -846,6 +1026,9 @@ static int cmd_status(int argc, char **argv)
 		case 'b':
 			pin_root = optarg;
 			break;
+		case 's':
+			socket = optarg;
+			break;
 		case 'h':
 			usage_status(stdout);
 			return 0;
@@ -858,6 +1041,8 @@ static int cmd_status(int argc, char **argv)
 		warnx("status: unexpected '%s'", argv[optind]);
 		return 1;
 	}
+	if (daemon_present(socket) && !pin_root)
+		return status_via_daemon(socket, json);
 	cgf_libbpf_quiet(false);
 	ret = cgf_fence_list(pin_root, &ids, &n);
 	if (ret) {
@@ -905,6 +1090,104 @@ static int cmd_status(int argc, char **argv)
 	return status;
 }
 
+/* ---- reload, log ---------------------------------------------------------- */
+
+static int cmd_reload(int argc, char **argv)
+{
+	const char *socket = NULL;
+	json_t *rep = NULL, *errs, *e;
+	size_t i;
+	int status;
+
+	if (argc == 3 && !strcmp(argv[1], "--socket"))
+		socket = argv[2];
+	else if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+		printf("usage: cgfence reload [--socket PATH]\n\nMakes cgfenced read its policy "
+		       "directory again.  A policy file with an error is\nrejected whole and its "
+		       "previous version stays in force.\n");
+		return 0;
+	} else if (argc != 1) {
+		warnx("usage: cgfence reload [--socket PATH]");
+		return 1;
+	}
+	status = simple_request(socket, "reload", json_pack("{s:s}", "op", "reload"), &rep);
+	if (status)
+		return status;
+	errs = json_object_get(rep, "errors");
+	json_array_foreach(errs, i, e)
+		warnx("%s", json_string_value(e));
+	printf("%" JSON_INTEGER_FORMAT " policies loaded%s\n",
+	       json_integer_value(json_object_get(rep, "policies")),
+	       json_array_size(errs) ? ", with errors" : "");
+	status = json_array_size(errs) ? 1 : 0;
+	json_decref(rep);
+	return status;
+}
+
+static int cmd_log(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "follow", no_argument, NULL, 'f' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "socket", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *socket = NULL;
+	bool follow = false, json = false;
+	char err[CGF_ERR_LEN];
+	json_t *rep = NULL, *ev;
+	int opt, fd = -1;
+
+	while ((opt = getopt_long(argc, argv, "fjh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'f':
+			follow = true;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 's':
+			socket = optarg;
+			break;
+		case 'h':
+			printf("usage: cgfence log [--follow] [--json] [--socket PATH]\n\n"
+			       "Prints the deny events cgfenced saw (the last 1024), with time,\n"
+			       "cgroup, policy, pid, comm, destination, port, protocol and hook;\n"
+			       "--follow keeps printing new ones.\n");
+			return 0;
+		default:
+			warnx("usage: cgfence log [--follow] [--json] [--socket PATH]");
+			return 1;
+		}
+	}
+	if (cgf_control_call(cgf_control_socket(socket),
+			     json_pack("{s:s,s:b}", "op", "events", "follow", follow), 30000, &rep,
+			     &fd, err, sizeof(err))) {
+		warnx("%s", err);
+		return 1;
+	}
+	if (!json_is_true(json_object_get(rep, "ok"))) {
+		daemon_error("log", rep);
+		json_decref(rep);
+		close(fd);
+		return 1;
+	}
+	json_decref(rep);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	while (cgf_control_read_line(fd, follow ? -1 : 5000, &ev, err, sizeof(err)) == 0) {
+		if (json) {
+			json_dumpf(ev, stdout, JSON_COMPACT);
+			printf("\n");
+		} else {
+			cgf_event_print(stdout, ev);
+		}
+		json_decref(ev);
+	}
+	close(fd);
+	return 0;
+}
+
 /* ---- main ---------------------------------------------------------------- */
 
 static void usage(FILE *out)
@@ -918,6 +1201,8 @@ static void usage(FILE *out)
 		"  attach   fence an existing cgroup\n"
 		"  detach   remove the fence of a cgroup\n"
 		"  status   list fenced cgroups, their allowlists and counters\n"
+		"  reload   make cgfenced read its policies again\n"
+		"  log      deny events seen by cgfenced\n"
 		"\n"
 		"A rule is TARGET[:PORTS][/PROTO]: TARGET an IPv4/IPv6 address or prefix\n"
 		"([IPv6] in brackets when a port follows) or a domain; PORTS N or N-M;\n"
@@ -934,6 +1219,8 @@ int main(int argc, char **argv)
 		{ "attach", cmd_attach },
 		{ "detach", cmd_detach },
 		{ "status", cmd_status },
+		{ "reload", cmd_reload },
+		{ "log", cmd_log },
 	};
 
 	if (argc < 2) {
@@ -947,6 +1234,6 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (!strcmp(argv[1], cmds[i].name))
 			return cmds[i].fn(argc - 1, argv + 1);
-	warnx("unknown command '%s' (run, attach, detach, status)", argv[1]);
+	warnx("unknown command '%s' (run, attach, detach, status, reload, log)", argv[1]);
 	return 1;
 }

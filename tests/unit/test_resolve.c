@@ -5,9 +5,11 @@
  * Every query goes to loopback, to servers this test starts itself:
  *  - dnsmasq (Debian's dnsmasq-base) on 127.0.53.1 and ::1, a high port, answering
  *    only its own --host-record names under cgf.test (NXDOMAIN for the rest of
- *    cgf.test, REFUSED for anything else: it has no upstream);
+ *    cgf.test, REFUSED for anything else: it has no upstream) and the 10,000
+ *    names of a generated --addn-hosts file under bench.test;
  *  - a scripted server (a child of this test) on 127.0.0.1 for answers dnsmasq
- *    cannot give: SERVFAIL for one family only, a dropped AAAA, malformed replies;
+ *    cannot give: SERVFAIL for one family only, a dropped AAAA, malformed replies,
+ *    an answer that comes late;
  *  - a socket bound and never read (timeouts) and a port nobody listens on.
  * The resolv.conf tests read temporary files and send nothing.  The resolver of
  * /etc/resolv.conf is never used.
@@ -45,6 +47,9 @@
 #define TIMEOUT_MS 3000
 #define MANY 20
 #define LOTS 64 /* 64 A records do not fit 512 bytes: the answer comes over TCP */
+#define BENCH_N 10000    /* names of the --addn-hosts file */
+#define BENCH_TTL 60     /* their TTL: --local-ttl */
+#define BENCH_LIMIT_MS 10000 /* the time allowed for them all; CGF_BENCH_LIMIT_MS */
 
 static const char *dnsmasq_path = "/usr/sbin/dnsmasq";
 static bool have_dnsmasq;
@@ -56,6 +61,10 @@ static pid_t fake_pid = -1;
 static uint16_t fake_port;
 static int silent_fd = -1;
 static uint16_t silent_port;
+static char bench_hosts[] = "/tmp/cgf-test-bench-XXXXXX";
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 static int64_t now_ms(void)
 {
@@ -188,29 +197,32 @@ struct fake_rule {
 	int rcode;
 	const char *addr;
 	uint32_t ttl;
+	int delay_ms; /* the reply is sent this late */
 };
 
 static const struct fake_rule fake_rules[] = {
-	{ "partial.fake.test", 1, F_ADDR, 0, "198.18.0.7", 60 },
-	{ "partial.fake.test", 28, F_RCODE, 2 /* SERVFAIL */, NULL, 0 },
-	{ "halfslow.fake.test", 1, F_ADDR, 0, "198.18.0.8", 61 },
-	{ "halfslow.fake.test", 28, F_DROP, 0, NULL, 0 },
-	{ "servfail.fake.test", 1, F_RCODE, 2, NULL, 0 },
-	{ "servfail.fake.test", 28, F_RCODE, 2, NULL, 0 },
-	{ "refused.fake.test", 1, F_RCODE, 5, NULL, 0 },
-	{ "refused.fake.test", 28, F_RCODE, 5, NULL, 0 },
-	{ "nxa.fake.test", 1, F_RCODE, 3, NULL, 0 },
-	{ "nxa.fake.test", 28, F_DROP, 0, NULL, 0 },
-	{ "garbage.fake.test", 1, F_GARBAGE, 0, NULL, 0 },
-	{ "garbage.fake.test", 28, F_GARBAGE, 0, NULL, 0 },
-	{ "nodata.fake.test", 1, F_RCODE, 0, NULL, 0 },
-	{ "nodata.fake.test", 28, F_RCODE, 0, NULL, 0 },
+	{ "partial.fake.test", 1, F_ADDR, 0, "198.18.0.7", 60, 0 },
+	{ "partial.fake.test", 28, F_RCODE, 2 /* SERVFAIL */, NULL, 0, 0 },
+	{ "halfslow.fake.test", 1, F_ADDR, 0, "198.18.0.8", 61, 0 },
+	{ "halfslow.fake.test", 28, F_DROP, 0, NULL, 0, 0 },
+	{ "servfail.fake.test", 1, F_RCODE, 2, NULL, 0, 0 },
+	{ "servfail.fake.test", 28, F_RCODE, 2, NULL, 0, 0 },
+	{ "refused.fake.test", 1, F_RCODE, 5, NULL, 0, 0 },
+	{ "refused.fake.test", 28, F_RCODE, 5, NULL, 0, 0 },
+	{ "nxa.fake.test", 1, F_RCODE, 3, NULL, 0, 0 },
+	{ "nxa.fake.test", 28, F_DROP, 0, NULL, 0, 0 },
+	{ "garbage.fake.test", 1, F_GARBAGE, 0, NULL, 0, 0 },
+	{ "garbage.fake.test", 28, F_GARBAGE, 0, NULL, 0, 0 },
+	{ "nodata.fake.test", 1, F_RCODE, 0, NULL, 0, 0 },
+	{ "nodata.fake.test", 28, F_RCODE, 0, NULL, 0, 0 },
+	{ "delayed.fake.test", 1, F_ADDR, 0, "198.18.0.10", 62, 400 },
+	{ "delayed.fake.test", 28, F_RCODE, 0, NULL, 0, 0 },
 	/* CNAME (TTL 30) to target.fake.test, whose A has TTL 300 */
-	{ "cname.fake.test", 1, F_CNAME, 0, "198.18.0.9", 300 },
-	{ "cname.fake.test", 28, F_CNAME, 0, NULL, 0 },
+	{ "cname.fake.test", 1, F_CNAME, 0, "198.18.0.9", 300, 0 },
+	{ "cname.fake.test", 28, F_CNAME, 0, NULL, 0, 0 },
 };
 
-static size_t fake_answer(const uint8_t *q, size_t qlen, uint8_t *r)
+static size_t fake_answer(const uint8_t *q, size_t qlen, uint8_t *r, int *delay_ms)
 {
 	char name[256];
 	size_t pos = 12, n = 0, qend, k;
@@ -239,6 +251,7 @@ static size_t fake_answer(const uint8_t *q, size_t qlen, uint8_t *r)
 		if (!strcmp(fake_rules[k].name, name) && fake_rules[k].qtype == qtype)
 			rule = &fake_rules[k];
 
+	*delay_ms = rule ? rule->delay_ms : 0;
 	memcpy(r, q, qend);
 	r[2] = 0x80 | 0x04 | (q[2] & 0x01); /* QR, AA, RD as asked */
 	r[3] = 0x80; /* RA */
@@ -291,27 +304,59 @@ static size_t fake_answer(const uint8_t *q, size_t qlen, uint8_t *r)
 	return 0;
 }
 
+/* A reply to send later. */
+struct fake_later {
+	int64_t at;
+	struct sockaddr_storage to;
+	socklen_t tolen;
+	uint8_t r[512];
+	size_t len;
+};
+
 /* The child's loop: answers by fake_rules, ends with its parent or after 5 minutes. */
 static void fake_serve(int fd)
 {
-	int64_t end = now_ms() + 300000;
+	static struct fake_later later[64];
+	int64_t end = now_ms() + 300000, now, wait;
 	struct sockaddr_storage from;
 	uint8_t q[512], r[1024];
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
 	socklen_t fromlen;
+	int delay_ms, i, n_later = 0;
 	ssize_t n;
 	size_t len;
 
-	while (now_ms() < end && getppid() != 1) {
-		if (poll(&pfd, 1, 200) != 1)
+	while ((now = now_ms()) < end && getppid() != 1) {
+		for (i = 0; i < n_later;) {
+			if (later[i].at > now) {
+				i++;
+				continue;
+			}
+			sendto(fd, later[i].r, later[i].len, 0, (struct sockaddr *)&later[i].to,
+			       later[i].tolen);
+			later[i] = later[--n_later];
+		}
+		wait = 200;
+		for (i = 0; i < n_later; i++)
+			if (later[i].at - now < wait)
+				wait = later[i].at - now;
+		if (poll(&pfd, 1, (int)wait) != 1)
 			continue;
 		fromlen = sizeof(from);
 		n = recvfrom(fd, q, sizeof(q), 0, (struct sockaddr *)&from, &fromlen);
 		if (n <= 0)
 			continue;
-		len = fake_answer(q, (size_t)n, r);
-		if (len)
+		len = fake_answer(q, (size_t)n, r, &delay_ms);
+		if (len && delay_ms && len <= sizeof(later[0].r) &&
+		    n_later < (int)(sizeof(later) / sizeof(later[0]))) {
+			later[n_later].at = now_ms() + delay_ms;
+			later[n_later].to = from;
+			later[n_later].tolen = fromlen;
+			memcpy(later[n_later].r, r, len);
+			later[n_later++].len = len;
+		} else if (len) {
 			sendto(fd, r, len, 0, (struct sockaddr *)&from, fromlen);
+		}
 	}
 }
 
@@ -378,13 +423,14 @@ static pid_t dnsmasq_spawn(uint16_t port, int logfd)
 {
 	static char records[MANY + LOTS][64];
 	char *argv[32 + MANY + LOTS];
-	char portarg[32], userarg[64] = "", grouparg[64] = "";
+	char portarg[32], userarg[64] = "", grouparg[64] = "", addnhosts[64];
 	struct passwd *pw = getpwuid(geteuid());
 	struct group *gr = getgrgid(getegid());
 	int argc = 0, i;
 	pid_t pid;
 
 	snprintf(portarg, sizeof(portarg), "--port=%u", (unsigned int)port);
+	snprintf(addnhosts, sizeof(addnhosts), "--addn-hosts=%s", bench_hosts);
 	/* Keep our own user: no privilege change, so PR_SET_PDEATHSIG holds. */
 	if (pw)
 		snprintf(userarg, sizeof(userarg), "--user=%s", pw->pw_name);
@@ -409,6 +455,9 @@ static pid_t dnsmasq_spawn(uint16_t port, int logfd)
 	if (*grouparg)
 		argv[argc++] = grouparg;
 	argv[argc++] = "--local=/cgf.test/";
+	argv[argc++] = "--local=/bench.test/";
+	argv[argc++] = addnhosts;
+	argv[argc++] = "--local-ttl=" STR(BENCH_TTL);
 	argv[argc++] = "--host-record=v4.cgf.test,198.18.0.4,300";
 	argv[argc++] = "--host-record=v6.cgf.test,2001:db8::6,600";
 	argv[argc++] = "--host-record=both.cgf.test,198.18.0.1,2001:db8::1,1234";
@@ -448,6 +497,40 @@ static void dump_log(void)
 		print_message("%s", buf);
 	}
 	close(fd);
+}
+
+/* The bench names: nNNNNN.bench.test, 1 to BENCH_N, each with one IPv4 and one IPv6. */
+static void bench_name(char *buf, size_t len, int i)
+{
+	snprintf(buf, len, "n%05d.bench.test", i);
+}
+
+static void bench_addrs(int i, char *v4, char *v6)
+{
+	sprintf(v4, "198.18.%d.%d", 100 + i / 256, i % 256);
+	sprintf(v6, "2001:db8:b::%x", (unsigned int)i);
+}
+
+static int bench_hosts_write(void)
+{
+	char name[32], v4[32], v6[64];
+	FILE *f;
+	int fd, i;
+
+	fd = mkstemp(bench_hosts);
+	if (fd < 0)
+		return -1;
+	f = fdopen(fd, "w");
+	if (!f) {
+		close(fd);
+		return -1;
+	}
+	for (i = 1; i <= BENCH_N; i++) {
+		bench_name(name, sizeof(name), i);
+		bench_addrs(i, v4, v6);
+		fprintf(f, "%s %s\n%s %s\n", v4, name, v6, name);
+	}
+	return fclose(f) ? -1 : 0;
 }
 
 /* Starts dnsmasq and waits (5 s at most per try) until it answers. */
@@ -522,6 +605,10 @@ static int dns_setup(void **state)
 			      dnsmasq_path);
 		return 0;
 	}
+	if (bench_hosts_write()) {
+		print_error("cannot write '%s': %s\n", bench_hosts, strerror(errno));
+		goto fail;
+	}
 	if (dnsmasq_start())
 		goto fail;
 	have_dnsmasq = true;
@@ -540,6 +627,8 @@ static int dns_teardown(void **state)
 	silent_fd = -1;
 	if (strcmp(dnsmasq_log + strlen(dnsmasq_log) - 6, "XXXXXX"))
 		unlink(dnsmasq_log);
+	if (strcmp(bench_hosts + strlen(bench_hosts) - 6, "XXXXXX"))
+		unlink(bench_hosts);
 	return 0;
 }
 
@@ -1069,12 +1158,409 @@ static void test_scripted_answers(void **state)
 		{ .name = "nodata.fake.test", .n = 0 },
 		/* through a CNAME: the shorter TTL of the chain */
 		{ .name = "cname.fake.test", .n = 1, .addrs = { "198.18.0.9" }, .ttl = 30 },
+		/* an answer 400 ms late, within the deadline */
+		{ .name = "delayed.fake.test", .n = 1, .addrs = { "198.18.0.10" }, .ttl = 62 },
 	};
 	struct cgf_resolver *res = fake_resolver();
 	size_t i;
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		check_case(res, &cases[i]);
+	cgf_resolver_free(res);
+}
+
+/* ---- batches ---- */
+
+static int cmp_answer(const void *pa, const void *pb)
+{
+	const struct cgf_answer *a = pa, *b = pb;
+	int c = a->family - b->family;
+
+	if (!c)
+		c = memcmp(a->addr, b->addr, sizeof(a->addr));
+	if (!c)
+		c = a->ttl < b->ttl ? -1 : a->ttl > b->ttl;
+	return c;
+}
+
+/* The batch's result for one name is what cgf_resolve() gives that name. */
+static void check_same_as_single(struct cgf_resolver *res, const struct cgf_query *q,
+				 int timeout_ms)
+{
+	struct cgf_answer *a = NULL, *b = NULL;
+	char err[CGF_QUERY_ERR_MAX] = "";
+	size_t n = 0;
+	int ret;
+
+	ret = cgf_resolve(res, q->name, timeout_ms, &a, &n, err, sizeof(err));
+	if (ret != q->status || n != q->n_answers)
+		fail_msg("'%s': batch gave %d (%s) with %zu answers, cgf_resolve %d (%s) with %zu",
+			 q->name, q->status, q->err, q->n_answers, ret, err, n);
+	if (ret)
+		assert_string_equal(q->err, err);
+	else
+		assert_string_equal(q->err, "");
+	if (n) {
+		b = malloc(n * sizeof(*b));
+		assert_non_null(b);
+		memcpy(b, q->answers, n * sizeof(*b));
+		qsort(a, n, sizeof(*a), cmp_answer);
+		qsort(b, n, sizeof(*b), cmp_answer);
+		for (size_t i = 0; i < n; i++)
+			if (cmp_answer(&a[i], &b[i]))
+				fail_msg("'%s': answer %zu differs from cgf_resolve's", q->name, i);
+	} else {
+		assert_null(q->answers);
+	}
+	free(a);
+	free(b);
+}
+
+struct batch_case {
+	const char *name;
+	int status;
+	size_t n; /* answers */
+};
+
+static void free_queries(struct cgf_query *qs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(qs[i].answers);
+		qs[i].answers = NULL;
+	}
+}
+
+/*
+ * Runs cases as one batch with each max_inflight of inflights; checks each
+ * result against the table and against cgf_resolve().  Returns the time the
+ * last batch took.
+ */
+static int64_t check_batch(struct cgf_resolver *res, const struct batch_case *cases, size_t n,
+			   int timeout_ms, const size_t *inflights, size_t n_inflights)
+{
+	struct cgf_query *qs = calloc(n, sizeof(*qs));
+	int64_t start, elapsed = 0;
+	size_t i, k;
+	int ret;
+
+	assert_non_null(qs);
+	for (k = 0; k < n_inflights; k++) {
+		for (i = 0; i < n; i++) {
+			qs[i].name = cases[i].name;
+			qs[i].status = 12345;
+			qs[i].answers = (struct cgf_answer *)&qs[i]; /* must be reset */
+			qs[i].n_answers = 99;
+		}
+		start = now_ms();
+		ret = cgf_resolve_batch(res, qs, n, timeout_ms, inflights[k]);
+		elapsed = now_ms() - start;
+		assert_int_equal(ret, 0);
+		for (i = 0; i < n; i++) {
+			if (qs[i].status != cases[i].status || qs[i].n_answers != cases[i].n)
+				fail_msg("max_inflight %zu, '%s': got %d (%s) with %zu answers, "
+					 "want %d with %zu",
+					 inflights[k], cases[i].name, qs[i].status, qs[i].err,
+					 qs[i].n_answers, cases[i].status, cases[i].n);
+			if (qs[i].status)
+				assert_non_null(strstr(qs[i].err, "cannot resolve '"));
+		}
+		for (i = 0; i < n; i++)
+			check_same_as_single(res, &qs[i], timeout_ms);
+		free_queries(qs, n);
+	}
+	free(qs);
+	return elapsed;
+}
+
+/* Every kind of answer dnsmasq gives, in one batch: as cgf_resolve() gives them. */
+static void test_batch_dnsmasq(void **state)
+{
+	static const struct batch_case cases[] = {
+		{ "v4.cgf.test", 0, 1 },
+		{ "v6.cgf.test", 0, 1 }, /* AAAA only */
+		{ "both.cgf.test", 0, 2 },
+		{ "nx.cgf.test", -ENOENT, 0 },
+		{ "many.cgf.test", 0, MANY },
+		{ "lots.cgf.test", 0, LOTS }, /* over TCP */
+		{ "elsewhere.example", -EIO, 0 },
+		{ "both.cgf.test.", 0, 2 },
+		{ "n00042.bench.test", 0, 2 },
+		{ "", -EINVAL, 0 },
+		{ "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.cgf.test", -EINVAL, 0 },
+		{ "v4.cgf.test", 0, 1 }, /* twice in one batch */
+		{ "nx2.cgf.test", -ENOENT, 0 },
+		{ "n10000.bench.test", 0, 2 },
+	};
+	static const size_t inflights[] = { 1, 4, 256 };
+	struct cgf_resolver *res;
+
+	NEED_DNSMASQ();
+	res = dnsmasq_resolver();
+	check_batch(res, cases, sizeof(cases) / sizeof(cases[0]), TIMEOUT_MS, inflights,
+		    sizeof(inflights) / sizeof(inflights[0]));
+	cgf_resolver_free(res);
+}
+
+/*
+ * The scripted answers in one batch, two of them only complete at the
+ * deadline: with room for all, the batch takes one timeout, not two.
+ */
+static void test_batch_scripted(void **state)
+{
+	static const struct batch_case cases[] = {
+		{ "partial.fake.test", 0, 1 },
+		{ "halfslow.fake.test", 0, 1 }, /* AAAA never comes */
+		{ "servfail.fake.test", -EIO, 0 },
+		{ "refused.fake.test", -EIO, 0 },
+		{ "nxa.fake.test", -ENOENT, 0 }, /* AAAA never comes */
+		{ "garbage.fake.test", -EIO, 0 },
+		{ "nodata.fake.test", 0, 0 },
+		{ "cname.fake.test", 0, 1 },
+		{ "unknown.fake.test", -EIO, 0 },
+		{ "delayed.fake.test", 0, 1 },
+	};
+	static const size_t inflights[] = { 3, 256 };
+	struct cgf_resolver *res = fake_resolver();
+	int64_t elapsed;
+
+	elapsed = check_batch(res, cases, sizeof(cases) / sizeof(cases[0]), 700, inflights,
+			      sizeof(inflights) / sizeof(inflights[0]));
+	if (elapsed < 690 || elapsed > 700 + 500)
+		fail_msg("the batch took %lld ms, want one timeout of 700 ms",
+			 (long long)elapsed);
+	cgf_resolver_free(res);
+}
+
+/*
+ * 10,000 names (A and AAAA each) from dnsmasq's --addn-hosts: every answer
+ * right, and quickly.  The time is printed; the limit is loose for loaded CI
+ * machines and valgrind (CGF_BENCH_LIMIT_MS).  With 256 names in flight
+ * dnsmasq's socket overflows and c-ares sends what was lost again after 1 s:
+ * slower, still right.
+ */
+static void test_batch_10000(void **state)
+{
+	static const size_t inflights[] = { 64, 256 };
+	const char *limit_env = getenv("CGF_BENCH_LIMIT_MS");
+	long long limit = limit_env ? atoll(limit_env) : BENCH_LIMIT_MS;
+	static char names[BENCH_N][32];
+	char v4[32], v6[64];
+	struct cgf_resolver *res;
+	struct cgf_query *qs;
+	int64_t start, elapsed;
+	size_t k;
+	int ret, i;
+
+	NEED_DNSMASQ();
+	qs = calloc(BENCH_N, sizeof(*qs));
+	assert_non_null(qs);
+	for (i = 0; i < BENCH_N; i++)
+		bench_name(names[i], sizeof(names[i]), i + 1);
+	res = dnsmasq_resolver();
+	for (k = 0; k < sizeof(inflights) / sizeof(inflights[0]); k++) {
+		for (i = 0; i < BENCH_N; i++)
+			qs[i].name = names[i];
+		start = now_ms();
+		ret = cgf_resolve_batch(res, qs, BENCH_N, TIMEOUT_MS, inflights[k]);
+		elapsed = now_ms() - start;
+		print_message("[  TIME    ] %d names (%d queries), max_inflight %zu: %lld ms\n",
+			      BENCH_N, 2 * BENCH_N, inflights[k], (long long)elapsed);
+		assert_int_equal(ret, 0);
+		for (i = 0; i < BENCH_N; i++) {
+			if (qs[i].status || qs[i].n_answers != 2)
+				fail_msg("'%s': %d (%s) with %zu answers", qs[i].name, qs[i].status,
+					 qs[i].err, qs[i].n_answers);
+			bench_addrs(i + 1, v4, v6);
+			if (count_answer(qs[i].answers, 2, v4, BENCH_TTL) != 1 ||
+			    count_answer(qs[i].answers, 2, v6, BENCH_TTL) != 1)
+				fail_msg("'%s': wrong answers", qs[i].name);
+		}
+		free_queries(qs, BENCH_N);
+		if (elapsed > limit)
+			fail_msg("%d names took %lld ms, over %lld ms", BENCH_N,
+				 (long long)elapsed, limit);
+	}
+	free(qs);
+	cgf_resolver_free(res);
+}
+
+/*
+ * A server that never answers: each name times out timeout_ms after it was
+ * sent, max_inflight at once, so the batch takes one timeout per wave of
+ * max_inflight names, not one per name.
+ */
+static void test_batch_silent(void **state)
+{
+	static const struct {
+		size_t n, max_inflight;
+		int timeout_ms;
+		int waves;
+	} cases[] = {
+		{ 1, 1, 300, 1 },
+		{ 100, 256, 400, 1 }, /* one at a time would be 40 s */
+		{ 256, 256, 300, 1 },
+		{ 40, 10, 200, 4 },
+		{ 30, 20, 250, 2 },
+	};
+	struct cgf_server s = server4("127.0.0.1", silent_port);
+	struct cgf_resolver *res = resolver_for(&s, 1);
+	char want[128];
+	size_t i, k;
+
+	for (k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		struct cgf_query *qs = calloc(cases[k].n, sizeof(*qs));
+		char (*names)[32] = calloc(cases[k].n, sizeof(*names));
+		int64_t start, elapsed, expect = (int64_t)cases[k].waves * cases[k].timeout_ms;
+		int ret;
+
+		assert_non_null(qs);
+		assert_non_null(names);
+		for (i = 0; i < cases[k].n; i++) {
+			snprintf(names[i], sizeof(names[i]), "s%zu.cgf.test", i);
+			qs[i].name = names[i];
+		}
+		start = now_ms();
+		ret = cgf_resolve_batch(res, qs, cases[k].n, cases[k].timeout_ms,
+					cases[k].max_inflight);
+		elapsed = now_ms() - start;
+		assert_int_equal(ret, 0);
+		if (elapsed < expect - 10 || elapsed > expect + 500)
+			fail_msg("case %zu: %zu names took %lld ms, want %lld (%d waves of %d ms)",
+				 k, cases[k].n, (long long)elapsed, (long long)expect,
+				 cases[k].waves, cases[k].timeout_ms);
+		for (i = 0; i < cases[k].n; i++) {
+			assert_int_equal(qs[i].status, -ETIMEDOUT);
+			snprintf(want, sizeof(want), "cannot resolve '%s': timed out after %d ms",
+				 names[i], cases[k].timeout_ms);
+			assert_string_equal(qs[i].err, want);
+			assert_null(qs[i].answers);
+			assert_int_equal(qs[i].n_answers, 0);
+		}
+		free(qs);
+		free(names);
+	}
+	cgf_resolver_free(res);
+}
+
+/*
+ * Answers that come after their name's deadline, during the batch and after it:
+ * ignored, and the resolver gives right answers afterwards (valgrind: no access
+ * to freed memory).
+ */
+static void test_batch_late_answers(void **state)
+{
+	static const struct batch_case late[] = {
+		/* one at a time, 200 ms each: the answers come at 400, 600, 800 ms */
+		{ "delayed.fake.test", -ETIMEDOUT, 0 },
+		{ "delayed.fake.test", -ETIMEDOUT, 0 },
+		{ "delayed.fake.test", -ETIMEDOUT, 0 },
+		{ "halfslow.fake.test", 0, 1 },
+	};
+	static const struct batch_case after[] = {
+		{ "partial.fake.test", 0, 1 },
+		{ "cname.fake.test", 0, 1 },
+		{ "nodata.fake.test", 0, 0 },
+		{ "servfail.fake.test", -EIO, 0 },
+	};
+	struct cgf_resolver *res = fake_resolver();
+	struct cgf_query qs[4];
+	size_t i;
+	int ret;
+
+	memset(qs, 0, sizeof(qs));
+	for (i = 0; i < 4; i++)
+		qs[i].name = late[i].name;
+	ret = cgf_resolve_batch(res, qs, 4, 200, 1);
+	assert_int_equal(ret, 0);
+	for (i = 0; i < 4; i++) {
+		if (qs[i].status != late[i].status || qs[i].n_answers != late[i].n)
+			fail_msg("'%s' (%zu): got %d (%s)", qs[i].name, i, qs[i].status, qs[i].err);
+		if (late[i].status)
+			assert_string_equal(qs[i].err,
+					    "cannot resolve 'delayed.fake.test': timed out after 200 ms");
+	}
+	free_queries(qs, 4);
+
+	/* the last late answer arrives during this one */
+	memset(qs, 0, sizeof(qs));
+	for (i = 0; i < 4; i++)
+		qs[i].name = after[i].name;
+	assert_int_equal(cgf_resolve_batch(res, qs, 4, TIMEOUT_MS, 256), 0);
+	for (i = 0; i < 4; i++)
+		if (qs[i].status != after[i].status || qs[i].n_answers != after[i].n)
+			fail_msg("'%s': got %d (%s)", qs[i].name, qs[i].status, qs[i].err);
+	free_queries(qs, 4);
+	usleep(500000);
+	cgf_resolver_free(res);
+}
+
+/* Bad arguments: the batch fails, every query says why; bad names fail alone. */
+static void test_batch_invalid(void **state)
+{
+	struct cgf_server s = server4("127.0.0.1", 9); /* never asked */
+	struct cgf_resolver *res = resolver_for(&s, 1);
+	static const struct {
+		bool no_res;
+		int timeout_ms;
+		size_t max_inflight;
+		const char *reason;
+	} batch_cases[] = {
+		{ true, 100, 1, "bad arguments" },
+		{ false, 0, 1, "timeout of 0 ms" },
+		{ false, -5, 1, "timeout of -5 ms" },
+		{ false, 100, 0, "bad arguments" },
+	};
+	static char long_name[400];
+	const struct {
+		const char *name;
+		const char *err;
+	} name_cases[] = {
+		{ "", "cannot resolve '': not a domain name" },
+		{ NULL, "cannot resolve: no name given" },
+		{ long_name, NULL }, /* the message is cut short */
+		{ "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.test", "cannot resolve 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.test': bad name" },
+	};
+	struct cgf_query qs[4];
+	char want[CGF_QUERY_ERR_MAX];
+	int64_t start;
+	size_t i, k;
+
+	assert_int_equal(cgf_resolve_batch(res, NULL, 0, 100, 1), 0);
+	assert_int_equal(cgf_resolve_batch(res, NULL, 1, 100, 1), -EINVAL);
+	for (k = 0; k < sizeof(batch_cases) / sizeof(batch_cases[0]); k++) {
+		memset(qs, 0, sizeof(qs));
+		qs[0].name = "v4.cgf.test";
+		qs[1].name = "nx.cgf.test";
+		qs[1].answers = (struct cgf_answer *)&qs[1]; /* must be reset */
+		assert_int_equal(cgf_resolve_batch(batch_cases[k].no_res ? NULL : res, qs, 2,
+						   batch_cases[k].timeout_ms,
+						   batch_cases[k].max_inflight),
+				 -EINVAL);
+		for (i = 0; i < 2; i++) {
+			assert_int_equal(qs[i].status, -EINVAL);
+			snprintf(want, sizeof(want), "cannot resolve '%s': %s", qs[i].name,
+				 batch_cases[k].reason);
+			assert_string_equal(qs[i].err, want);
+			assert_null(qs[i].answers);
+		}
+	}
+
+	memset(long_name, 'a', sizeof(long_name) - 1);
+	memset(qs, 0, sizeof(qs));
+	for (i = 0; i < 4; i++)
+		qs[i].name = name_cases[i].name;
+	start = now_ms();
+	assert_int_equal(cgf_resolve_batch(res, qs, 4, 5000, 2), 0);
+	if (now_ms() - start > 1000)
+		fail_msg("bad names took %lld ms: something was sent", (long long)(now_ms() - start));
+	for (i = 0; i < 4; i++) {
+		assert_int_equal(qs[i].status, -EINVAL);
+		assert_null(qs[i].answers);
+		if (name_cases[i].err)
+			assert_string_equal(qs[i].err, name_cases[i].err);
+		else
+			assert_int_equal(strlen(qs[i].err), sizeof(qs[i].err) - 1);
+	}
 	cgf_resolver_free(res);
 }
 
@@ -1087,6 +1573,7 @@ int main(void)
 		cmocka_unit_test(test_resolv_conf_none),
 		cmocka_unit_test(test_resolver_new_invalid),
 		cmocka_unit_test(test_resolve_invalid),
+		cmocka_unit_test(test_batch_invalid),
 	};
 	const struct CMUnitTest dns[] = {
 		cmocka_unit_test(test_dnsmasq_answers),
@@ -1098,6 +1585,11 @@ int main(void)
 		cmocka_unit_test(test_connection_refused),
 		cmocka_unit_test(test_failover),
 		cmocka_unit_test(test_scripted_answers),
+		cmocka_unit_test(test_batch_dnsmasq),
+		cmocka_unit_test(test_batch_scripted),
+		cmocka_unit_test(test_batch_10000),
+		cmocka_unit_test(test_batch_silent),
+		cmocka_unit_test(test_batch_late_answers),
 	};
 	int failed;
 

@@ -12,6 +12,15 @@
 #define NS_PER_SEC 1000000000ull
 #define RETRY_MIN_NS (1 * NS_PER_SEC)
 #define RETRY_MAX_NS (60 * NS_PER_SEC)
+/*
+ * Names resolved at once by a refresh, each an A and an AAAA query.  More
+ * overflows the receive buffer of a local resolver with default settings
+ * (dnsmasq: 128 names, 256 queries, lose a few; each loss costs a 1 s retry)
+ * and dnsmasq's dns-forward-max (150); 64 resolve 10,000 names from a local
+ * dnsmasq in about 0.2 s.  With an upstream that does not answer, a refresh
+ * takes timeout_ms per 64 due names.
+ */
+#define REFRESH_INFLIGHT 64
 
 struct learned {
 	int family;
@@ -153,41 +162,75 @@ static int merge(struct name *nm, const struct cgf_ttl_limits *l, const struct c
 	return changed;
 }
 
+/* A failed resolution: backoff, and the message to log; addresses stay. */
+static void refresh_failed(struct name *nm, uint64_t now, const char *err,
+			   cgf_domains_log_fn log, void *ctx)
+{
+	nm->retry_ns = nm->retry_ns ? nm->retry_ns * 2 : RETRY_MIN_NS;
+	if (nm->retry_ns > RETRY_MAX_NS)
+		nm->retry_ns = RETRY_MAX_NS;
+	nm->due_ns = now + nm->retry_ns;
+	if (log) {
+		char msg[CGF_QUERY_ERR_MAX + 96];
+
+		snprintf(msg, sizeof(msg), "%s (addresses kept until they expire; "
+			 "retry in %llu s)", err, (unsigned long long)(nm->retry_ns / NS_PER_SEC));
+		log(msg, ctx);
+	}
+}
+
 int cgf_domains_refresh(struct cgf_domains *d, struct cgf_resolver *res, uint64_t now, bool force,
 			int timeout_ms, cgf_domains_log_fn log, void *ctx)
 {
-	int changed = 0;
+	struct cgf_query *qs;
+	size_t *due, n_due = 0, i;
+	int changed = 0, ret;
 
-	for (size_t i = 0; i < d->n_names; i++) {
-		struct name *nm = &d->names[i];
-		struct cgf_answer *ans = NULL;
-		size_t n_ans = 0;
-		char err[256];
-		int ret;
+	for (i = 0; i < d->n_names; i++)
+		if (force || d->names[i].due_ns <= now)
+			n_due++;
+	if (!n_due)
+		return 0;
+	qs = calloc(n_due, sizeof(*qs));
+	due = calloc(n_due, sizeof(*due));
+	if (!qs || !due) {
+		char err[CGF_QUERY_ERR_MAX];
 
-		if (!force && nm->due_ns > now)
+		for (i = 0; i < d->n_names; i++) {
+			if (!force && d->names[i].due_ns > now)
+				continue;
+			snprintf(err, sizeof(err), "cannot resolve '%s': %s", d->names[i].domain,
+				 strerror(ENOMEM));
+			refresh_failed(&d->names[i], now, err, log, ctx);
+		}
+		goto out;
+	}
+	for (i = 0, n_due = 0; i < d->n_names; i++) {
+		if (!force && d->names[i].due_ns > now)
 			continue;
-		ret = cgf_resolve(res, nm->domain, timeout_ms, &ans, &n_ans, err, sizeof(err));
-		if (ret) {
-			nm->retry_ns = nm->retry_ns ? nm->retry_ns * 2 : RETRY_MIN_NS;
-			if (nm->retry_ns > RETRY_MAX_NS)
-				nm->retry_ns = RETRY_MAX_NS;
-			nm->due_ns = now + nm->retry_ns;
-			if (log) {
-				char msg[400];
+		due[n_due] = i;
+		qs[n_due++].name = d->names[i].domain;
+	}
 
-				snprintf(msg, sizeof(msg), "%s (addresses kept until they expire; "
-					 "retry in %llu s)", err,
-					 (unsigned long long)(nm->retry_ns / NS_PER_SEC));
-				log(msg, ctx);
-			}
+	/* A failure of the batch itself leaves its error on each name not done. */
+	cgf_resolve_batch(res, qs, n_due, timeout_ms, REFRESH_INFLIGHT);
+
+	for (i = 0; i < n_due; i++) {
+		struct name *nm = &d->names[due[i]];
+
+		if (qs[i].status) {
+			refresh_failed(nm, now, qs[i].err, log, ctx);
 			continue;
 		}
-		ret = merge(nm, &d->limits, ans, n_ans, now);
-		free(ans);
+		ret = merge(nm, &d->limits, qs[i].answers, qs[i].n_answers, now);
 		if (ret > 0)
 			changed++;
 	}
+	for (i = 0; i < n_due; i++)
+		free(qs[i].answers);
+out:
+	free(qs);
+	free(due);
 	return changed;
 }
 
@@ -248,4 +291,73 @@ int cgf_policy_grants(const struct cgf_policy *policy, const struct cgf_domains 
 	*grants = out;
 	*n = count;
 	return 0;
+}
+
+/* An in-flight name is not due again until its result is applied. */
+#define IN_FLIGHT UINT64_MAX
+
+size_t cgf_domains_due(struct cgf_domains *d, uint64_t now, bool force, const char **names,
+		       size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < d->n_names && n < max; i++) {
+		struct name *nm = &d->names[i];
+
+		if (nm->due_ns == IN_FLIGHT || (!force && nm->due_ns > now))
+			continue;
+		nm->due_ns = IN_FLIGHT;
+		names[n++] = nm->domain;
+	}
+	return n;
+}
+
+int cgf_domains_apply(struct cgf_domains *d, const char *domain, int status, const char *err,
+		      const struct cgf_answer *answers, size_t n_answers, uint64_t now,
+		      cgf_domains_log_fn log, void *ctx)
+{
+	struct name *nm = find(d, domain);
+	size_t before;
+	int ret;
+
+	if (!nm)
+		return -ENOENT;
+	if (status) {
+		before = nm->n_addrs;
+		refresh_failed(nm, now, err ? err : "resolution failed", log, ctx);
+		/* Expired addresses leave the map even while the name cannot be asked. */
+		for (size_t i = 0; i < nm->n_addrs;) {
+			if (nm->addrs[i].expires_ns <= now)
+				nm->addrs[i] = nm->addrs[--nm->n_addrs];
+			else
+				i++;
+		}
+		return nm->n_addrs != before;
+	}
+	ret = merge(nm, &d->limits, answers, n_answers, now);
+	return ret < 0 ? ret : ret > 0;
+}
+
+void cgf_domains_inherit(struct cgf_domains *d, const struct cgf_domains *old)
+{
+	if (!old)
+		return;
+	for (size_t i = 0; i < d->n_names; i++) {
+		struct name *nm = &d->names[i];
+		const struct name *was = find(old, nm->domain);
+		struct learned *copy;
+
+		if (!was)
+			continue;
+		copy = calloc(was->n_addrs ? was->n_addrs : 1, sizeof(*copy));
+		if (!copy)
+			continue; /* resolved afresh instead */
+		memcpy(copy, was->addrs, was->n_addrs * sizeof(*copy));
+		free(nm->addrs);
+		nm->addrs = copy;
+		nm->n_addrs = was->n_addrs;
+		/* an answer in flight for the old object lands here: ask again */
+		nm->due_ns = was->due_ns == IN_FLIGHT ? 0 : was->due_ns;
+		nm->retry_ns = was->retry_ns;
+	}
 }

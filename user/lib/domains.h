@@ -51,6 +51,30 @@ typedef void (*cgf_domains_log_fn)(const char *msg, void *ctx);
 int cgf_domains_refresh(struct cgf_domains *d, struct cgf_resolver *res, uint64_t now, bool force,
 			int timeout_ms, cgf_domains_log_fn log, void *ctx);
 
+/*
+ * For callers that resolve elsewhere (the daemon's resolver thread): lists up
+ * to max names due at now (all when force) and marks them in flight, so that
+ * they are not listed again until their result is applied.  The strings stay
+ * valid until the object is freed.
+ */
+size_t cgf_domains_due(struct cgf_domains *d, uint64_t now, bool force, const char **names,
+		       size_t max);
+
+/*
+ * Applies the result of resolving name (status 0 with answers, or a negative
+ * errno with err) as cgf_domains_refresh would.  Returns 1 when the name's
+ * addresses or expiries changed, 0 when not, -ENOENT for a name d does not have.
+ */
+int cgf_domains_apply(struct cgf_domains *d, const char *name, int status, const char *err,
+		      const struct cgf_answer *answers, size_t n_answers, uint64_t now,
+		      cgf_domains_log_fn log, void *ctx);
+
+/*
+ * Carries over what old learned for the names both have (addresses, expiries,
+ * schedule), so that a reloaded policy allows at once what it allowed before.
+ */
+void cgf_domains_inherit(struct cgf_domains *d, const struct cgf_domains *old);
+
 /* CLOCK_BOOTTIME ns at which the next name is due; UINT64_MAX when none. */
 uint64_t cgf_domains_next_due(const struct cgf_domains *d);
 

@@ -4,14 +4,23 @@
  *
  * Every lookup is an A and an AAAA query sent with ares_query() (never
  * ares_search(): the names of a policy are absolute, no search domain is ever
- * appended, and /etc/hosts is never read), then a poll() loop that stops at the
- * caller's deadline.  The answers are parsed with ares_parse_a_reply() and
- * ares_parse_aaaa_reply(), which give each address the TTL of its record (or of
- * a CNAME on the way to it, when that is shorter).
+ * appended, and /etc/hosts is never read).  A batch keeps up to max_inflight
+ * lookups on the resolver's one channel and runs a poll() loop until each has
+ * an answer or has reached its own deadline (its send time + the timeout);
+ * cgf_resolve() is a batch of one.  The answers are parsed with
+ * ares_parse_a_reply() and ares_parse_aaaa_reply(), which give each address the
+ * TTL of its record (or of a CNAME on the way to it, when that is shorter).
  *
- * A resolver is not thread-safe: one cgf_resolve() at a time per resolver, and
- * resolvers made or freed in one thread only (c-ares 1.18 counts its library
- * initialisations without a lock).
+ * c-ares 1.18 cannot cancel one query: a lookup judged at its deadline leaves
+ * its queries in the channel, and their callbacks, when they come, are
+ * ignored.  The batch ends with ares_cancel(), which runs every callback still
+ * due (ARES_ECANCELLED) while the batch's memory is alive, so no callback can
+ * come after the batch returns.
+ *
+ * A resolver is not thread-safe: one cgf_resolve() or cgf_resolve_batch() at a
+ * time per resolver (each cancels every query of the channel when it ends),
+ * and resolvers made or freed in one thread only (c-ares 1.18 counts its
+ * library initialisations without a lock).
  */
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
@@ -49,14 +58,54 @@ struct cgf_resolver {
 	size_t n_servers;
 };
 
+/*
+ * Names sent at most per turn of the poll loop before the replies that came are
+ * read: a burst of hundreds of queries at once could overflow a socket buffer,
+ * the server's or ours, and a lost packet costs a whole per-try timeout.
+ */
+#define SEND_BURST 32
+
+struct lookup;
+
 /* One query of a lookup (A or AAAA) and what came back. */
-struct query {
+struct part {
+	struct lookup *lk;
 	const char *type; /* "A" or "AAAA" */
 	int family;
 	bool done;
 	int status; /* ARES_*; ARES_ECANCELLED when our deadline ended it */
 	struct cgf_answer *answers;
 	size_t n_answers;
+};
+
+enum lookup_state {
+	L_WAITING, /* not sent yet */
+	L_SENT,    /* its queries are in the channel */
+	L_DONE,    /* judged: its cgf_query is final; later callbacks are ignored */
+};
+
+/* One name of a batch. */
+struct lookup {
+	struct batch *b;
+	struct cgf_query *q;
+	struct part parts[2];
+	int64_t sent_ms, deadline_ms;
+	enum lookup_state state;
+};
+
+/*
+ * The lookups are sent in their order, all with the same timeout, so their
+ * deadlines never decrease: the first L_SENT one has the earliest.
+ */
+struct batch {
+	struct cgf_resolver *res;
+	struct lookup *lks;
+	size_t n;
+	size_t next;     /* the next lookup to send */
+	size_t oldest;   /* none before it is L_SENT */
+	size_t inflight; /* lookups L_SENT */
+	size_t done;     /* lookups L_DONE */
+	int timeout_ms;
 };
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -542,7 +591,7 @@ static uint32_t clamp_ttl(int ttl)
 	return ttl < 0 ? 0 : (uint32_t)ttl; /* RFC 2181: a TTL with the top bit set is 0 */
 }
 
-static int parse_reply(struct query *q, const unsigned char *abuf, int alen)
+static int parse_reply(struct part *q, const unsigned char *abuf, int alen)
 {
 	struct ares_addr6ttl *a6 = NULL;
 	struct ares_addrttl *a4 = NULL;
@@ -591,98 +640,12 @@ out:
 	return status;
 }
 
-static void query_done(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
-{
-	struct query *q = arg;
-
-	(void)timeouts;
-	if (status == ARES_SUCCESS)
-		status = parse_reply(q, abuf, alen);
-	q->status = status;
-	q->done = true;
-}
-
 static int64_t now_ms(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/*
- * Runs c-ares until both queries are done or the deadline passes; then cancels
- * what is left (its callback sees ARES_ECANCELLED).  Returns 0 or a negative
- * errno when poll() itself fails.
- */
-static int run_queries(struct cgf_resolver *res, struct query *qs, size_t n, int64_t deadline)
-{
-	struct pollfd pfd[ARES_GETSOCK_MAXNUM];
-	ares_socket_t socks[ARES_GETSOCK_MAXNUM];
-	struct timeval maxtv, tv, *tvp;
-	int64_t left, wait;
-	int bits, nfds, i, r, ret = 0;
-	size_t k;
-
-	for (;;) {
-		for (k = 0; k < n && qs[k].done; k++)
-			;
-		if (k == n)
-			break;
-		left = deadline - now_ms();
-		if (left <= 0)
-			break;
-
-		bits = ares_getsock(res->channel, socks, ARES_GETSOCK_MAXNUM);
-		nfds = 0;
-		for (i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
-			short events = 0;
-
-			if (ARES_GETSOCK_READABLE(bits, i))
-				events |= POLLIN;
-			if (ARES_GETSOCK_WRITABLE(bits, i))
-				events |= POLLOUT;
-			if (!events)
-				continue;
-			pfd[nfds].fd = socks[i];
-			pfd[nfds].events = events;
-			pfd[nfds].revents = 0;
-			nfds++;
-		}
-
-		maxtv.tv_sec = left / 1000;
-		maxtv.tv_usec = (left % 1000) * 1000;
-		tvp = ares_timeout(res->channel, &maxtv, &tv);
-		wait = (int64_t)tvp->tv_sec * 1000 + (tvp->tv_usec + 999) / 1000;
-		if (wait > left)
-			wait = left;
-
-		r = poll(pfd, (nfds_t)nfds, (int)wait);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			ret = -errno;
-			break;
-		}
-		if (r == 0) {
-			/* Nothing to read: let c-ares handle its own timeouts. */
-			ares_process_fd(res->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
-			continue;
-		}
-		for (i = 0; i < nfds; i++) {
-			ares_socket_t rfd = ARES_SOCKET_BAD, wfd = ARES_SOCKET_BAD;
-
-			if (pfd[i].revents & (POLLIN | POLLERR | POLLHUP))
-				rfd = pfd[i].fd;
-			if (pfd[i].revents & POLLOUT)
-				wfd = pfd[i].fd;
-			if (rfd != ARES_SOCKET_BAD || wfd != ARES_SOCKET_BAD)
-				ares_process_fd(res->channel, rfd, wfd);
-		}
-	}
-	/* Cancels every query still pending; both of them are ours. */
-	ares_cancel(res->channel);
-	return ret;
 }
 
 /* Why a query failed, for the message. */
@@ -733,8 +696,55 @@ static int failure_rank(int status)
 	}
 }
 
+/* Sets a query's message: "cannot resolve 'NAME': REASON". */
+static void query_fail(struct cgf_query *q, int status, const char *reason)
+{
+	q->status = status;
+	if (q->name)
+		set_err(q->err, sizeof(q->err), "cannot resolve '%s': %s", q->name, reason);
+	else
+		set_err(q->err, sizeof(q->err), "cannot resolve: %s", reason);
+}
+
+/* What is refused before anything is sent: -EINVAL with the message in err. */
+static int check_name(const char *name, char *err, size_t errlen)
+{
+	size_t len;
+
+	if (!name) {
+		set_err(err, errlen, "cannot resolve: no name given");
+		return -EINVAL;
+	}
+	len = strlen(name);
+	if (len == 0 || len > DNS_NAME_MAX + (name[len - 1] == '.')) {
+		set_err(err, errlen, "cannot resolve '%s': not a domain name", name);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void lookup_free_parts(struct lookup *lk)
+{
+	for (int i = 0; i < 2; i++) {
+		free(lk->parts[i].answers);
+		lk->parts[i].answers = NULL;
+		lk->parts[i].n_answers = 0;
+	}
+}
+
+/* Marks a lookup done, with its query's outputs set. */
+static void lookup_end(struct lookup *lk)
+{
+	lookup_free_parts(lk);
+	if (lk->state == L_SENT)
+		lk->b->inflight--;
+	lk->state = L_DONE;
+	lk->b->done++;
+}
+
 /*
- * Both queries are judged together:
+ * Judges a lookup whose two queries are done, at now.  Both queries are judged
+ * together:
  *  - addresses from either query make the lookup a success, even when the other
  *    query failed (SERVFAIL, timeout): what is known is returned, and a later
  *    refresh fills in the other family.  Dropping the addresses that did come
@@ -743,17 +753,274 @@ static int failure_rank(int status)
  *  - otherwise the failure: NXDOMAIN (from either query: it is about the name,
  *    not the type) before a server failure before a timeout.
  */
+static void lookup_judge(struct lookup *lk, int64_t now)
+{
+	const struct part *qs = lk->parts, *bad;
+	struct cgf_query *q = lk->q;
+	size_t n = qs[0].n_answers + qs[1].n_answers, i;
+	size_t n_servers = lk->b->res->n_servers;
+	int timeout_ms = lk->b->timeout_ms;
+	struct cgf_answer *all;
+	int ret;
+
+	if (n) {
+		all = calloc(n, sizeof(*all));
+		if (!all) {
+			query_fail(q, -ENOMEM, strerror(ENOMEM));
+			goto out;
+		}
+		for (i = 0; i < qs[0].n_answers; i++)
+			all[i] = qs[0].answers[i];
+		for (i = 0; i < qs[1].n_answers; i++)
+			all[qs[0].n_answers + i] = qs[1].answers[i];
+		q->answers = all;
+		q->n_answers = n;
+		q->status = 0;
+		goto out;
+	}
+
+	bad = failure_rank(qs[1].status) > failure_rank(qs[0].status) ? &qs[1] : &qs[0];
+	ret = ares_to_errno(bad->status);
+	q->status = ret;
+	if (!ret)
+		goto out; /* NODATA for both */
+	if (ret == -ETIMEDOUT)
+		set_err(q->err, sizeof(q->err), "cannot resolve '%s': timed out after %lld ms",
+			q->name,
+			(long long)(bad->status == ARES_ECANCELLED ? timeout_ms : now - lk->sent_ms));
+	else if (failure_rank(qs[0].status) != failure_rank(qs[1].status) &&
+		 (failure_rank(qs[0].status) == 0 || failure_rank(qs[1].status) == 0))
+		set_err(q->err, sizeof(q->err), "cannot resolve '%s': %s (%s query)", q->name,
+			status_reason(bad->status, n_servers), bad->type);
+	else
+		set_err(q->err, sizeof(q->err), "cannot resolve '%s': %s", q->name,
+			status_reason(bad->status, n_servers));
+out:
+	lookup_end(lk);
+}
+
+/*
+ * The callback of every query.  A lookup judged already (at its deadline, or
+ * when the batch failed) ignores it: its queries stayed in the channel until
+ * they end or until ares_cancel() at the end of the batch.
+ */
+static void query_done(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+	struct part *p = arg;
+	struct lookup *lk = p->lk;
+
+	(void)timeouts;
+	if (lk->state != L_SENT || p->done)
+		return;
+	if (status == ARES_SUCCESS)
+		status = parse_reply(p, abuf, alen);
+	p->status = status;
+	p->done = true;
+	if (lk->parts[0].done && lk->parts[1].done)
+		lookup_judge(lk, now_ms());
+}
+
+/* Sends both queries of a lookup; either may end at once (a bad name). */
+static void lookup_send(struct batch *b, struct lookup *lk, int64_t now)
+{
+	lk->state = L_SENT;
+	lk->sent_ms = now;
+	lk->deadline_ms = now + b->timeout_ms;
+	b->inflight++;
+	ares_query(b->res->channel, lk->q->name, ns_c_in, ns_t_a, query_done, &lk->parts[0]);
+	if (lk->state == L_SENT)
+		ares_query(b->res->channel, lk->q->name, ns_c_in, ns_t_aaaa, query_done,
+			   &lk->parts[1]);
+}
+
+/*
+ * Judges the lookups whose deadline has passed, what did not come counting as
+ * cancelled (a timeout), and moves b->oldest to the first lookup still sent.
+ */
+static void lookups_expire(struct batch *b, int64_t now)
+{
+	while (b->oldest < b->next) {
+		struct lookup *lk = &b->lks[b->oldest];
+
+		if (lk->state == L_SENT) {
+			if (lk->deadline_ms > now)
+				break;
+			for (int i = 0; i < 2; i++) {
+				if (!lk->parts[i].done) {
+					lk->parts[i].status = ARES_ECANCELLED;
+					lk->parts[i].done = true;
+				}
+			}
+			lookup_judge(lk, now);
+		}
+		b->oldest++;
+	}
+}
+
+/*
+ * Runs c-ares until every lookup is done, sending new ones as others end.
+ * Returns 0 or a negative errno when poll() itself fails.
+ */
+static int batch_run(struct batch *b, size_t max_inflight)
+{
+	struct pollfd pfd[ARES_GETSOCK_MAXNUM];
+	ares_socket_t socks[ARES_GETSOCK_MAXNUM];
+	struct timeval maxtv, tv, *tvp;
+	int64_t now, left, wait;
+	int bits, nfds, i, r;
+	size_t sent;
+	bool more;
+
+	for (;;) {
+		now = now_ms();
+		lookups_expire(b, now);
+		for (sent = 0; sent < SEND_BURST && b->inflight < max_inflight && b->next < b->n;) {
+			struct lookup *lk = &b->lks[b->next++];
+
+			if (lk->state != L_WAITING)
+				continue; /* refused before sending */
+			lookup_send(b, lk, now_ms());
+			sent++;
+		}
+		lookups_expire(b, now); /* moves past lookups that ended at once */
+		if (b->done == b->n)
+			return 0;
+
+		bits = ares_getsock(b->res->channel, socks, ARES_GETSOCK_MAXNUM);
+		nfds = 0;
+		for (i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
+			short events = 0;
+
+			if (ARES_GETSOCK_READABLE(bits, i))
+				events |= POLLIN;
+			if (ARES_GETSOCK_WRITABLE(bits, i))
+				events |= POLLOUT;
+			if (!events)
+				continue;
+			pfd[nfds].fd = socks[i];
+			pfd[nfds].events = events;
+			pfd[nfds].revents = 0;
+			nfds++;
+		}
+
+		/* More to send: only read what has come, then send again. */
+		more = b->inflight < max_inflight && b->next < b->n;
+		if (more || b->oldest >= b->next) {
+			wait = 0;
+		} else {
+			left = b->lks[b->oldest].deadline_ms - now_ms();
+			if (left < 0)
+				left = 0;
+			maxtv.tv_sec = left / 1000;
+			maxtv.tv_usec = (left % 1000) * 1000;
+			tvp = ares_timeout(b->res->channel, &maxtv, &tv);
+			wait = (int64_t)tvp->tv_sec * 1000 + (tvp->tv_usec + 999) / 1000;
+			if (wait > left)
+				wait = left;
+		}
+
+		r = poll(pfd, (nfds_t)nfds, (int)wait);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (r == 0) {
+			/* Nothing to read: let c-ares handle its own timeouts. */
+			ares_process_fd(b->res->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+			continue;
+		}
+		for (i = 0; i < nfds; i++) {
+			ares_socket_t rfd = ARES_SOCKET_BAD, wfd = ARES_SOCKET_BAD;
+
+			if (pfd[i].revents & (POLLIN | POLLERR | POLLHUP))
+				rfd = pfd[i].fd;
+			if (pfd[i].revents & POLLOUT)
+				wfd = pfd[i].fd;
+			if (rfd != ARES_SOCKET_BAD || wfd != ARES_SOCKET_BAD)
+				ares_process_fd(b->res->channel, rfd, wfd);
+		}
+	}
+}
+
+int cgf_resolve_batch(struct cgf_resolver *res, struct cgf_query *queries, size_t n,
+		      int timeout_ms, size_t max_inflight)
+{
+	struct batch b = { .res = res, .n = n, .timeout_ms = timeout_ms };
+	char reason[64];
+	size_t i;
+	int ret;
+
+	if (n && !queries)
+		return -EINVAL;
+	for (i = 0; i < n; i++) {
+		queries[i].status = 0;
+		queries[i].err[0] = '\0';
+		queries[i].answers = NULL;
+		queries[i].n_answers = 0;
+	}
+	if (!res || timeout_ms <= 0 || !max_inflight) {
+		if (!res || !max_inflight)
+			snprintf(reason, sizeof(reason), "bad arguments");
+		else
+			snprintf(reason, sizeof(reason), "timeout of %d ms", timeout_ms);
+		for (i = 0; i < n; i++)
+			query_fail(&queries[i], -EINVAL, reason);
+		return -EINVAL;
+	}
+	if (!n)
+		return 0;
+
+	b.lks = calloc(n, sizeof(*b.lks));
+	if (!b.lks) {
+		for (i = 0; i < n; i++)
+			query_fail(&queries[i], -ENOMEM, strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	for (i = 0; i < n; i++) {
+		struct lookup *lk = &b.lks[i];
+
+		lk->b = &b;
+		lk->q = &queries[i];
+		lk->parts[0] = (struct part){ .lk = lk, .type = "A", .family = AF_INET };
+		lk->parts[1] = (struct part){ .lk = lk, .type = "AAAA", .family = AF_INET6 };
+		lk->state = L_WAITING;
+		queries[i].status = check_name(queries[i].name, queries[i].err,
+					       sizeof(queries[i].err));
+		if (queries[i].status)
+			lookup_end(lk);
+	}
+
+	ret = batch_run(&b, max_inflight);
+	if (ret) {
+		snprintf(reason, sizeof(reason), "poll: %s", strerror(-ret));
+		for (i = 0; i < n; i++) {
+			if (b.lks[i].state == L_DONE)
+				continue;
+			query_fail(&queries[i], ret, reason);
+			lookup_end(&b.lks[i]);
+		}
+	}
+	/*
+	 * Every lookup is done; the queries left in the channel (those of lookups
+	 * judged at their deadline) end here, their callbacks ignored, while
+	 * b.lks is still alive.
+	 */
+	ares_cancel(res->channel);
+	for (i = 0; i < n; i++)
+		lookup_free_parts(&b.lks[i]);
+	free(b.lks);
+	return ret;
+}
+
+/*
+ * A batch of one; see cgf_resolve_batch() for how the answers are judged.
+ * Bad arguments are refused here, with the caller's buffer for the message.
+ */
 int cgf_resolve(struct cgf_resolver *res, const char *name, int timeout_ms,
 		struct cgf_answer **answers, size_t *n_answers, char *err, size_t errlen)
 {
-	struct query qs[2] = {
-		{ .type = "A", .family = AF_INET },
-		{ .type = "AAAA", .family = AF_INET6 },
-	};
-	struct cgf_answer *all = NULL;
-	size_t len, n, i;
-	int64_t start, elapsed;
-	const struct query *bad;
+	struct cgf_query q = { .name = name };
 	int ret;
 
 	if (!res || !name || !answers || !n_answers) {
@@ -762,60 +1029,21 @@ int cgf_resolve(struct cgf_resolver *res, const char *name, int timeout_ms,
 	}
 	*answers = NULL;
 	*n_answers = 0;
-	len = strlen(name);
-	if (len == 0 || len > DNS_NAME_MAX + (name[len - 1] == '.')) {
-		set_err(err, errlen, "cannot resolve '%s': not a domain name", name);
-		return -EINVAL;
-	}
+	ret = check_name(name, err, errlen);
+	if (ret)
+		return ret;
 	if (timeout_ms <= 0) {
 		set_err(err, errlen, "cannot resolve '%s': timeout of %d ms", name, timeout_ms);
 		return -EINVAL;
 	}
 
-	start = now_ms();
-	ares_query(res->channel, name, ns_c_in, ns_t_a, query_done, &qs[0]);
-	ares_query(res->channel, name, ns_c_in, ns_t_aaaa, query_done, &qs[1]);
-	ret = run_queries(res, qs, 2, start + timeout_ms);
-	elapsed = now_ms() - start;
-	if (ret) {
-		set_err(err, errlen, "cannot resolve '%s': poll: %s", name, strerror(-ret));
-		goto out;
+	cgf_resolve_batch(res, &q, 1, timeout_ms, 1);
+	if (q.status) {
+		set_err(err, errlen, "%s", q.err);
+		free(q.answers);
+		return q.status;
 	}
-
-	n = qs[0].n_answers + qs[1].n_answers;
-	if (n) {
-		all = calloc(n, sizeof(*all));
-		if (!all) {
-			set_err(err, errlen, "cannot resolve '%s': %s", name, strerror(ENOMEM));
-			ret = -ENOMEM;
-			goto out;
-		}
-		for (i = 0; i < qs[0].n_answers; i++)
-			all[i] = qs[0].answers[i];
-		for (i = 0; i < qs[1].n_answers; i++)
-			all[qs[0].n_answers + i] = qs[1].answers[i];
-		*answers = all;
-		*n_answers = n;
-		ret = 0;
-		goto out;
-	}
-
-	bad = failure_rank(qs[1].status) > failure_rank(qs[0].status) ? &qs[1] : &qs[0];
-	ret = ares_to_errno(bad->status);
-	if (!ret)
-		goto out; /* NODATA for both */
-	if (ret == -ETIMEDOUT)
-		set_err(err, errlen, "cannot resolve '%s': timed out after %lld ms", name,
-			(long long)(bad->status == ARES_ECANCELLED ? timeout_ms : elapsed));
-	else if (failure_rank(qs[0].status) != failure_rank(qs[1].status) &&
-		 (failure_rank(qs[0].status) == 0 || failure_rank(qs[1].status) == 0))
-		set_err(err, errlen, "cannot resolve '%s': %s (%s query)", name,
-			status_reason(bad->status, res->n_servers), bad->type);
-	else
-		set_err(err, errlen, "cannot resolve '%s': %s", name,
-			status_reason(bad->status, res->n_servers));
-out:
-	free(qs[0].answers);
-	free(qs[1].answers);
-	return ret;
+	*answers = q.answers;
+	*n_answers = q.n_answers;
+	return 0;
 }

@@ -59,4 +59,35 @@ struct cgf_answer {
 int cgf_resolve(struct cgf_resolver *res, const char *name, int timeout_ms,
 		struct cgf_answer **answers, size_t *n_answers, char *err, size_t errlen);
 
+/*
+ * Room for a message of cgf_resolve_batch: "cannot resolve '" + a name of 254
+ * bytes + the longest reason fits; a longer (invalid) name is cut short.
+ */
+#define CGF_QUERY_ERR_MAX 384
+
+/* One name of a batch. */
+struct cgf_query {
+	const char *name;           /* in */
+	int status;                 /* out: 0 or a negative errno, as cgf_resolve returns */
+	char err[CGF_QUERY_ERR_MAX]; /* out: message naming the domain when status != 0 */
+	struct cgf_answer *answers; /* out: malloc'ed, free() it; NULL when none */
+	size_t n_answers;
+};
+
+/*
+ * Resolves every query (A and AAAA each) on the resolver's channel, at most
+ * max_inflight names at once (sent in the order given), each name bounded by
+ * timeout_ms from when it was sent; the call returns when all are done.  Each
+ * name gets exactly what cgf_resolve would give it: status 0 (answers, possibly
+ * none), -ENOENT (NXDOMAIN), -ETIMEDOUT, -EIO (SERVFAIL, refused, malformed),
+ * -EINVAL (not a domain name) or -ENOMEM, with the message in err.
+ *
+ * Returns 0, or a negative errno for a failure of the batch itself (bad
+ * arguments: -EINVAL; -ENOMEM; poll() failing): then the names not done by
+ * then carry that error as their status, with a message, and no answers.  The
+ * outputs of every query are always set, also on failure.
+ */
+int cgf_resolve_batch(struct cgf_resolver *res, struct cgf_query *queries, size_t n,
+		      int timeout_ms, size_t max_inflight);
+
 #endif /* CGF_RESOLVE_H */

@@ -1,0 +1,1465 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * cgfenced: keeps the DNS-based allowlists of many fenced cgroups current,
+ * attaches named policies on request, reports what is denied, and adopts its
+ * pinned fences after a restart.
+ *
+ * One thread runs the event loop (control socket, signals, deny events,
+ * cgroup checks); a second one only resolves names, so a slow upstream never
+ * stalls a request.  All fence state lives in the pins: the daemon can be
+ * killed at any moment and enforcement goes on.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/eventfd.h>
+#include <sys/file.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <bpf/libbpf.h>
+#include <jansson.h>
+
+#include "control.h"
+#include "domains.h"
+#include "fence.h"
+#include "log.h"
+#include "policy.h"
+#include "report.h"
+#include "resolve.h"
+
+#define MAX_CLIENTS 64
+#define MAX_REQUEST 65536           /* bytes in one request line */
+#define MAX_OUTPUT (4u << 20)       /* bytes queued for one client */
+#define CLIENT_IDLE_SEC 30          /* a silent client is dropped */
+#define CHECK_INTERVAL_MS 1000      /* cgroup existence checks */
+#define EVENT_BACKLOG 1024          /* recent deny events kept for `cgfence log` */
+#define RESOLVE_TIMEOUT_MS 2000
+#define RESOLVE_INFLIGHT 64  /* see REFRESH_INFLIGHT in domains.c */
+#define STATUS_ENTRIES_MAX 1000     /* allowlist entries per fence in a status reply */
+#define NS_PER_SEC 1000000000ull
+
+struct options {
+	const char *config;
+	const char *policy_dir;
+	const char *socket;
+	const char *pin_root;
+	struct cgf_server servers[8];
+	size_t n_servers;
+	struct cgf_ttl_limits limits;
+	bool foreground;
+	bool json_log;
+	bool debug;
+};
+
+struct dpolicy {
+	char name[CGF_POLICY_NAME_MAX];
+	struct cgf_policy rules;
+	struct cgf_domains *domains;
+	bool dirty; /* its fences need a sync */
+};
+
+struct dfence {
+	uint64_t id;
+	char path[PATH_MAX];
+	struct cgf_fence *f;
+	bool made_cgroup; /* a dedicated cgroup the daemon created: removed when empty */
+};
+
+struct client {
+	int fd;
+	struct ucred cred;
+	char cgroup[PATH_MAX];
+	char in[MAX_REQUEST + 1];
+	size_t in_len;
+	char *out;
+	size_t out_len, out_cap;
+	bool follow;        /* streams deny events */
+	bool close_after;   /* close once the output is written */
+	uint64_t events_dropped;
+	time_t last_active;
+};
+
+/* One batch of names for the resolver thread. */
+struct resolve_job {
+	struct cgf_query *queries;
+	char **names;                        /* owned copies: a reload may free the originals */
+	char (*policy)[CGF_POLICY_NAME_MAX]; /* policy of each query */
+	size_t n;
+};
+
+static struct {
+	struct options opt;
+	char cg2[PATH_MAX];
+	struct dpolicy *policies;
+	size_t n_policies;
+	struct dfence *fences;
+	size_t n_fences;
+	struct client *clients[MAX_CLIENTS];
+	struct ring_buffer *rb;
+	bool rb_stale;
+	json_t *backlog[EVENT_BACKLOG];
+	size_t backlog_next;
+	int listen_fd;
+	bool stop;
+	/* resolver thread */
+	struct cgf_resolver *res;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct resolve_job *job;   /* handed to the thread */
+	struct resolve_job *done;  /* handed back */
+	bool job_running;
+	bool thread_exit;
+	int done_fd;
+} d = {
+	.listen_fd = -1,
+	.done_fd = -1,
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+	.cond = PTHREAD_COND_INITIALIZER,
+};
+
+/* ---- policies ------------------------------------------------------------ */
+
+static struct dpolicy *find_policy(const char *name)
+{
+	for (size_t i = 0; i < d.n_policies; i++)
+		if (!strcmp(d.policies[i].name, name))
+			return &d.policies[i];
+	return NULL;
+}
+
+static void policy_free(struct dpolicy *p)
+{
+	cgf_policy_free(&p->rules);
+	cgf_domains_free(p->domains);
+	memset(p, 0, sizeof(*p));
+}
+
+static bool policy_has_wildcard(const struct cgf_policy *p, const char **which)
+{
+	for (size_t i = 0; i < p->n_rules; i++) {
+		if (p->rules[i].kind == CGF_TARGET_WILDCARD) {
+			*which = p->rules[i].domain;
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * Reads every NAME.policy of the policy directory.  A file with an error is
+ * rejected whole and its previous version, if any, stays in force; the errors
+ * are logged and returned (one line each) in *errors.  Learned addresses are
+ * carried over for names both versions have, so nothing allowed before and
+ * after is denied in between.
+ */
+static int load_policies(json_t *errors)
+{
+	struct dpolicy *next = NULL;
+	size_t n_next = 0, cap = 0, i;
+	struct dirent *de;
+	DIR *dir = opendir(d.opt.policy_dir);
+	int failures = 0;
+
+	if (!dir) {
+		char msg[PATH_MAX + 64];
+
+		snprintf(msg, sizeof(msg), "cannot read policy directory '%s': %s", d.opt.policy_dir,
+			 strerror(errno));
+		log_err("%s", msg);
+		json_array_append_new(errors, json_string(msg));
+		return -1;
+	}
+	while ((de = readdir(dir))) {
+		size_t len = strlen(de->d_name);
+		char path[PATH_MAX + 256], name[CGF_POLICY_NAME_MAX];
+		struct cgf_error err = { 0 };
+		struct dpolicy *p, *old;
+		const char *wild = "?";
+
+		if (len <= 7 || strcmp(de->d_name + len - 7, ".policy") || de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", d.opt.policy_dir, de->d_name);
+		if (len - 7 >= sizeof(name) || !cgf_policy_name_valid_n(de->d_name, len - 7)) {
+			char msg[PATH_MAX + 400];
+
+			snprintf(msg, sizeof(msg), "%s: policy name must be 1-63 letters, digits, '.', "
+				 "'_' or '-'", path);
+			log_err("%s", msg);
+			json_array_append_new(errors, json_string(msg));
+			failures++;
+			continue;
+		}
+		memcpy(name, de->d_name, len - 7);
+		name[len - 7] = '\0';
+		if (n_next == cap) {
+			struct dpolicy *grown = realloc(next, (cap ? cap * 2 : 8) * sizeof(*next));
+
+			if (!grown)
+				break;
+			next = grown;
+			cap = cap ? cap * 2 : 8;
+		}
+		p = &next[n_next];
+		memset(p, 0, sizeof(*p));
+		snprintf(p->name, sizeof(p->name), "%s", name);
+		old = find_policy(name);
+		if (cgf_policy_load_file(&p->rules, path, &err) == 0 &&
+		    !policy_has_wildcard(&p->rules, &wild) &&
+		    cgf_domains_new(&p->rules, &d.opt.limits, &p->domains) == 0) {
+			if (old)
+				cgf_domains_inherit(p->domains, old->domains);
+			p->dirty = true;
+			n_next++;
+			continue;
+		}
+		{
+			char msg[2 * PATH_MAX + 1200], reason[PATH_MAX + 600];
+
+			if (err.reason[0])
+				cgf_error_format(&err, reason, sizeof(reason));
+			else
+				snprintf(reason, sizeof(reason), "%s: rule '*.%s': wildcard rules need the "
+					 "DNS proxy, which cgfenced does not have", path, wild);
+			snprintf(msg, sizeof(msg), "policy '%s' rejected%s: %s", name,
+				 old ? ", previous version stays in force" : "", reason);
+			log_err("%s", msg);
+			json_array_append_new(errors, json_string(msg));
+			failures++;
+		}
+		policy_free(p);
+		if (old) { /* keep the previous version */
+			next[n_next] = *old;
+			memset(old, 0, sizeof(*old));
+			n_next++;
+		}
+	}
+	closedir(dir);
+	for (i = 0; i < d.n_policies; i++)
+		policy_free(&d.policies[i]);
+	free(d.policies);
+	d.policies = next;
+	d.n_policies = n_next;
+	log_info("%zu policies loaded from '%s'%s", n_next, d.opt.policy_dir,
+		 failures ? " (with errors)" : "");
+	return failures ? -1 : 0;
+}
+
+static void log_resolve_failure(const char *msg, void *ctx)
+{
+	log_warn("policy '%s': %s", (const char *)ctx, msg);
+}
+
+/* Writes a policy's current allowlist into every fence that carries it. */
+static void sync_policy(struct dpolicy *p)
+{
+	struct cgf_allowlist list = { 0 };
+	struct cgf_grant *grants = NULL;
+	struct cgf_error err = { 0 };
+	size_t n = 0, i;
+	char msg[600];
+
+	p->dirty = false;
+	if (cgf_policy_grants(&p->rules, p->domains, cgf_boottime_ns(), &grants, &n)) {
+		log_err("policy '%s': out of memory computing grants", p->name);
+		return;
+	}
+	if (cgf_allowlist_build(grants, n, &list, &err)) {
+		cgf_error_format(&err, msg, sizeof(msg));
+		log_err("policy '%s': %s (fences keep their entries)", p->name, msg);
+		free(grants);
+		return;
+	}
+	free(grants);
+	for (i = 0; i < d.n_fences; i++) {
+		char e[CGF_ERR_LEN];
+
+		if (strcmp(cgf_fence_policy(d.fences[i].f), p->name))
+			continue;
+		if (cgf_fence_sync(d.fences[i].f, &list, e))
+			log_err("fence %s: %s", d.fences[i].path, e);
+	}
+	cgf_allowlist_free(&list);
+}
+
+static void sync_dirty(void)
+{
+	for (size_t i = 0; i < d.n_policies; i++)
+		if (d.policies[i].dirty)
+			sync_policy(&d.policies[i]);
+}
+
+/* ---- the resolver thread ------------------------------------------------- */
+
+static void *resolver_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&d.lock);
+	for (;;) {
+		struct resolve_job *job;
+		uint64_t one = 1;
+
+		while (!d.job && !d.thread_exit)
+			pthread_cond_wait(&d.cond, &d.lock);
+		if (d.thread_exit)
+			break;
+		job = d.job;
+		d.job = NULL;
+		pthread_mutex_unlock(&d.lock);
+		cgf_resolve_batch(d.res, job->queries, job->n, RESOLVE_TIMEOUT_MS, RESOLVE_INFLIGHT);
+		pthread_mutex_lock(&d.lock);
+		d.done = job;
+		if (write(d.done_fd, &one, sizeof(one)) < 0)
+			log_err("cannot wake the event loop: %s", strerror(errno));
+	}
+	pthread_mutex_unlock(&d.lock);
+	return NULL;
+}
+
+static void job_free(struct resolve_job *job)
+{
+	if (!job)
+		return;
+	for (size_t i = 0; i < job->n; i++) {
+		free(job->queries[i].answers);
+		free(job->names[i]);
+	}
+	free(job->names);
+	free(job->queries);
+	free(job->policy);
+	free(job);
+}
+
+/* Hands every due name to the resolver thread, unless a batch is running. */
+static void schedule_resolution(bool force)
+{
+	uint64_t now = cgf_boottime_ns();
+	struct resolve_job *job;
+	size_t total = 0, i;
+
+	if (!d.res || d.job_running)
+		return;
+	for (i = 0; i < d.n_policies; i++)
+		total += cgf_domains_count(d.policies[i].domains);
+	if (!total)
+		return;
+	job = calloc(1, sizeof(*job));
+	if (!job)
+		return;
+	job->queries = calloc(total, sizeof(*job->queries));
+	job->policy = calloc(total, sizeof(*job->policy));
+	job->names = calloc(total, sizeof(*job->names));
+	if (!job->queries || !job->policy || !job->names) {
+		job_free(job);
+		return;
+	}
+	for (i = 0; i < d.n_policies; i++) {
+		const char **names = (const char **)calloc(total, sizeof(*names));
+		size_t n, j;
+
+		if (!names)
+			break;
+		n = cgf_domains_due(d.policies[i].domains, now, force, names, total - job->n);
+		for (j = 0; j < n; j++) {
+			job->names[job->n] = strdup(names[j]);
+			if (!job->names[job->n])
+				break;
+			job->queries[job->n].name = job->names[job->n];
+			snprintf(job->policy[job->n], sizeof(job->policy[0]), "%s", d.policies[i].name);
+			job->n++;
+		}
+		free(names);
+	}
+	if (!job->n) {
+		job_free(job);
+		return;
+	}
+	log_debug("resolving %zu names", job->n);
+	pthread_mutex_lock(&d.lock);
+	d.job = job;
+	d.job_running = true;
+	pthread_cond_signal(&d.cond);
+	pthread_mutex_unlock(&d.lock);
+}
+
+/*
+ * Takes a finished batch back.  The name strings belong to the domains objects
+ * of the policies as they were when the batch started; the policies may have
+ * been reloaded since, so results are applied by policy and name.
+ */
+static void collect_resolution(void)
+{
+	struct resolve_job *job;
+	uint64_t now = cgf_boottime_ns(), val;
+
+	if (read(d.done_fd, &val, sizeof(val)) < 0 && errno != EAGAIN)
+		log_err("eventfd: %s", strerror(errno));
+	pthread_mutex_lock(&d.lock);
+	job = d.done;
+	d.done = NULL;
+	d.job_running = false;
+	pthread_mutex_unlock(&d.lock);
+	if (!job)
+		return;
+	for (size_t i = 0; i < job->n; i++) {
+		struct cgf_query *q = &job->queries[i];
+		struct dpolicy *p = find_policy(job->policy[i]);
+
+		if (!p)
+			continue;
+		if (cgf_domains_apply(p->domains, q->name, q->status, q->err, q->answers,
+				      q->n_answers, now, log_resolve_failure, p->name) > 0)
+			p->dirty = true;
+	}
+	job_free(job);
+	sync_dirty();
+}
+
+/* ---- fences -------------------------------------------------------------- */
+
+static struct dfence *find_fence(uint64_t id)
+{
+	for (size_t i = 0; i < d.n_fences; i++)
+		if (d.fences[i].id == id)
+			return &d.fences[i];
+	return NULL;
+}
+
+static int add_fence(uint64_t id, const char *path, struct cgf_fence *f, bool made_cgroup)
+{
+	struct dfence *grown = realloc(d.fences, (d.n_fences + 1) * sizeof(*d.fences));
+
+	if (!grown)
+		return -ENOMEM;
+	d.fences = grown;
+	memset(&d.fences[d.n_fences], 0, sizeof(d.fences[0]));
+	d.fences[d.n_fences].id = id;
+	snprintf(d.fences[d.n_fences].path, sizeof(d.fences[0].path), "%s", path);
+	d.fences[d.n_fences].f = f;
+	d.fences[d.n_fences].made_cgroup = made_cgroup;
+	d.n_fences++;
+	d.rb_stale = true;
+	return 0;
+}
+
+/* Removes a fence: pins first, then (for a cgroup of our own) the cgroup. */
+static void drop_fence(struct dfence *df, const char *why)
+{
+	char err[CGF_ERR_LEN];
+	size_t i = (size_t)(df - d.fences);
+
+	log_info("fence %s (cgroup id %" PRIu64 ", policy %s) removed: %s", df->path, df->id,
+		 cgf_fence_policy(df->f), why);
+	cgf_fence_close(df->f);
+	if (cgf_fence_remove(d.opt.pin_root, df->id, err) && err[0])
+		log_warn("%s", err);
+	if (df->made_cgroup && rmdir(df->path) && errno != ENOENT)
+		log_warn("cannot remove cgroup '%s': %s", df->path, strerror(errno));
+	memmove(&d.fences[i], &d.fences[i + 1], (d.n_fences - i - 1) * sizeof(d.fences[0]));
+	d.n_fences--;
+	d.rb_stale = true;
+}
+
+static bool cgroup_populated(const char *path)
+{
+	char file[PATH_MAX + 32], line[64];
+	bool populated = true;
+	FILE *f;
+
+	snprintf(file, sizeof(file), "%s/cgroup.events", path);
+	f = fopen(file, "re");
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "populated ", 10))
+			populated = line[10] == '1';
+	fclose(f);
+	return populated;
+}
+
+/* A fenced cgroup that is gone (container ended) goes from pins too. */
+static void check_cgroups(void)
+{
+	for (size_t i = 0; i < d.n_fences;) {
+		struct dfence *df = &d.fences[i];
+		uint64_t id;
+
+		if (cgf_cgroup_id(df->path, &id) || id != df->id) {
+			drop_fence(df, "its cgroup is gone");
+			continue;
+		}
+		if (df->made_cgroup && !cgroup_populated(df->path)) {
+			drop_fence(df, "no process left in it");
+			continue;
+		}
+		i++;
+	}
+}
+
+/* Adopts the fences cgfenced made before a restart, from their pins. */
+static void adopt_fences(void)
+{
+	uint64_t *ids = NULL;
+	size_t n = 0, i;
+
+	if (cgf_fence_list(d.opt.pin_root, &ids, &n))
+		return;
+	for (i = 0; i < n; i++) {
+		struct cgf_fence *f = NULL;
+		char err[CGF_ERR_LEN], path[PATH_MAX];
+		struct dpolicy *p;
+		bool made;
+
+		if (cgf_fence_open(d.opt.pin_root, ids[i], &f, err)) {
+			log_warn("cannot adopt fence %" PRIu64 ": %s", ids[i], err);
+			continue;
+		}
+		if (!cgf_fence_policy(f)[0]) { /* `cgfence run` or `attach --allow`: not ours */
+			cgf_fence_close(f);
+			continue;
+		}
+		if (cgf_cgroup_path_of(ids[i], path, sizeof(path))) {
+			log_info("fence %" PRIu64 " (policy %s): cgroup gone, removing its pins", ids[i],
+				 cgf_fence_policy(f));
+			cgf_fence_close(f);
+			if (cgf_fence_remove(d.opt.pin_root, ids[i], err))
+				log_warn("%s", err);
+			continue;
+		}
+		made = strncmp(path, d.cg2, strlen(d.cg2)) == 0 &&
+		       !strncmp(path + strlen(d.cg2), "/cgfence/pid-", 13);
+		p = find_policy(cgf_fence_policy(f));
+		if (!p)
+			log_warn("fence %s: policy '%s' no longer exists; its entries stay until they "
+				 "expire", path, cgf_fence_policy(f));
+		else
+			p->dirty = true;
+		if (add_fence(ids[i], path, f, made)) {
+			cgf_fence_close(f);
+			continue;
+		}
+		log_info("adopted fence %s (policy %s%s%s)", path, cgf_fence_policy(f),
+			 cgf_fence_label(f)[0] ? ", " : "", cgf_fence_label(f));
+	}
+	free(ids);
+}
+
+/* ---- deny events --------------------------------------------------------- */
+
+static void client_write(struct client *c, const char *data, size_t len);
+
+static int on_event(void *ctx, void *data, size_t size)
+{
+	uint64_t id = (uint64_t)(uintptr_t)ctx;
+	const struct cgf_event *e = data;
+	struct dfence *df = find_fence(id);
+	json_t *ev;
+	char *line;
+
+	if (size < sizeof(*e))
+		return 0;
+	ev = cgf_event_json(e, df ? df->path : NULL, df ? cgf_fence_policy(df->f) : NULL,
+			    df ? cgf_fence_label(df->f) : NULL);
+	if (!ev)
+		return 0;
+	line = json_dumps(ev, JSON_COMPACT);
+	if (line) {
+		/* The log names what was denied; rate-limiting is the ring buffer's size. */
+		log_info("deny: %s", line);
+		for (size_t i = 0; i < MAX_CLIENTS; i++) {
+			struct client *c = d.clients[i];
+
+			if (c && c->follow) {
+				client_write(c, line, strlen(line));
+				client_write(c, "\n", 1);
+			}
+		}
+	}
+	free(line);
+	json_decref(d.backlog[d.backlog_next]);
+	d.backlog[d.backlog_next] = ev;
+	d.backlog_next = (d.backlog_next + 1) % EVENT_BACKLOG;
+	return 0;
+}
+
+/* The ring buffer set is rebuilt whenever fences come or go. */
+static void rebuild_ring_buffers(void)
+{
+	ring_buffer__free(d.rb);
+	d.rb = NULL;
+	d.rb_stale = false;
+	for (size_t i = 0; i < d.n_fences; i++) {
+		void *ctx = (void *)(uintptr_t)d.fences[i].id;
+		int fd = cgf_fence_events_fd(d.fences[i].f);
+
+		if (!d.rb) {
+			d.rb = ring_buffer__new(fd, on_event, ctx, NULL);
+			if (!d.rb)
+				log_err("cannot read deny events: %s", strerror(errno));
+		} else if (ring_buffer__add(d.rb, fd, on_event, ctx)) {
+			log_err("cannot read deny events of %s: %s", d.fences[i].path, strerror(errno));
+		}
+	}
+}
+
+/* ---- clients ------------------------------------------------------------- */
+
+static void client_close(struct client *c)
+{
+	for (size_t i = 0; i < MAX_CLIENTS; i++)
+		if (d.clients[i] == c)
+			d.clients[i] = NULL;
+	close(c->fd);
+	free(c->out);
+	free(c);
+}
+
+static void client_write(struct client *c, const char *data, size_t len)
+{
+	if (c->out_len + len > MAX_OUTPUT) {
+		/* A reader too slow for its stream loses events, never the daemon. */
+		c->events_dropped++;
+		return;
+	}
+	if (c->out_len + len > c->out_cap) {
+		size_t cap = c->out_cap ? c->out_cap : 4096;
+		char *grown;
+
+		while (cap < c->out_len + len)
+			cap *= 2;
+		grown = realloc(c->out, cap);
+		if (!grown) {
+			c->events_dropped++;
+			return;
+		}
+		c->out = grown;
+		c->out_cap = cap;
+	}
+	memcpy(c->out + c->out_len, data, len);
+	c->out_len += len;
+}
+
+static void reply(struct client *c, json_t *r)
+{
+	char *line = json_dumps(r, JSON_COMPACT);
+
+	if (line) {
+		client_write(c, line, strlen(line));
+		client_write(c, "\n", 1);
+	}
+	free(line);
+	json_decref(r);
+}
+
+static void reply_error(struct client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void reply_error(struct client *c, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_info("request from pid %d uid %u refused: %s", (int)c->cred.pid,
+		 (unsigned)c->cred.uid, msg);
+	reply(c, json_pack("{s:b,s:s}", "ok", 0, "error", msg));
+}
+
+/* Is a cgroup path (relative to the cgroup2 root) at or below a fence? */
+static const struct dfence *fence_covering(const char *abs_path)
+{
+	uint64_t *ids = NULL;
+	size_t n = 0;
+	const struct dfence *hit = NULL;
+
+	for (size_t i = 0; i < d.n_fences && !hit; i++) {
+		size_t len = strlen(d.fences[i].path);
+
+		if (!strncmp(abs_path, d.fences[i].path, len) &&
+		    (abs_path[len] == '\0' || abs_path[len] == '/'))
+			hit = &d.fences[i];
+	}
+	if (hit)
+		return hit;
+	/* Fences the daemon does not manage (`cgfence run`) count as well. */
+	if (cgf_fence_list(d.opt.pin_root, &ids, &n) == 0) {
+		char path[PATH_MAX];
+
+		for (size_t i = 0; i < n && !hit; i++) {
+			size_t len;
+
+			if (cgf_cgroup_path_of(ids[i], path, sizeof(path)))
+				continue;
+			len = strlen(path);
+			if (!strncmp(abs_path, path, len) &&
+			    (abs_path[len] == '\0' || abs_path[len] == '/')) {
+				static struct dfence unmanaged;
+
+				unmanaged.id = ids[i];
+				snprintf(unmanaged.path, sizeof(unmanaged.path), "%s", path);
+				hit = &unmanaged;
+			}
+		}
+		free(ids);
+	}
+	return hit;
+}
+
+static void handle_attach(struct client *c, json_t *req)
+{
+	const char *policy = json_string_value(json_object_get(req, "policy"));
+	const char *cgroup = json_string_value(json_object_get(req, "cgroup"));
+	const char *label = json_string_value(json_object_get(req, "label"));
+	json_t *jpid = json_object_get(req, "pid");
+	bool audit = json_is_true(json_object_get(req, "audit"));
+	struct cgf_attach_opts aopts = { .pin_root = d.opt.pin_root, .audit = audit };
+	char path[PATH_MAX], err[CGF_ERR_LEN];
+	struct cgf_allowlist list = { 0 };
+	struct cgf_grant *grants = NULL;
+	struct cgf_error perr = { 0 };
+	struct cgf_fence *f = NULL;
+	bool made_cgroup = false;
+	struct dpolicy *p;
+	size_t n = 0;
+	uint64_t id;
+	int ret;
+
+	if (!policy || !cgf_policy_name_valid_n(policy, strlen(policy)))
+		return reply_error(c, "attach: 'policy' must be a policy name (letters, digits, '.', "
+				   "'_', '-')");
+	p = find_policy(policy);
+	if (!p)
+		return reply_error(c, "attach: no policy '%s' in '%s'", policy, d.opt.policy_dir);
+	if (!cgroup == !jpid)
+		return reply_error(c, "attach: give exactly one of 'cgroup' and 'pid'");
+	if (label && strlen(label) >= CGF_LABEL_MAX)
+		return reply_error(c, "attach: 'label' longer than %d bytes", CGF_LABEL_MAX - 1);
+	if (cgroup) {
+		if (c->cred.uid != 0)
+			return reply_error(c, "attach: only root may fence a cgroup by path (give "
+					   "'pid' of a process you own)");
+		ret = cgf_control_cgroup_path(cgroup, path, sizeof(path), &id, err);
+	} else {
+		if (!json_is_integer(jpid) || json_integer_value(jpid) <= 0 ||
+		    json_integer_value(jpid) > INT_MAX)
+			return reply_error(c, "attach: 'pid' must be a positive integer");
+		ret = cgf_control_pid_cgroup((pid_t)json_integer_value(jpid), c->cred.uid, path,
+					     sizeof(path), &id, &made_cgroup, err);
+	}
+	if (ret)
+		return reply_error(c, "attach: %s", err);
+	if (fence_covering(path)) {
+		if (made_cgroup)
+			rmdir(path);
+		return reply_error(c, "attach: '%s' is already fenced", path);
+	}
+	aopts.policy = policy;
+	aopts.label = label;
+	if (cgf_policy_grants(&p->rules, p->domains, cgf_boottime_ns(), &grants, &n) ||
+	    cgf_allowlist_build(grants, n, &list, &perr)) {
+		free(grants);
+		cgf_error_format(&perr, err, sizeof(err));
+		return reply_error(c, "attach: policy '%s': %s", policy, err);
+	}
+	free(grants);
+	ret = cgf_fence_attach(path, &list, &aopts, &f, err);
+	cgf_allowlist_free(&list);
+	if (ret) {
+		if (made_cgroup)
+			rmdir(path);
+		return reply_error(c, "attach: %s", err);
+	}
+	if (made_cgroup && jpid &&
+	    cgf_control_move_pid((pid_t)json_integer_value(jpid), path, err)) {
+		char e2[CGF_ERR_LEN];
+
+		cgf_fence_close(f);
+		cgf_fence_remove(d.opt.pin_root, id, e2);
+		rmdir(path);
+		return reply_error(c, "attach: %s", err);
+	}
+	if (add_fence(id, path, f, made_cgroup)) {
+		cgf_fence_close(f);
+		return reply_error(c, "attach: out of memory");
+	}
+	log_info("fenced %s with policy %s%s (cgroup id %" PRIu64 ")%s%s, asked by pid %d uid %u",
+		 path, policy, audit ? " in audit mode" : "", id, label ? " for " : "",
+		 label ? label : "", (int)c->cred.pid, (unsigned)c->cred.uid);
+	reply(c, json_pack("{s:b,s:s,s:I,s:s,s:s}", "ok", 1, "cgroup", path, "cgroup_id",
+			   (json_int_t)id, "policy", policy, "mode", audit ? "audit" : "enforce"));
+}
+
+static void handle_detach(struct client *c, json_t *req)
+{
+	const char *cgroup = json_string_value(json_object_get(req, "cgroup"));
+	char path[PATH_MAX], err[CGF_ERR_LEN];
+	struct dfence *df;
+	uint64_t id;
+
+	if (c->cred.uid != 0)
+		return reply_error(c, "detach: only root may remove a fence");
+	if (!cgroup)
+		return reply_error(c, "detach: 'cgroup' is required");
+	if (cgf_control_cgroup_path(cgroup, path, sizeof(path), &id, err))
+		return reply_error(c, "detach: %s", err);
+	df = find_fence(id);
+	if (df) {
+		drop_fence(df, "detached on request");
+	} else if (cgf_fence_remove(d.opt.pin_root, id, err)) {
+		return reply_error(c, "detach: %s", err);
+	}
+	log_info("unfenced %s, asked by pid %d uid %u", path, (int)c->cred.pid,
+		 (unsigned)c->cred.uid);
+	reply(c, json_pack("{s:b,s:s}", "ok", 1, "cgroup", path));
+}
+
+static void handle_status(struct client *c)
+{
+	json_t *fences = json_array(), *policies = json_array();
+	uint64_t *ids = NULL;
+	size_t n = 0, i;
+
+	if (c->cred.uid != 0)
+		return reply_error(c, "status: only root may see every fence");
+	if (cgf_fence_list(d.opt.pin_root, &ids, &n) == 0) {
+		for (i = 0; i < n; i++) {
+			struct dfence *df = find_fence(ids[i]);
+			struct cgf_fence *f = df ? df->f : NULL;
+			char path[PATH_MAX], err[CGF_ERR_LEN];
+			json_t *jf, *entries;
+			bool have_path;
+
+			if (!f && cgf_fence_open(d.opt.pin_root, ids[i], &f, err))
+				continue;
+			have_path = df ? true : cgf_cgroup_path_of(ids[i], path, sizeof(path)) == 0;
+			jf = cgf_fence_json(f, df ? df->path : have_path ? path : NULL);
+			if (!df)
+				cgf_fence_close(f);
+			if (!jf)
+				continue;
+			json_object_set_new(jf, "managed", json_boolean(df != NULL));
+			entries = json_object_get(jf, "allowlist");
+			if (json_array_size(entries) > STATUS_ENTRIES_MAX) {
+				while (json_array_size(entries) > STATUS_ENTRIES_MAX)
+					json_array_remove(entries, json_array_size(entries) - 1);
+				json_object_set_new(jf, "allowlist_truncated", json_true());
+			}
+			json_array_append_new(fences, jf);
+		}
+		free(ids);
+	}
+	for (i = 0; i < d.n_policies; i++)
+		json_array_append_new(policies,
+				      json_pack("{s:s,s:I,s:I}", "name", d.policies[i].name, "rules",
+						(json_int_t)d.policies[i].rules.n_rules, "names",
+						(json_int_t)cgf_domains_count(d.policies[i].domains)));
+	reply(c, json_pack("{s:b,s:o,s:o}", "ok", 1, "fences", fences, "policies", policies));
+}
+
+static void handle_reload(struct client *c)
+{
+	json_t *errors = json_array();
+	int ret;
+
+	if (c->cred.uid != 0) {
+		json_decref(errors);
+		return reply_error(c, "reload: only root may reload policies");
+	}
+	ret = load_policies(errors);
+	sync_dirty();
+	schedule_resolution(false);
+	(void)ret; /* the errors say what was rejected; the reload itself happened */
+	reply(c, json_pack("{s:b,s:I,s:o}", "ok", 1, "policies", (json_int_t)d.n_policies,
+			   "errors", errors));
+}
+
+static void handle_events(struct client *c, json_t *req)
+{
+	size_t i;
+
+	if (c->cred.uid != 0)
+		return reply_error(c, "events: only root may read deny events");
+	reply(c, json_pack("{s:b}", "ok", 1));
+	for (i = 0; i < EVENT_BACKLOG; i++) {
+		json_t *ev = d.backlog[(d.backlog_next + i) % EVENT_BACKLOG];
+		char *line;
+
+		if (!ev)
+			continue;
+		line = json_dumps(ev, JSON_COMPACT);
+		if (line) {
+			client_write(c, line, strlen(line));
+			client_write(c, "\n", 1);
+		}
+		free(line);
+	}
+	if (json_is_true(json_object_get(req, "follow")))
+		c->follow = true;
+	else
+		c->close_after = true;
+}
+
+static void handle_request(struct client *c, const char *line)
+{
+	json_error_t jerr;
+	json_t *req = json_loads(line, JSON_REJECT_DUPLICATES, &jerr);
+	const char *op;
+
+	if (!req || !json_is_object(req)) {
+		reply_error(c, "malformed request: %s", req ? "not a JSON object" : jerr.text);
+		json_decref(req);
+		return;
+	}
+	op = json_string_value(json_object_get(req, "op"));
+	log_info("request '%s' from pid %d uid %u cgroup %s", op ? op : "?", (int)c->cred.pid,
+		 (unsigned)c->cred.uid, c->cgroup);
+	if (!op)
+		reply_error(c, "request without 'op'");
+	else if (!strcmp(op, "attach"))
+		handle_attach(c, req);
+	else if (!strcmp(op, "detach"))
+		handle_detach(c, req);
+	else if (!strcmp(op, "status"))
+		handle_status(c);
+	else if (!strcmp(op, "reload"))
+		handle_reload(c);
+	else if (!strcmp(op, "events"))
+		handle_events(c, req);
+	else
+		reply_error(c, "unknown request '%.64s' (attach, detach, status, reload, events)", op);
+	json_decref(req);
+}
+
+static void accept_client(void)
+{
+	socklen_t len = sizeof(struct ucred);
+	struct client *c;
+	int fd = accept4(d.listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	size_t i;
+
+	if (fd < 0)
+		return;
+	for (i = 0; i < MAX_CLIENTS && d.clients[i]; i++)
+		;
+	c = i < MAX_CLIENTS ? calloc(1, sizeof(*c)) : NULL;
+	if (!c) {
+		static const char busy[] = "{\"ok\":false,\"error\":\"daemon busy: too many clients\"}\n";
+
+		if (write(fd, busy, sizeof(busy) - 1) < 0)
+			log_debug("cannot tell a client the daemon is busy");
+		close(fd);
+		log_warn("refused a client: %d clients already connected", MAX_CLIENTS);
+		return;
+	}
+	c->fd = fd;
+	c->last_active = time(NULL);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->cred, &len)) {
+		log_err("SO_PEERCRED: %s", strerror(errno));
+		close(fd);
+		free(c);
+		return;
+	}
+	cgf_control_pid_cgroup_path(c->cred.pid, c->cgroup, sizeof(c->cgroup));
+	d.clients[i] = c;
+	/* Nothing from inside a fence is taken, whatever its uid. */
+	if (c->cgroup[0] && fence_covering(c->cgroup)) {
+		reply_error(c, "requests from inside a fenced cgroup are refused");
+		c->close_after = true;
+	} else if (!c->cgroup[0]) {
+		reply_error(c, "cannot tell which cgroup the client is in");
+		c->close_after = true;
+	}
+}
+
+static void client_input(struct client *c)
+{
+	ssize_t n = read(c->fd, c->in + c->in_len, MAX_REQUEST - c->in_len);
+	char *nl;
+
+	if (n <= 0) {
+		if (n == 0 || (errno != EAGAIN && errno != EINTR))
+			client_close(c);
+		return;
+	}
+	c->last_active = time(NULL);
+	c->in_len += (size_t)n;
+	c->in[c->in_len] = '\0';
+	while (!c->close_after && (nl = memchr(c->in, '\n', c->in_len))) {
+		*nl = '\0';
+		handle_request(c, c->in);
+		c->in_len -= (size_t)(nl + 1 - c->in);
+		memmove(c->in, nl + 1, c->in_len);
+	}
+	if (c->in_len == MAX_REQUEST) {
+		reply_error(c, "request longer than %d bytes", MAX_REQUEST);
+		c->close_after = true;
+		c->in_len = 0;
+	}
+}
+
+static void client_output(struct client *c)
+{
+	ssize_t n;
+
+	if (!c->out_len)
+		return;
+	n = write(c->fd, c->out, c->out_len);
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EINTR)
+			client_close(c);
+		return;
+	}
+	memmove(c->out, c->out + n, c->out_len - (size_t)n);
+	c->out_len -= (size_t)n;
+}
+
+/* ---- setup --------------------------------------------------------------- */
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: cgfenced [--config FILE] [--policy-dir DIR] [--socket PATH]\n"
+		"                [--resolver IP[:PORT]]... [--bpffs DIR] [--min-ttl SECONDS]\n"
+		"                [--max-ttl SECONDS] [--grace SECONDS] [--max-addrs N]\n"
+		"                [--foreground] [--log-format text|json] [--debug]\n"
+		"\n"
+		"Keeps the allowlists of fenced cgroups current from DNS.  Options may also be\n"
+		"given in the config file (default " CGF_CONFIG_DEFAULT ") as\n"
+		"'key = value' lines whose keys are the long option names; the command line\n"
+		"wins.  Defaults: policies from " CGF_POLICY_DIR_DEFAULT "/*.policy, socket\n"
+		CGF_SOCKET_DEFAULT ", resolvers from /etc/resolv.conf, min-ttl 10,\n"
+		"max-ttl 86400, grace 5, max-addrs 64.\n");
+}
+
+static int parse_seconds(const char *key, const char *val, uint32_t *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(val, &end, 10);
+	if (errno || end == val || *end || val[0] == '-' || v > 365ul * 86400) {
+		fprintf(stderr, "cgfenced: %s '%s': not a number of seconds (0-31536000)\n", key, val);
+		return -1;
+	}
+	*out = (uint32_t)v;
+	return 0;
+}
+
+/* One option, from the command line or the config file. */
+static int set_option(struct options *o, const char *key, const char *val)
+{
+	char err[256];
+
+	if (!strcmp(key, "policy-dir"))
+		o->policy_dir = strdup(val);
+	else if (!strcmp(key, "socket"))
+		o->socket = strdup(val);
+	else if (!strcmp(key, "bpffs"))
+		o->pin_root = strdup(val);
+	else if (!strcmp(key, "resolver")) {
+		if (o->n_servers == sizeof(o->servers) / sizeof(o->servers[0])) {
+			fprintf(stderr, "cgfenced: too many resolvers (at most 8)\n");
+			return -1;
+		}
+		if (cgf_server_parse(val, &o->servers[o->n_servers], err, sizeof(err))) {
+			fprintf(stderr, "cgfenced: resolver '%s': %s\n", val, err);
+			return -1;
+		}
+		o->n_servers++;
+	} else if (!strcmp(key, "min-ttl"))
+		return parse_seconds(key, val, &o->limits.min_ttl);
+	else if (!strcmp(key, "max-ttl"))
+		return parse_seconds(key, val, &o->limits.max_ttl);
+	else if (!strcmp(key, "grace"))
+		return parse_seconds(key, val, &o->limits.grace);
+	else if (!strcmp(key, "max-addrs")) {
+		if (parse_seconds(key, val, &o->limits.max_addrs) || !o->limits.max_addrs ||
+		    o->limits.max_addrs > 4096) {
+			fprintf(stderr, "cgfenced: max-addrs '%s': a number from 1 to 4096\n", val);
+			return -1;
+		}
+	} else if (!strcmp(key, "foreground"))
+		o->foreground = !strcmp(val, "yes") || !strcmp(val, "true") || !strcmp(val, "1");
+	else if (!strcmp(key, "debug"))
+		o->debug = !strcmp(val, "yes") || !strcmp(val, "true") || !strcmp(val, "1");
+	else if (!strcmp(key, "log-format")) {
+		if (strcmp(val, "text") && strcmp(val, "json")) {
+			fprintf(stderr, "cgfenced: log-format '%s': text or json\n", val);
+			return -1;
+		}
+		o->json_log = !strcmp(val, "json");
+	} else {
+		fprintf(stderr, "cgfenced: unknown option '%s'\n", key);
+		return -1;
+	}
+	return 0;
+}
+
+static int read_config(struct options *o, const char *path, bool must_exist,
+		       const bool *given, const char *const *keys)
+{
+	char line[1024];
+	unsigned lineno = 0;
+	FILE *f = fopen(path, "re");
+
+	if (!f) {
+		if (errno == ENOENT && !must_exist)
+			return 0;
+		fprintf(stderr, "cgfenced: cannot read config '%s': %s\n", path, strerror(errno));
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char *key = line, *val, *eq, *end;
+		size_t k;
+
+		lineno++;
+		if ((end = strchr(line, '#')))
+			*end = '\0';
+		while (*key == ' ' || *key == '\t')
+			key++;
+		end = key + strlen(key);
+		while (end > key && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' ' ||
+				     end[-1] == '\t'))
+			*--end = '\0';
+		if (!*key)
+			continue;
+		eq = strchr(key, '=');
+		if (!eq) {
+			fprintf(stderr, "cgfenced: %s:%u: expected 'key = value'\n", path, lineno);
+			fclose(f);
+			return -1;
+		}
+		val = eq + 1;
+		while (eq > key && (eq[-1] == ' ' || eq[-1] == '\t'))
+			eq--;
+		*eq = '\0';
+		while (*val == ' ' || *val == '\t')
+			val++;
+		/* the command line wins over the file */
+		for (k = 0; keys[k]; k++)
+			if (!strcmp(keys[k], key) && given[k])
+				break;
+		if (keys[k])
+			continue;
+		if (set_option(o, key, val)) {
+			fprintf(stderr, "cgfenced: (in %s:%u)\n", path, lineno);
+			fclose(f);
+			return -1;
+		}
+	}
+	fclose(f);
+	return 0;
+}
+
+static int open_socket(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char dir[PATH_MAX], *slash;
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		log_err("socket path '%s' too long", path);
+		return -1;
+	}
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = '\0';
+		if (mkdir(dir, 0755) && errno != EEXIST) {
+			log_err("cannot create '%s': %s", dir, strerror(errno));
+			return -1;
+		}
+	}
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	/* A socket someone answers on belongs to a running daemon: leave it alone. */
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 || errno == EAGAIN) {
+		log_err("another cgfenced answers on '%s'", path);
+		close(fd);
+		return -1;
+	}
+	unlink(path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || chmod(path, 0666) ||
+	    listen(fd, 64)) {
+		log_err("cannot listen on '%s': %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void notify_ready(void)
+{
+	const char *sock = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	socklen_t len;
+	int fd;
+
+	if (!sock || (sock[0] != '/' && sock[0] != '@') || strlen(sock) >= sizeof(sa.sun_path))
+		return;
+	strcpy(sa.sun_path, sock);
+	if (sa.sun_path[0] == '@')
+		sa.sun_path[0] = '\0';
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(sock));
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (sendto(fd, "READY=1", 7, 0, (struct sockaddr *)&sa, len) < 0)
+		log_warn("cannot notify systemd: %s", strerror(errno));
+	close(fd);
+}
+
+int main(int argc, char **argv)
+{
+	static const char *const keys[] = { "policy-dir", "socket", "resolver", "bpffs",
+					     "min-ttl", "max-ttl", "grace", "max-addrs",
+					     "foreground", "log-format", "debug", NULL };
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "policy-dir", required_argument, NULL, 0 },
+		{ "socket", required_argument, NULL, 1 },
+		{ "resolver", required_argument, NULL, 2 },
+		{ "bpffs", required_argument, NULL, 3 },
+		{ "min-ttl", required_argument, NULL, 4 },
+		{ "max-ttl", required_argument, NULL, 5 },
+		{ "grace", required_argument, NULL, 6 },
+		{ "max-addrs", required_argument, NULL, 7 },
+		{ "foreground", no_argument, NULL, 8 },
+		{ "log-format", required_argument, NULL, 9 },
+		{ "debug", no_argument, NULL, 10 },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	bool given[sizeof(keys) / sizeof(keys[0])] = { 0 };
+	struct options *o = &d.opt;
+	char err[CGF_ERR_LEN], msg[512];
+	json_t *errors;
+	sigset_t mask;
+	int opt, sfd, lock_fd, ret = 1;
+
+	o->limits = (struct cgf_ttl_limits)CGF_TTL_LIMITS_DEFAULT;
+	o->config = CGF_CONFIG_DEFAULT;
+	while ((opt = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		if (opt == 'h') {
+			usage(stdout);
+			return 0;
+		}
+		if (opt == 'c') {
+			o->config = optarg;
+			given[sizeof(keys) / sizeof(keys[0]) - 1] = true;
+			continue;
+		}
+		if (opt < 0 || opt > 10) {
+			usage(stderr);
+			return 1;
+		}
+		given[opt] = true;
+		if (set_option(o, keys[opt], opt == 8 || opt == 10 ? "yes" : optarg))
+			return 1;
+	}
+	if (optind != argc) {
+		fprintf(stderr, "cgfenced: unexpected '%s'\n", argv[optind]);
+		return 1;
+	}
+	/* An explicit --config must exist; the default one may be absent. */
+	if (read_config(o, o->config, given[sizeof(keys) / sizeof(keys[0]) - 1], given, keys))
+		return 1;
+	if (!o->policy_dir)
+		o->policy_dir = CGF_POLICY_DIR_DEFAULT;
+	if (!o->socket)
+		o->socket = CGF_SOCKET_DEFAULT;
+	if (o->limits.min_ttl > o->limits.max_ttl) {
+		fprintf(stderr, "cgfenced: min-ttl %u is more than max-ttl %u\n", o->limits.min_ttl,
+			o->limits.max_ttl);
+		return 1;
+	}
+	if (geteuid() != 0) {
+		fprintf(stderr, "cgfenced: must run as root\n");
+		return 1;
+	}
+	if (!o->foreground && daemon(0, 0)) {
+		fprintf(stderr, "cgfenced: cannot go to the background: %s\n", strerror(errno));
+		return 1;
+	}
+	cgf_log_open("cgfenced", o->foreground, o->json_log, o->debug);
+	cgf_libbpf_quiet(o->debug);
+	if (cgf_cgroup2_root(d.cg2, sizeof(d.cg2), err)) {
+		log_err("%s", err);
+		return 1;
+	}
+	if (cgf_pin_root_prepare(o->pin_root ? o->pin_root : CGF_PIN_ROOT_DEFAULT, err)) {
+		log_err("%s", err);
+		return 1;
+	}
+	if (cgf_resolver_new(&d.res, o->servers, o->n_servers, msg, sizeof(msg))) {
+		log_err("%s", msg);
+		return 1;
+	}
+	{
+		char lock_path[PATH_MAX + 8];
+
+		snprintf(lock_path, sizeof(lock_path), "%s.lock", o->socket);
+		d.listen_fd = open_socket(o->socket);
+		if (d.listen_fd < 0)
+			return 1;
+		lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB)) {
+			log_err("another cgfenced holds '%s'", lock_path);
+			return 1;
+		}
+	}
+	errors = json_array();
+	load_policies(errors);
+	json_decref(errors);
+	adopt_fences();
+	sync_dirty();
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	d.done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (sfd < 0 || d.done_fd < 0 || pthread_create(&d.thread, NULL, resolver_main, NULL)) {
+		log_err("cannot set up the event loop: %s", strerror(errno));
+		return 1;
+	}
+	schedule_resolution(true);
+	rebuild_ring_buffers();
+	log_info("ready: socket %s, %zu policies, %zu fences", o->socket, d.n_policies,
+		 d.n_fences);
+	notify_ready();
+
+	while (!d.stop) {
+		struct pollfd pfd[4 + MAX_CLIENTS];
+		struct client *polled[MAX_CLIENTS];
+		size_t np = 0, nc = 0, i;
+		uint64_t now, due = UINT64_MAX;
+		int timeout = CHECK_INTERVAL_MS;
+
+		if (d.rb_stale)
+			rebuild_ring_buffers();
+		pfd[np++] = (struct pollfd){ .fd = sfd, .events = POLLIN };
+		pfd[np++] = (struct pollfd){ .fd = d.listen_fd, .events = POLLIN };
+		pfd[np++] = (struct pollfd){ .fd = d.done_fd, .events = POLLIN };
+		pfd[np++] = (struct pollfd){ .fd = d.rb ? ring_buffer__epoll_fd(d.rb) : -1,
+					     .events = POLLIN };
+		for (i = 0; i < MAX_CLIENTS; i++) {
+			struct client *c = d.clients[i];
+
+			if (!c)
+				continue;
+			polled[nc++] = c;
+			pfd[np++] = (struct pollfd){ .fd = c->fd,
+						     .events = (short)((c->close_after ? 0 : POLLIN) |
+								       (c->out_len ? POLLOUT : 0)) };
+		}
+		now = cgf_boottime_ns();
+		for (i = 0; i < d.n_policies; i++) {
+			uint64_t t = cgf_domains_next_due(d.policies[i].domains);
+
+			if (t < due)
+				due = t;
+		}
+		if (!d.job_running && due != UINT64_MAX) {
+			uint64_t ms = due <= now ? 0 : (due - now) / 1000000 + 1;
+
+			if (ms < (uint64_t)timeout)
+				timeout = (int)ms;
+		}
+		if (poll(pfd, np, timeout) < 0 && errno != EINTR) {
+			log_err("poll: %s", strerror(errno));
+			break;
+		}
+		if (pfd[0].revents) {
+			struct signalfd_siginfo si;
+
+			while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+				if (si.ssi_signo == SIGHUP) {
+					errors = json_array();
+					log_info("SIGHUP: reloading policies");
+					load_policies(errors);
+					json_decref(errors);
+					sync_dirty();
+				} else if (si.ssi_signo != SIGPIPE) {
+					log_info("signal %u: stopping (fences stay in force)",
+						 si.ssi_signo);
+					d.stop = true;
+				}
+			}
+		}
+		if (pfd[1].revents)
+			accept_client();
+		if (pfd[2].revents)
+			collect_resolution();
+		if (d.rb)
+			ring_buffer__consume(d.rb);
+		for (i = 0; i < nc; i++) {
+			struct client *c = polled[i];
+			short rev = pfd[4 + i].revents;
+
+			if (rev & (POLLIN | POLLHUP | POLLERR))
+				client_input(c);
+		}
+		/* clients may have been closed above: walk the table again */
+		for (i = 0; i < MAX_CLIENTS; i++) {
+			struct client *c = d.clients[i];
+
+			if (!c)
+				continue;
+			client_output(c);
+			c = d.clients[i];
+			if (!c)
+				continue;
+			if (c->close_after && !c->out_len)
+				client_close(c);
+			else if (!c->follow && time(NULL) - c->last_active > CLIENT_IDLE_SEC)
+				client_close(c);
+		}
+		check_cgroups();
+		schedule_resolution(false);
+	}
+	ret = 0;
+	pthread_mutex_lock(&d.lock);
+	d.thread_exit = true;
+	pthread_cond_signal(&d.cond);
+	pthread_mutex_unlock(&d.lock);
+	/* A batch in flight ends within its timeout. */
+	pthread_join(d.thread, NULL);
+	for (size_t i = 0; i < MAX_CLIENTS; i++)
+		if (d.clients[i])
+			client_close(d.clients[i]);
+	close(d.listen_fd);
+	unlink(o->socket);
+	ring_buffer__free(d.rb);
+	for (size_t i = 0; i < d.n_fences; i++)
+		cgf_fence_close(d.fences[i].f);
+	free(d.fences);
+	for (size_t i = 0; i < d.n_policies; i++)
+		policy_free(&d.policies[i]);
+	free(d.policies);
+	for (size_t i = 0; i < EVENT_BACKLOG; i++)
+		json_decref(d.backlog[i]);
+	cgf_resolver_free(d.res);
+	return ret;
+}

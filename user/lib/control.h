@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * What the daemon and its clients share: default paths, the checks on names
+ * and targets a request may carry, and the client side of the control socket
+ * (one JSON object a line, each way).
+ */
+#ifndef CGF_CONTROL_H
+#define CGF_CONTROL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <jansson.h>
+
+#define CGF_CONFIG_DEFAULT "/etc/cgfence/cgfenced.conf"
+#define CGF_POLICY_DIR_DEFAULT "/etc/cgfence/policy.d"
+#define CGF_SOCKET_DEFAULT "/run/cgfence/cgfenced.sock"
+
+/* 1-63 of [A-Za-z0-9._-], not starting with '.'; no '/' ever. */
+bool cgf_policy_name_valid_n(const char *name, size_t len);
+
+/*
+ * A cgroup named in a request: refuses '..' components and anything outside
+ * the cgroup2 mount or its root; fills the absolute path and id.
+ */
+int cgf_control_cgroup_path(const char *given, char *path, size_t len, uint64_t *id, char *err);
+
+/*
+ * The cgroup to fence for a process: checks that the process exists and, for
+ * a peer that is not root, that peer_uid owns it (real uid).  When the
+ * process's cgroup is the root cgroup or holds other processes, names a
+ * dedicated cgroup <cgroup2>/cgfence/pid-PID (created, empty) and sets *made:
+ * the caller fences it, then moves the process in with cgf_control_move_pid.
+ */
+int cgf_control_pid_cgroup(pid_t pid, uid_t peer_uid, char *path, size_t len, uint64_t *id,
+			   bool *made, char *err);
+
+/* Moves a process into a cgroup. */
+int cgf_control_move_pid(pid_t pid, const char *cgroup_path, char *err);
+
+/* The absolute cgroup2 path of a process ("" when unknown). */
+void cgf_control_pid_cgroup_path(pid_t pid, char *path, size_t len);
+
+/* The socket a client uses: given, else $CGFENCE_SOCKET, else the default. */
+const char *cgf_control_socket(const char *given);
+
+/*
+ * Sends one request and reads one reply line (bounded by timeout_ms).
+ * Returns 0 with *reply set (check its "ok"), or a negative errno with err:
+ * -ENOENT/-ECONNREFUSED when no daemon listens.  If fd_out is not NULL the
+ * connection stays open there for more lines (events).
+ */
+int cgf_control_call(const char *socket_path, json_t *request, int timeout_ms, json_t **reply,
+		     int *fd_out, char *err, size_t errlen);
+
+/* Reads one line from fd (blocking, up to timeout_ms, -1 = forever). */
+int cgf_control_read_line(int fd, int timeout_ms, json_t **line, char *err, size_t errlen);
+
+#endif /* CGF_CONTROL_H */
