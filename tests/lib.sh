@@ -127,11 +127,21 @@ net_up() {
 	ip netns exec "$NS_C" sysctl -qw net.ipv4.ping_group_range="0 2147483647"
 	ip netns exec "$NS_C" sysctl -qw net.ipv4.tcp_fastopen=5
 	ip netns exec "$NS_S" sysctl -qw net.ipv4.tcp_fastopen=0x207
-	# wait (bounded) until the link answers
+	# Wait (bounded) until both ends have their real qdisc: until linkwatch
+	# gets to it (up to 1 s) a veth drops what it is given, and a first
+	# neighbour solicitation lost there costs a 1 s retransmit.
+	for i in $(seq 1 100); do
+		ip -n "$NS_C" link show "${TAG}a" | grep -q 'qdisc noop' ||
+			ip -n "$NS_S" link show "${TAG}b" | grep -q 'qdisc noop' || break
+		sleep 0.02
+	done
+	# then until the link answers, IPv4 and IPv6 (no ping(8) here: the
+	# probe's ping socket, ping_group_range set above)
 	for i in $(seq 1 50); do
-		# no ping(8) here: the probe's ping socket (ping_group_range set above)
 		nsenter --net="/run/netns/$NS_C" -- "$PROBE" ping 198.18.0.2 --expect-reply \
-			--timeout-ms 1000 >/dev/null 2>&1 && return 0
+			--timeout-ms 1000 >/dev/null 2>&1 &&
+			nsenter --net="/run/netns/$NS_C" -- "$PROBE" ping 2001:db8::2 --expect-reply \
+				--timeout-ms 1000 >/dev/null 2>&1 && return 0
 		sleep 0.1
 	done
 	echo "test network did not come up" >&2

@@ -314,8 +314,12 @@ static int make_run_cgroup(struct runner *r)
 		warnx("cannot create cgroup '%s': %s", parent, strerror(errno));
 		return -errno;
 	}
-	if (snprintf(r->cgroup, sizeof(r->cgroup), "%s/run-%d", parent, (int)getpid()) >=
-	    (int)sizeof(r->cgroup))
+	/*
+	 * The time in the name keeps a cgroup left by a killed cgfence (its fence
+	 * stays in force until detached) from blocking a later run of the same pid.
+	 */
+	if (snprintf(r->cgroup, sizeof(r->cgroup), "%s/run-%d-%" PRIx64, parent, (int)getpid(),
+		     cgf_boottime_ns() / 1000) >= (int)sizeof(r->cgroup))
 		return -ENAMETOOLONG;
 	if (mkdir(r->cgroup, 0755)) {
 		ret = -errno;

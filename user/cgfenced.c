@@ -77,6 +77,13 @@ struct dfence {
 	char path[PATH_MAX];
 	struct cgf_fence *f;
 	bool made_cgroup; /* a dedicated cgroup the daemon created: removed when empty */
+	/*
+	 * An adopted fence's expiring entries as the previous daemon left them:
+	 * kept in every sync until they expire, since this daemon has not seen
+	 * the answers they came from (a restart must not deny them early).
+	 */
+	struct cgf_grant *carried;
+	size_t n_carried;
 };
 
 struct client {
@@ -264,6 +271,40 @@ static void log_resolve_failure(const char *msg, void *ctx)
 	log_warn("policy '%s': %s", (const char *)ctx, msg);
 }
 
+/*
+ * For a fence with carried entries still valid: the policy's grants plus
+ * those, built into *out (returns 0).  Returns -1 when the fence has none left
+ * (or on error: then the policy's list is used).
+ */
+static int carried_grants(struct dfence *df, const struct cgf_grant *grants, size_t n,
+			  struct cgf_allowlist *out)
+{
+	uint64_t now = cgf_boottime_ns();
+	struct cgf_error err = { 0 };
+	struct cgf_grant *all;
+	size_t i, kept = 0;
+	int ret;
+
+	for (i = 0; i < df->n_carried; i++)
+		if (df->carried[i].expires_ns > now)
+			df->carried[kept++] = df->carried[i];
+	df->n_carried = kept;
+	if (!kept) {
+		free(df->carried);
+		df->carried = NULL;
+		return -1;
+	}
+	all = malloc((n + kept) * sizeof(*all));
+	if (!all)
+		return -1;
+	if (n)
+		memcpy(all, grants, n * sizeof(*all));
+	memcpy(all + n, df->carried, kept * sizeof(*all));
+	ret = cgf_allowlist_build(all, n + kept, out, &err);
+	free(all);
+	return ret ? -1 : 0;
+}
+
 /* Writes a policy's current allowlist into every fence that carries it. */
 static void sync_policy(struct dpolicy *p)
 {
@@ -284,15 +325,23 @@ static void sync_policy(struct dpolicy *p)
 		free(grants);
 		return;
 	}
-	free(grants);
 	for (i = 0; i < d.n_fences; i++) {
+		struct dfence *df = &d.fences[i];
+		struct cgf_allowlist own = { 0 };
 		char e[CGF_ERR_LEN];
 
-		if (strcmp(cgf_fence_policy(d.fences[i].f), p->name))
+		if (strcmp(cgf_fence_policy(df->f), p->name))
 			continue;
-		if (cgf_fence_sync(d.fences[i].f, &list, e))
-			log_err("fence %s: %s", d.fences[i].path, e);
+		if (carried_grants(df, grants, n, &own) == 0) {
+			if (cgf_fence_sync(df->f, &own, e))
+				log_err("fence %s: %s", df->path, e);
+			cgf_allowlist_free(&own);
+			continue;
+		}
+		if (cgf_fence_sync(df->f, &list, e))
+			log_err("fence %s: %s", df->path, e);
 	}
+	free(grants);
 	cgf_allowlist_free(&list);
 }
 
@@ -465,6 +514,7 @@ static void drop_fence(struct dfence *df, const char *why)
 	log_info("fence %s (cgroup id %" PRIu64 ", policy %s) removed: %s", df->path, df->id,
 		 cgf_fence_policy(df->f), why);
 	cgf_fence_close(df->f);
+	free(df->carried);
 	if (cgf_fence_remove(d.opt.pin_root, df->id, err) && err[0])
 		log_warn("%s", err);
 	if (df->made_cgroup && rmdir(df->path) && errno != ENOENT)
@@ -510,6 +560,51 @@ static void check_cgroups(void)
 	}
 }
 
+/* Takes an adopted fence's expiring entries as grants to carry (see struct dfence). */
+static void carry_entries(struct dfence *df)
+{
+	struct cgf_allowlist list = { 0 };
+	uint64_t now = cgf_boottime_ns();
+	size_t i, n = 0, cap;
+	unsigned r;
+
+	if (cgf_fence_dump(df->f, &list))
+		return;
+	cap = (list.n_v4 + list.n_v6) * CGF_MAX_RANGES;
+	df->carried = cap ? calloc(cap, sizeof(*df->carried)) : NULL;
+	for (i = 0; df->carried && i < list.n_v4 + list.n_v6; i++) {
+		bool v4 = i < list.n_v4;
+		const struct cgf_allow *v = v4 ? &list.v4[i].value : &list.v6[i - list.n_v4].value;
+
+		for (r = 0; r < v->n_ranges && r < CGF_MAX_RANGES; r++) {
+			const struct cgf_range *rg = &v->ranges[r];
+			struct cgf_grant *g = &df->carried[n];
+
+			if (!rg->expires_ns || rg->expires_ns <= now)
+				continue; /* the policy's fixed rules, or gone already */
+			g->family = v4 ? AF_INET : AF_INET6;
+			if (v4) {
+				memcpy(g->addr, list.v4[i].key.addr, 4);
+				g->prefixlen = (uint8_t)list.v4[i].key.prefixlen;
+			} else {
+				memcpy(g->addr, list.v6[i - list.n_v4].key.addr, 16);
+				g->prefixlen = (uint8_t)list.v6[i - list.n_v4].key.prefixlen;
+			}
+			g->port_lo = rg->port_lo;
+			g->port_hi = rg->port_hi;
+			g->protos = rg->protos;
+			g->expires_ns = rg->expires_ns;
+			n++;
+		}
+	}
+	df->n_carried = n;
+	if (!n) {
+		free(df->carried);
+		df->carried = NULL;
+	}
+	cgf_allowlist_free(&list);
+}
+
 /* Adopts the fences cgfenced made before a restart, from their pins. */
 static void adopt_fences(void)
 {
@@ -552,6 +647,7 @@ static void adopt_fences(void)
 			cgf_fence_close(f);
 			continue;
 		}
+		carry_entries(&d.fences[d.n_fences - 1]);
 		log_info("adopted fence %s (policy %s%s%s)", path, cgf_fence_policy(f),
 			 cgf_fence_label(f)[0] ? ", " : "", cgf_fence_label(f));
 	}
@@ -675,8 +771,8 @@ static void reply_error(struct client *c, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	log_info("request from pid %d uid %u refused: %s", (int)c->cred.pid,
-		 (unsigned)c->cred.uid, msg);
+	log_info("request from pid %d uid %u cgroup %s refused: %s", (int)c->cred.pid,
+		 (unsigned)c->cred.uid, c->cgroup[0] ? c->cgroup : "?", msg);
 	reply(c, json_pack("{s:b,s:s}", "ok", 0, "error", msg));
 }
 
@@ -1452,8 +1548,10 @@ int main(int argc, char **argv)
 	close(d.listen_fd);
 	unlink(o->socket);
 	ring_buffer__free(d.rb);
-	for (size_t i = 0; i < d.n_fences; i++)
+	for (size_t i = 0; i < d.n_fences; i++) {
 		cgf_fence_close(d.fences[i].f);
+		free(d.fences[i].carried);
+	}
 	free(d.fences);
 	for (size_t i = 0; i < d.n_policies; i++)
 		policy_free(&d.policies[i]);

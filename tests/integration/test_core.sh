@@ -10,6 +10,7 @@
 #
 #   tests/integration/test_core.sh [test_name...]
 
+# shellcheck source=../lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 # The cgroup2 mount, from /proc/self/mountinfo (never assumed).
@@ -84,7 +85,14 @@ finish_fence() {
 	sed -i "/^$FPID\$/d" "$WORK/fence.pids"
 	OUT=$(cat "$WORK/fence.out")
 	ERR=$(cat "$WORK/fence.err")
-	[ ! -e "$CG2/cgfence/run-$FPID" ] || fail "cgfence run left its cgroup $CG2/cgfence/run-$FPID"
+	local left
+	left=$(run_cgroup "$FPID")
+	[ -z "$left" ] || fail "cgfence run left its cgroup $left"
+}
+
+# run_cgroup PID: the cgroup `cgfence run` with that pid made (run-PID-TIME), if any.
+run_cgroup() {
+	ls -d "$CG2"/cgfence/run-"$1"-* 2>/dev/null | head -1
 }
 
 # fence ARGS...: `cgfence run ARGS` in the client namespace, to its end.
@@ -133,7 +141,7 @@ run_table() {
 	local allow=$1 expect name n args rows
 	rows=$(cat)
 	while read -r expect name n args; do
-		[ -n "$expect" ] && [ "${expect#\#}" = "$expect" ] || continue
+		case $expect in '' | \#*) continue ;; esac
 		[ "$expect" = EPERM ] && expect=$DENIED
 		# shellcheck disable=SC2086 # word splitting intended
 		fence $allow -- "$PROBE" $args --timeout-ms 1000
@@ -150,6 +158,13 @@ listen_icmp() {
 		--count-file "$WORK/$3.count" --max-seconds 60 >/dev/null 2>&1 &
 	echo $! >>"$WORK/pids"
 	wait_file "$WORK/$3.count" 5 || { echo "listener $3 did not start" >&2; return 1; }
+}
+
+# in_cgroup DIR CMD...: runs CMD in the client namespace inside cgroup DIR.
+in_cgroup() {
+	local dir=$1
+	shift
+	in_client sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$dir" "$@"
 }
 
 # cgroup_id DIR: the id of a cgroup (its inode number on cgroup2).
@@ -209,7 +224,9 @@ suite_cleanup() {
 		# what a cgfence killed outright may have left
 		if [ -f "$WORK/fence.pids" ]; then
 			for pid in $(cat "$WORK/fence.pids"); do
-				remove_cgroup "$CG2/cgfence/run-$pid"
+				for d in "$CG2"/cgfence/run-"$pid"-*; do
+					[ -d "$d" ] && remove_cgroup "$d"
+				done
 			done
 		fi
 		for d in "$CG2/$TAG"-*; do
@@ -239,6 +256,25 @@ test_tcp_allowed_and_denied() {
 		"$ERR" "deny line"
 	expect_units b 0 "denied connect"
 	assert_eq "connections=0 bytes=0" "$(cat "$WORK/b.count")" "denied connect: nothing arrived"
+}
+
+# Loopback is not special: judged like any other destination.
+test_loopback_judged() {
+	setup || return
+	listen_tcp "$NS_C" 127.0.0.1 7000 l4 || return
+	listen_tcp "$NS_C" ::1 7000 l6 || return
+	listen_udp "$NS_C" 127.0.0.1 7001 lu || return
+	run_table "--allow 198.18.0.2" <<-EOF
+		EPERM l4 0 tcp        127.0.0.1 7000
+		EPERM l6 0 tcp        ::1 7000
+		EPERM lu 0 udp-sendto 127.0.0.1 7001
+		EPERM - - ping        127.0.0.1
+	EOF
+	run_table "--allow 127.0.0.1:7000-7001 --allow [::1]:7000" <<-EOF
+		ok l4 1 tcp        127.0.0.1 7000 --send hi --expect-reply
+		ok l6 1 tcp        ::1 7000 --send hi --expect-reply
+		ok lu 1 udp-sendto 127.0.0.1 7001
+	EOF
 }
 
 test_port_restriction() {
@@ -566,7 +602,8 @@ test_leftover_processes_killed() {
 		echo \$! >$WORK/gc.pid
 		exit 3"
 	wait_file "$WORK/gc.pid" 5 || { fail "COMMAND did not start"; return; }
-	local dir="$CG2/cgfence/run-$FPID" gc id
+	local dir gc id
+	dir=$(run_cgroup "$FPID")
 	gc=$(cat "$WORK/gc.pid")
 	id=$(cgroup_id "$dir" 2>/dev/null)
 	finish_fence 10
@@ -638,6 +675,44 @@ established: second" "$OUT" "before expiry / after expiry / established connecti
 	expect_units b 2 "connections before expiry"
 }
 
+# Without anyone to refresh or sync the map (`attach` resolves once, no
+# daemon), only the programs' own expiry check ends a domain's entry.
+test_entry_expiry_checked_in_kernel() {
+	setup || return
+	command -v dnsmasq >/dev/null || { skip "needs dnsmasq"; return; }
+	listen_tcp "$NS_S" 198.18.0.3 80 b || return
+	start_dnsmasq --host-record=svc.test,198.18.0.3 --local-ttl=1 || { fail "dnsmasq"; return; }
+	local dir=$CG2/$TAG-expiry id out i left
+	mkdir "$dir" || { fail "cannot create cgroup $dir"; return; }
+	id=$(cgroup_id "$dir")
+	# the resolver must be reached from the test network: attach from there
+	out=$(in_client "$CGFENCE" attach --cgroup "$dir" --resolver 198.18.0.5 \
+		--allow svc.test:80/tcp 2>&1)
+	assert_eq 0 "$?" "attach ($out)"
+	OUT=$(in_cgroup "$dir" "$PROBE" tcp 198.18.0.3 80)
+	assert_match '^ok' "$OUT" "while the answer is fresh"
+	expect_units b 1 "while the answer is fresh"
+	# TTL 1 s, clamped to attach's defaults: min TTL 10 s + grace 5 s
+	for i in $(seq 1 40); do
+		left=$("$CGFENCE" status --json | python3 -c '
+import json, sys
+for f in json.load(sys.stdin)["fences"]:
+    if f["cgroup_id"] == int(sys.argv[1]):
+        for e in f["allowlist"]:
+            if e["prefix"] == "198.18.0.3/32":
+                print(e["allow"][0]["expires_in_s"])' "$id")
+		[ "$left" = 0 ] && break
+		sleep 0.5
+	done
+	[ "$left" = 0 ] || { fail "the entry did not come near its expiry (expires_in_s=$left)"; return; }
+	sleep 1.2
+	assert_match '198\.18\.0\.3/32 +tcp 80 \(expired\)' "$("$CGFENCE" status)" "status: expired entry"
+	OUT=$(in_cgroup "$dir" "$PROBE" tcp 198.18.0.3 80 --timeout-ms 1000)
+	assert_eq "$DENIED" "$OUT" "after expiry, entry still in the map"
+	expect_units b 1 "after expiry"
+	"$CGFENCE" detach --cgroup "$dir" >/dev/null || fail "detach"
+}
+
 test_resolver_allowed_on_its_port_only() {
 	setup || return
 	listen_udp "$NS_S" 198.18.0.5 53 d53 || return
@@ -691,13 +766,13 @@ test_exit_status() {
 	printf '#!/bin/sh\necho ran\n' >"$WORK/notexec"
 	chmod 644 "$WORK/notexec"
 	fence -- sh -c 'exit 7'
-	assert_eq 7 "$RC" "exit 7"
+	assert_eq 7 "$RC" "exit 7 (stderr: $ERR)"
 	fence -- true
-	assert_eq 0 "$RC" "true"
+	assert_eq 0 "$RC" "true (stderr: $ERR)"
 	fence -- sh -c 'kill -9 $$'
-	assert_eq 137 "$RC" "killed by SIGKILL"
+	assert_eq 137 "$RC" "killed by SIGKILL (stderr: $ERR)"
 	fence -- sh -c 'kill -TERM $$'
-	assert_eq 143 "$RC" "killed by SIGTERM"
+	assert_eq 143 "$RC" "killed by SIGTERM (stderr: $ERR)"
 	fence -- "$WORK/no-such-command"
 	assert_eq 127 "$RC" "command not found"
 	assert_match "cannot run '$WORK/no-such-command'" "$ERR" "command not found: message"
@@ -728,7 +803,7 @@ test_bad_rule_runs_nothing() {
 	assert_match "$WORK/bad\.policy:3:12: .*99999" "$ERR" "bad policy file: file:line:column"
 	fence --allow 198.18.0.2:80 --min-ttl 20 --max-ttl 10 -- "$PROBE" tcp 198.18.0.2 80
 	assert_eq 125 "$RC" "min-ttl > max-ttl"
-	fence -- 
+	fence --
 	assert_eq 125 "$RC" "no COMMAND"
 	expect_units a 0 "nothing ran"
 	# nothing created: finish_fence checked the cgroup; no new pins either
@@ -741,7 +816,7 @@ test_bad_rule_runs_nothing() {
 # running_fence_state: while the current run is going, checks that its cgroup
 # and pins exist and sets DIR and ID.
 running_fence_state() {
-	DIR=$CG2/cgfence/run-$FPID
+	DIR=$(run_cgroup "$FPID")
 	ID=$(cgroup_id "$DIR" 2>/dev/null)
 	[ -n "$ID" ] || { fail "no cgroup $DIR while COMMAND runs"; return 1; }
 	[ -e "$PIN_ROOT/$ID/link_connect4" ] || fail "no pins in $PIN_ROOT/$ID while COMMAND runs"
@@ -806,14 +881,50 @@ test_run_leaves_nothing_behind() {
 	nothing_left "cgfence got SIGTERM"
 }
 
-# ---- attach, status, detach -------------------------------------------------
-
-# in_cgroup DIR CMD...: runs CMD in the client namespace inside cgroup DIR.
-in_cgroup() {
-	local dir=$1
-	shift
-	in_client sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$dir" "$@"
+# COMMAND ignores the SIGTERM cgfence passes on: SIGKILL after 10 s.
+test_sigterm_ignored_by_command() {
+	setup || return
+	rm -f "$WORK/started" "$WORK/gc.pid"
+	start_fence --allow 198.18.0.2:80 -- sh -c "trap '' TERM; touch $WORK/started; sleep 30"
+	wait_file "$WORK/started" 5 || { fail "COMMAND did not start"; return; }
+	running_fence_state || return
+	local t0=$SECONDS
+	kill -TERM "$FPID"
+	finish_fence 15
+	[ $((SECONDS - t0)) -le 13 ] || fail "cgfence took $((SECONDS - t0)) s to end"
+	assert_eq 137 "$RC" "COMMAND killed after ignoring SIGTERM"
+	nothing_left "COMMAND ignored SIGTERM"
 }
+
+# cgfence killed outright cannot clean up; the fence must stay (fail closed):
+# the links are pinned, COMMAND stays fenced.
+test_fence_outlives_killed_cgfence() {
+	setup || return
+	listen_tcp "$NS_S" 198.18.0.2 80 a || return
+	listen_tcp "$NS_S" 198.18.0.3 80 b || return
+	rm -f "$WORK/go" "$WORK/started" "$WORK/done"
+	start_fence --allow 198.18.0.2:80 -- sh -c "
+		touch $WORK/started
+		i=0; while [ ! -e $WORK/go ] && [ \$i -lt 200 ]; do sleep 0.05; i=\$((i + 1)); done
+		$PROBE tcp 198.18.0.3 80 --timeout-ms 1000 >$WORK/after-kill.denied
+		$PROBE tcp 198.18.0.2 80 >$WORK/after-kill.allowed
+		touch $WORK/done"
+	wait_file "$WORK/started" 5 || { fail "COMMAND did not start"; return; }
+	running_fence_state || return
+	kill -KILL "$FPID"
+	wait_gone "$FPID" 5 || fail "cgfence survived SIGKILL"
+	touch "$WORK/go"
+	wait_file "$WORK/done" 10 || fail "COMMAND did not finish"
+	assert_eq "$DENIED" "$(cat "$WORK/after-kill.denied" 2>/dev/null)" "denied after cgfence died"
+	assert_match '^ok' "$(cat "$WORK/after-kill.allowed" 2>/dev/null)" "allowed after cgfence died"
+	expect_units a 1 "after cgfence died"
+	expect_units b 0 "after cgfence died"
+	# what the suite's cleanup would do: kill, remove the cgroup, unpin
+	remove_cgroup "$DIR"
+	[ ! -e "$DIR" ] && [ ! -e "$PIN_ROOT/$ID" ] || fail "cleanup after a killed cgfence"
+}
+
+# ---- attach, status, detach -------------------------------------------------
 
 test_attach_status_detach() {
 	setup || return

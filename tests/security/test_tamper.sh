@@ -36,7 +36,7 @@ fenced_session() {
 	local i
 	RUN_CG=
 	for i in $(seq 1 200); do
-		RUN_CG=$(ls -d "$CG2"/cgfence/run-"$(cat "$WORK/run.pid")" 2>/dev/null)
+		RUN_CG=$(ls -d "$CG2"/cgfence/run-"$(cat "$WORK/run.pid")"-* 2>/dev/null | head -1)
 		[ -n "$RUN_CG" ] && [ -n "$(cat "$RUN_CG/cgroup.procs" 2>/dev/null)" ] && break
 		sleep 0.1
 	done

@@ -312,11 +312,19 @@ int cgf_control_call(const char *socket_path, json_t *request, int timeout_ms, j
 	len = strlen(line);
 	line[len++] = '\n'; /* json_dumps leaves room: the NUL */
 	while (off < len) {
-		ssize_t n = write(fd, line + off, len - off);
+		/* no SIGPIPE: a daemon that refused us (busy) closed after saying why */
+		ssize_t n = send(fd, line + off, len - off, MSG_NOSIGNAL);
 
+		if (n < 0 && errno == EINTR)
+			continue;
 		if (n < 0) {
 			ret = -errno;
 			free(line);
+			if ((ret == -EPIPE || ret == -ECONNRESET) &&
+			    cgf_control_read_line(fd, 1000, reply, err, errlen) == 0) {
+				close(fd); /* its reply: the reason (nothing more comes) */
+				return 0;
+			}
 			close(fd);
 			return fail(err, errlen, ret, "cannot write to cgfenced: %s", strerror(-ret));
 		}

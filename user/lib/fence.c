@@ -436,11 +436,6 @@ int cgf_fence_attach(const char *cgroup_path, const struct cgf_allowlist *list,
 		fail(err, ret, "cannot read the id of cgroup '%s': %s", cgroup_path, strerror(-ret));
 		goto out;
 	}
-	lock_fd = lock_pin_root(pin_root, err);
-	if (lock_fd < 0) {
-		ret = lock_fd;
-		goto out;
-	}
 	if (fence_dir(dir, sizeof(dir), pin_root, id, "") ||
 	    fence_dir(tmpdir, sizeof(tmpdir), pin_root, id, "_new")) {
 		ret = fail(err, -ENAMETOOLONG, "pin directory '%s': path too long", pin_root);
@@ -451,9 +446,8 @@ int cgf_fence_attach(const char *cgroup_path, const struct cgf_allowlist *list,
 			   cgroup_path, dir);
 		goto out;
 	}
-	/* Leftover of an attach that died half-way: never published, safe to drop. */
-	unpin_dir(tmpdir);
 
+	/* Loading and filling the maps (seconds for a million entries) needs no lock. */
 	skel = cgfence_bpf__open();
 	if (!skel) {
 		ret = fail(err, -errno, "cannot open the BPF object: %s", strerror(errno));
@@ -484,6 +478,19 @@ int cgf_fence_attach(const char *cgroup_path, const struct cgf_allowlist *list,
 	if (ret)
 		goto out;
 
+	/* Attaching and publishing is done under the lock, and takes milliseconds. */
+	lock_fd = lock_pin_root(pin_root, err);
+	if (lock_fd < 0) {
+		ret = lock_fd;
+		goto out;
+	}
+	if (access(dir, F_OK) == 0) {
+		ret = fail(err, -EEXIST, "cgroup '%s' is already fenced (pins in '%s')",
+			   cgroup_path, dir);
+		goto out;
+	}
+	/* Leftover of an attach that died half-way: never published, safe to drop. */
+	unpin_dir(tmpdir);
 	if (mkdir(tmpdir, 0700)) {
 		ret = fail(err, -errno, "cannot create '%s': %s", tmpdir, strerror(errno));
 		goto out;
