@@ -94,6 +94,16 @@ enum cgf_hook {
 
 #define CGF_POLICY_NAME_MAX 64 /* with the NUL */
 #define CGF_LABEL_MAX 128      /* with the NUL */
+#define CGF_FENCE_DNS_MAX 4    /* resolvers allowed to one fence beyond its policy */
+
+/* A resolver a fence may reach on its port (a container's own DNS servers). */
+struct cgf_endpoint {
+	__u8 family;   /* AF_INET or AF_INET6; 0 = unused */
+	__u8 pad;
+	__u16 port;    /* host order */
+	__u8 addr[16]; /* network order, IPv4 in addr[0..3] */
+};
+_Static_assert(sizeof(struct cgf_endpoint) == 20, "cgf_endpoint layout");
 
 struct cgf_config {
 	__u32 abi_version; /* CGF_ABI_VERSION of the writer */
@@ -102,8 +112,10 @@ struct cgf_config {
 	/* Read only by userspace: what cgfenced needs to adopt a fence. */
 	char policy[CGF_POLICY_NAME_MAX]; /* policy name, "" for ad-hoc rules */
 	char label[CGF_LABEL_MAX];        /* who asked: "container <id> <name>", ... */
+	struct cgf_endpoint dns[CGF_FENCE_DNS_MAX]; /* allowed besides the policy */
 };
-_Static_assert(sizeof(struct cgf_config) == 16 + CGF_POLICY_NAME_MAX + CGF_LABEL_MAX,
+_Static_assert(sizeof(struct cgf_config) ==
+		       16 + CGF_POLICY_NAME_MAX + CGF_LABEL_MAX + 20 * CGF_FENCE_DNS_MAX,
 	       "cgf_config layout");
 
 /* Counters, the single element of the per-CPU stats map. */

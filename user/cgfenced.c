@@ -44,6 +44,8 @@
 #define MAX_CLIENTS 64
 #define MAX_REQUEST 65536           /* bytes in one request line */
 #define MAX_OUTPUT (4u << 20)       /* bytes queued for one client */
+#define OUTPUT_HIGH (64u << 10)     /* a client's next request waits until it reads */
+#define REQUESTS_PER_TURN 8         /* requests of one client per event-loop turn */
 #define CLIENT_IDLE_SEC 30          /* a silent client is dropped */
 #define CHECK_INTERVAL_MS 1000      /* cgroup existence checks */
 #define EVENT_BACKLOG 1024          /* recent deny events kept for `cgfence log` */
@@ -272,18 +274,15 @@ static void log_resolve_failure(const char *msg, void *ctx)
 }
 
 /*
- * For a fence with carried entries still valid: the policy's grants plus
- * those, built into *out (returns 0).  Returns -1 when the fence has none left
- * (or on error: then the policy's list is used).
+ * Entries a fence carried over from before a restart (addresses learned from
+ * DNS by the previous daemon) stay in its allowlist until they expire, so the
+ * restart opens no gap while names are resolved again.  Drops those that have
+ * expired; returns how many are left.
  */
-static int carried_grants(struct dfence *df, const struct cgf_grant *grants, size_t n,
-			  struct cgf_allowlist *out)
+static size_t carried_prune(struct dfence *df)
 {
 	uint64_t now = cgf_boottime_ns();
-	struct cgf_error err = { 0 };
-	struct cgf_grant *all;
 	size_t i, kept = 0;
-	int ret;
 
 	for (i = 0; i < df->n_carried; i++)
 		if (df->carried[i].expires_ns > now)
@@ -292,25 +291,44 @@ static int carried_grants(struct dfence *df, const struct cgf_grant *grants, siz
 	if (!kept) {
 		free(df->carried);
 		df->carried = NULL;
-		return -1;
 	}
-	all = malloc((n + kept) * sizeof(*all));
-	if (!all)
-		return -1;
+	return kept;
+}
+
+/*
+ * The allowlist of a fence: its policy's grants at now, what it carried over
+ * from before a restart, and its own resolvers (a container's DNS servers)
+ * on their port.
+ */
+static int fence_allowlist(const struct cgf_grant *grants, size_t n, const struct dfence *df,
+			   const struct cgf_endpoint *dns, size_t n_dns, struct cgf_allowlist *list,
+			   char *msg, size_t len)
+{
+	size_t n_carried = df ? df->n_carried : 0;
+	struct cgf_grant *all = calloc(n + n_carried + n_dns + 1, sizeof(*all));
+	struct cgf_error err = { 0 };
+	int ret;
+
+	if (!all) {
+		snprintf(msg, len, "out of memory");
+		return -ENOMEM;
+	}
 	if (n)
 		memcpy(all, grants, n * sizeof(*all));
-	memcpy(all + n, df->carried, kept * sizeof(*all));
-	ret = cgf_allowlist_build(all, n + kept, out, &err);
+	if (n_carried)
+		memcpy(all + n, df->carried, n_carried * sizeof(*all));
+	cgf_endpoints_to_grants(dns, n_dns, all + n + n_carried);
+	ret = cgf_allowlist_build(all, n + n_carried + n_dns, list, &err);
+	if (ret)
+		cgf_error_format(&err, msg, len);
 	free(all);
-	return ret ? -1 : 0;
+	return ret;
 }
 
 /* Writes a policy's current allowlist into every fence that carries it. */
 static void sync_policy(struct dpolicy *p)
 {
-	struct cgf_allowlist list = { 0 };
 	struct cgf_grant *grants = NULL;
-	struct cgf_error err = { 0 };
 	size_t n = 0, i;
 	char msg[600];
 
@@ -319,30 +337,27 @@ static void sync_policy(struct dpolicy *p)
 		log_err("policy '%s': out of memory computing grants", p->name);
 		return;
 	}
-	if (cgf_allowlist_build(grants, n, &list, &err)) {
-		cgf_error_format(&err, msg, sizeof(msg));
-		log_err("policy '%s': %s (fences keep their entries)", p->name, msg);
-		free(grants);
-		return;
-	}
 	for (i = 0; i < d.n_fences; i++) {
 		struct dfence *df = &d.fences[i];
-		struct cgf_allowlist own = { 0 };
+		struct cgf_allowlist list = { 0 };
+		const struct cgf_endpoint *dns;
+		size_t n_dns = cgf_fence_dns(df->f, &dns);
 		char e[CGF_ERR_LEN];
 
 		if (strcmp(cgf_fence_policy(df->f), p->name))
 			continue;
-		if (carried_grants(df, grants, n, &own) == 0) {
-			if (cgf_fence_sync(df->f, &own, e))
-				log_err("fence %s: %s", df->path, e);
-			cgf_allowlist_free(&own);
+		carried_prune(df);
+		/* Built per fence: fences of one policy differ by resolvers and carried entries. */
+		if (fence_allowlist(grants, n, df, dns, n_dns, &list, msg, sizeof(msg))) {
+			log_err("fence %s, policy '%s': %s (the fence keeps its entries)", df->path,
+				p->name, msg);
 			continue;
 		}
 		if (cgf_fence_sync(df->f, &list, e))
 			log_err("fence %s: %s", df->path, e);
+		cgf_allowlist_free(&list);
 	}
 	free(grants);
-	cgf_allowlist_free(&list);
 }
 
 static void sync_dirty(void)
@@ -823,11 +838,13 @@ static void handle_attach(struct client *c, json_t *req)
 	const char *label = json_string_value(json_object_get(req, "label"));
 	json_t *jpid = json_object_get(req, "pid");
 	bool audit = json_is_true(json_object_get(req, "audit"));
+	json_t *jdns = json_object_get(req, "dns"), *jd;
+	struct cgf_endpoint dns[CGF_FENCE_DNS_MAX] = { 0 };
 	struct cgf_attach_opts aopts = { .pin_root = d.opt.pin_root, .audit = audit };
+	size_t n_dns = 0, k;
 	char path[PATH_MAX], err[CGF_ERR_LEN];
 	struct cgf_allowlist list = { 0 };
 	struct cgf_grant *grants = NULL;
-	struct cgf_error perr = { 0 };
 	struct cgf_fence *f = NULL;
 	bool made_cgroup = false;
 	struct dpolicy *p;
@@ -845,6 +862,22 @@ static void handle_attach(struct client *c, json_t *req)
 		return reply_error(c, "attach: give exactly one of 'cgroup' and 'pid'");
 	if (label && strlen(label) >= CGF_LABEL_MAX)
 		return reply_error(c, "attach: 'label' longer than %d bytes", CGF_LABEL_MAX - 1);
+	if (jdns && (!json_is_array(jdns) || json_array_size(jdns) > CGF_FENCE_DNS_MAX))
+		return reply_error(c, "attach: 'dns' must be a list of at most %d resolvers",
+				   CGF_FENCE_DNS_MAX);
+	json_array_foreach(jdns, k, jd) {
+		struct cgf_server srv;
+		char e[256];
+
+		if (!json_is_string(jd) ||
+		    cgf_server_parse(json_string_value(jd), &srv, e, sizeof(e)))
+			return reply_error(c, "attach: 'dns' entry %zu: %s", k,
+					   json_is_string(jd) ? e : "not a string");
+		dns[n_dns].family = (uint8_t)srv.family;
+		dns[n_dns].port = srv.port;
+		memcpy(dns[n_dns].addr, srv.addr, sizeof(dns[n_dns].addr));
+		n_dns++;
+	}
 	if (cgroup) {
 		if (c->cred.uid != 0)
 			return reply_error(c, "attach: only root may fence a cgroup by path (give "
@@ -866,10 +899,13 @@ static void handle_attach(struct client *c, json_t *req)
 	}
 	aopts.policy = policy;
 	aopts.label = label;
+	aopts.dns = dns;
+	aopts.n_dns = n_dns;
 	if (cgf_policy_grants(&p->rules, p->domains, cgf_boottime_ns(), &grants, &n) ||
-	    cgf_allowlist_build(grants, n, &list, &perr)) {
+	    fence_allowlist(grants, n, NULL, dns, n_dns, &list, err, sizeof(err))) {
 		free(grants);
-		cgf_error_format(&perr, err, sizeof(err));
+		if (made_cgroup)
+			rmdir(path);
 		return reply_error(c, "attach: policy '%s': %s", policy, err);
 	}
 	free(grants);
@@ -1010,6 +1046,19 @@ static void handle_events(struct client *c, json_t *req)
 		c->close_after = true;
 }
 
+/*
+ * Drops, now rather than at the next check, the fences whose cgroup is gone
+ * or (for cgroups the daemon made) empty.  Harmless for anyone to ask: only
+ * fences with nothing left to fence go.  The OCI hook asks at poststop.
+ */
+static void handle_release(struct client *c)
+{
+	size_t before = d.n_fences;
+
+	check_cgroups();
+	reply(c, json_pack("{s:b,s:I}", "ok", 1, "removed", (json_int_t)(before - d.n_fences)));
+}
+
 static void handle_request(struct client *c, const char *line)
 {
 	json_error_t jerr;
@@ -1036,8 +1085,11 @@ static void handle_request(struct client *c, const char *line)
 		handle_reload(c);
 	else if (!strcmp(op, "events"))
 		handle_events(c, req);
+	else if (!strcmp(op, "release"))
+		handle_release(c);
 	else
-		reply_error(c, "unknown request '%.64s' (attach, detach, status, reload, events)", op);
+		reply_error(c, "unknown request '%.64s' (attach, detach, status, reload, events, "
+			    "release)", op);
 	json_decref(req);
 }
 
@@ -1082,11 +1134,50 @@ static void accept_client(void)
 	}
 }
 
-static void client_input(struct client *c)
+/*
+ * Whether a client has a request to handle now: a complete line, and room
+ * for the reply.  A client that sends requests without reading the replies
+ * is served REQUESTS_PER_TURN at a time and waits once OUTPUT_HIGH bytes are
+ * queued for it, so it can neither stall the others nor grow its queue.
+ */
+static bool client_ready(const struct client *c)
 {
-	ssize_t n = read(c->fd, c->in + c->in_len, MAX_REQUEST - c->in_len);
+	return !c->close_after && c->out_len < OUTPUT_HIGH && memchr(c->in, '\n', c->in_len);
+}
+
+/* Handles the requests a client has sent, up to REQUESTS_PER_TURN. */
+static void client_process(struct client *c)
+{
 	char *nl;
 
+	for (int i = 0; i < REQUESTS_PER_TURN && client_ready(c); i++) {
+		nl = memchr(c->in, '\n', c->in_len);
+		*nl = '\0';
+		handle_request(c, c->in);
+		c->in_len -= (size_t)(nl + 1 - c->in);
+		memmove(c->in, nl + 1, c->in_len);
+		c->in[c->in_len] = '\0';
+	}
+	if (c->in_len == MAX_REQUEST && !memchr(c->in, '\n', c->in_len)) {
+		reply_error(c, "request longer than %d bytes", MAX_REQUEST);
+		c->close_after = true;
+		c->in_len = 0;
+	}
+}
+
+/* Whether to read from a client: only while it can be served. */
+static bool client_wants_input(const struct client *c)
+{
+	return !c->close_after && c->out_len < OUTPUT_HIGH && c->in_len < MAX_REQUEST;
+}
+
+static void client_input(struct client *c)
+{
+	ssize_t n;
+
+	if (!client_wants_input(c))
+		return;
+	n = read(c->fd, c->in + c->in_len, MAX_REQUEST - c->in_len);
 	if (n <= 0) {
 		if (n == 0 || (errno != EAGAIN && errno != EINTR))
 			client_close(c);
@@ -1095,17 +1186,7 @@ static void client_input(struct client *c)
 	c->last_active = time(NULL);
 	c->in_len += (size_t)n;
 	c->in[c->in_len] = '\0';
-	while (!c->close_after && (nl = memchr(c->in, '\n', c->in_len))) {
-		*nl = '\0';
-		handle_request(c, c->in);
-		c->in_len -= (size_t)(nl + 1 - c->in);
-		memmove(c->in, nl + 1, c->in_len);
-	}
-	if (c->in_len == MAX_REQUEST) {
-		reply_error(c, "request longer than %d bytes", MAX_REQUEST);
-		c->close_after = true;
-		c->in_len = 0;
-	}
+	client_process(c);
 }
 
 static void client_output(struct client *c)
@@ -1467,8 +1548,10 @@ int main(int argc, char **argv)
 				continue;
 			polled[nc++] = c;
 			pfd[np++] = (struct pollfd){ .fd = c->fd,
-						     .events = (short)((c->close_after ? 0 : POLLIN) |
+						     .events = (short)((client_wants_input(c) ? POLLIN : 0) |
 								       (c->out_len ? POLLOUT : 0)) };
+			if (client_ready(c))
+				timeout = 0; /* requests left from the last turn */
 		}
 		now = cgf_boottime_ns();
 		for (i = 0; i < d.n_policies; i++) {
@@ -1527,6 +1610,7 @@ int main(int argc, char **argv)
 			c = d.clients[i];
 			if (!c)
 				continue;
+			client_process(c); /* what is left once its replies are read */
 			if (c->close_after && !c->out_len)
 				client_close(c);
 			else if (!c->follow && time(NULL) - c->last_active > CLIENT_IDLE_SEC)

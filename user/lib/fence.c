@@ -247,6 +247,8 @@ struct cgf_fence {
 	bool audit;
 	char policy[CGF_POLICY_NAME_MAX];
 	char label[CGF_LABEL_MAX];
+	struct cgf_endpoint dns[CGF_FENCE_DNS_MAX];
+	size_t n_dns;
 	int allow4_fd;
 	int allow6_fd;
 	int config_fd;
@@ -397,6 +399,33 @@ const char *cgf_fence_label(const struct cgf_fence *f)
 	return f->label;
 }
 
+size_t cgf_fence_dns(const struct cgf_fence *f, const struct cgf_endpoint **dns)
+{
+	*dns = f->dns;
+	return f->n_dns;
+}
+
+void cgf_endpoints_to_grants(const struct cgf_endpoint *eps, size_t n, struct cgf_grant *out)
+{
+	for (size_t i = 0; i < n; i++) {
+		memset(&out[i], 0, sizeof(out[i]));
+		out[i].family = eps[i].family;
+		memcpy(out[i].addr, eps[i].addr, sizeof(out[i].addr));
+		out[i].prefixlen = eps[i].family == AF_INET ? 32 : 128;
+		out[i].port_lo = out[i].port_hi = eps[i].port;
+		out[i].protos = CGF_PROTO_ANY;
+	}
+}
+
+/* Keeps the used endpoints of a config, for a fence's view of itself. */
+static void fence_take_dns(struct cgf_fence *f, const struct cgf_config *cfg)
+{
+	f->n_dns = 0;
+	for (size_t i = 0; i < CGF_FENCE_DNS_MAX; i++)
+		if (cfg->dns[i].family == AF_INET || cfg->dns[i].family == AF_INET6)
+			f->dns[f->n_dns++] = cfg->dns[i];
+}
+
 int cgf_fence_events_fd(const struct cgf_fence *f)
 {
 	return f->events_fd;
@@ -468,6 +497,13 @@ int cgf_fence_attach(const char *cgroup_path, const struct cgf_allowlist *list,
 	snprintf(cfg.policy, sizeof(cfg.policy), "%s", opts && opts->policy ? opts->policy : "");
 	/* A label is only shown: cut it where it would not fit. */
 	snprintf(cfg.label, sizeof(cfg.label), "%s", opts && opts->label ? opts->label : "");
+	if (opts && opts->n_dns > CGF_FENCE_DNS_MAX) {
+		ret = fail(err, -E2BIG, "too many resolvers for one fence (%zu, at most %d)",
+			   opts->n_dns, CGF_FENCE_DNS_MAX);
+		goto out;
+	}
+	for (size_t k = 0; opts && k < opts->n_dns; k++)
+		cfg.dns[k] = opts->dns[k];
 	if (bpf_map_update_elem(bpf_map__fd(skel->maps.cgf_config), &zero, &cfg, BPF_ANY)) {
 		ret = fail(err, -errno, "cannot write the fence config: %s", strerror(errno));
 		goto out;
@@ -547,6 +583,7 @@ int cgf_fence_attach(const char *cgroup_path, const struct cgf_allowlist *list,
 		fence->audit = cfg.flags & CGF_CONFIG_AUDIT;
 		memcpy(fence->policy, cfg.policy, sizeof(fence->policy));
 		memcpy(fence->label, cfg.label, sizeof(fence->label));
+		fence_take_dns(fence, &cfg);
 		fence->allow4_fd = dup_cloexec(bpf_map__fd(skel->maps.cgf_allow4));
 		fence->allow6_fd = dup_cloexec(bpf_map__fd(skel->maps.cgf_allow6));
 		fence->config_fd = dup_cloexec(bpf_map__fd(skel->maps.cgf_config));
@@ -638,6 +675,7 @@ int cgf_fence_open(const char *pin_root, uint64_t id, struct cgf_fence **out, ch
 	cfg.label[sizeof(cfg.label) - 1] = '\0';
 	memcpy(f->policy, cfg.policy, sizeof(f->policy));
 	memcpy(f->label, cfg.label, sizeof(f->label));
+	fence_take_dns(f, &cfg);
 	*out = f;
 	return 0;
 fail:

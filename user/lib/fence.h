@@ -51,6 +51,8 @@ struct cgf_attach_opts {
 	bool audit;            /* log would-be denials, deny nothing */
 	const char *policy;    /* policy name kept with the fence, or NULL */
 	const char *label;     /* who the fence is for, or NULL */
+	const struct cgf_endpoint *dns; /* resolvers allowed besides the policy */
+	size_t n_dns;                   /* at most CGF_FENCE_DNS_MAX */
 };
 
 /*
@@ -85,6 +87,11 @@ uint64_t cgf_fence_cgroup_id(const struct cgf_fence *fence);
 bool cgf_fence_audit(const struct cgf_fence *fence);
 const char *cgf_fence_policy(const struct cgf_fence *fence); /* "" when ad-hoc */
 const char *cgf_fence_label(const struct cgf_fence *fence);  /* "" when none */
+/* The resolvers the fence allows besides its policy; returns how many. */
+size_t cgf_fence_dns(const struct cgf_fence *fence, const struct cgf_endpoint **dns);
+
+/* Appends one grant per endpoint (its address and port, TCP and UDP). */
+void cgf_endpoints_to_grants(const struct cgf_endpoint *eps, size_t n, struct cgf_grant *out);
 
 /* Sums the per-CPU counters. */
 int cgf_fence_stats(const struct cgf_fence *fence, struct cgf_stats *sum);
