@@ -175,7 +175,7 @@ _listen() {
 	local ns=$1 kind=$2 addr=$3 port=$4 name=$5 i
 	rm -f "$WORK/$name.count"
 	nsenter --net="/run/netns/$ns" -- "$PROBE" "$kind" "$addr" "$port" \
-		--count-file "$WORK/$name.count" --max-seconds 60 --echo >/dev/null 2>&1 &
+		--count-file "$WORK/$name.count" --max-seconds 300 --echo >/dev/null 2>&1 &
 	echo $! >>"$WORK/pids"
 	for i in $(seq 1 50); do
 		[ -f "$WORK/$name.count" ] && return 0

@@ -155,7 +155,7 @@ listen_icmp() {
 	local i
 	rm -f "$WORK/$3.count"
 	nsenter --net="/run/netns/$1" -- "$PROBE" listen-raw-icmp "$2" \
-		--count-file "$WORK/$3.count" --max-seconds 60 >/dev/null 2>&1 &
+		--count-file "$WORK/$3.count" --max-seconds 300 >/dev/null 2>&1 &
 	echo $! >>"$WORK/pids"
 	wait_file "$WORK/$3.count" 5 || { echo "listener $3 did not start" >&2; return 1; }
 }
