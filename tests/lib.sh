@@ -68,6 +68,12 @@ run_tests() {
 	if [ $# -gt 0 ]; then tests="$*"; else tests=$(declare -F | awk '$3 ~ /^test_/ {print $3}'); fi
 	for t in $tests; do
 		_current=$t
+		if ! declare -F "$t" >/dev/null; then
+			_failed=$((_failed + 1))
+			echo "FAIL $t"
+			echo "    fail: no such test"
+			continue
+		fi
 		local out rc
 		out=$(
 			_outcome=pass

@@ -30,60 +30,20 @@ static int fail(char *err, int ret, const char *fmt, ...)
 	return ret;
 }
 
-/* The mounts of one filesystem type: mount point and super options. */
+#define MAX_MOUNTS 32
+
+/* The mounts of one filesystem type. */
 struct mount_list {
-	char paths[32][PATH_MAX];
-	char opts[32][256];
+	struct cgf_mount m[MAX_MOUNTS];
 	int n;
 };
 
-static void unescape(char *s)
-{
-	char *out = s;
-
-	for (; *s; s++) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
-		    s[3] >= '0' && s[3] <= '7') {
-			*out++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
-			s += 3;
-		} else {
-			*out++ = *s;
-		}
-	}
-	*out = '\0';
-}
-
 static int list_mounts(const char *fstype, struct mount_list *out)
 {
-	char line[4096];
-	FILE *f = fopen("/proc/self/mountinfo", "re");
+	int n = cgf_list_mounts(fstype, out->m, MAX_MOUNTS);
 
-	if (!f)
-		return -errno;
-	out->n = 0;
-	while (fgets(line, sizeof(line), f) && out->n < 32) {
-		char *sep = strstr(line, " - "), *save = NULL, *tok, *mp = NULL, *type, *opts;
-		int i;
-
-		if (!sep)
-			continue;
-		*sep = '\0';
-		for (i = 0, tok = strtok_r(line, " ", &save); tok; tok = strtok_r(NULL, " ", &save), i++)
-			if (i == 4)
-				mp = tok;
-		save = NULL;
-		type = strtok_r(sep + 3, " ", &save);
-		strtok_r(NULL, " ", &save); /* source */
-		opts = strtok_r(NULL, " \n", &save);
-		if (!mp || !type || strcmp(type, fstype))
-			continue;
-		unescape(mp);
-		snprintf(out->paths[out->n], PATH_MAX, "%s", mp);
-		snprintf(out->opts[out->n], sizeof(out->opts[0]), "%s", opts ? opts : "");
-		out->n++;
-	}
-	fclose(f);
-	return 0;
+	out->n = n < 0 ? 0 : n;
+	return n < 0 ? n : 0;
 }
 
 int cgf_cgroup2_nsdelegate(char *err)
@@ -102,13 +62,13 @@ int cgf_cgroup2_nsdelegate(char *err)
 		ret = fail(err, -ENOENT, "no cgroup2 filesystem is mounted");
 		goto out;
 	}
-	if (strstr(m->opts[0], "nsdelegate")) {
+	if (strstr(m->m[0].opts, "nsdelegate")) {
 		ret = 0;
 		goto out;
 	}
 	/* The flag is per hierarchy: remounting one mount sets it for all. */
-	if (mount(NULL, m->paths[0], NULL, MS_REMOUNT, "nsdelegate")) {
-		ret = fail(err, -errno, "cannot turn on nsdelegate on '%s': %s", m->paths[0],
+	if (mount(NULL, m->m[0].path, NULL, MS_REMOUNT, "nsdelegate")) {
+		ret = fail(err, -errno, "cannot turn on nsdelegate on '%s': %s", m->m[0].path,
 			   strerror(errno));
 		goto out;
 	}
@@ -157,14 +117,14 @@ static int unmount_all(const char *fstype, struct mount_list *seen, char *err)
 
 			if (seen) {
 				for (j = 0; j < seen->n; j++)
-					if (!strcmp(seen->paths[j], m->paths[i]))
+					if (!strcmp(seen->m[j].path, m->m[i].path))
 						break;
-				if (j == seen->n && seen->n < 32)
-					snprintf(seen->paths[seen->n++], PATH_MAX, "%s", m->paths[i]);
+				if (j == seen->n && seen->n < MAX_MOUNTS)
+					seen->m[seen->n++] = m->m[i];
 			}
-			if (umount2(m->paths[i], MNT_DETACH) && errno != EINVAL && errno != ENOENT) {
+			if (umount2(m->m[i].path, MNT_DETACH) && errno != EINVAL && errno != ENOENT) {
 				ret = fail(err, -errno, "cannot unmount %s at '%s': %s", fstype,
-					   m->paths[i], strerror(errno));
+					   m->m[i].path, strerror(errno));
 				goto out;
 			}
 		}
@@ -233,10 +193,10 @@ int cgf_confine_self(const char *cgroup_path, char *err)
 		goto out;
 	/* In the new cgroup namespace a fresh mount's root is the fence. */
 	for (i = 0; i < cg2->n; i++) {
-		if (mount("cgroup2", cg2->paths[i], "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		if (mount("cgroup2", cg2->m[i].path, "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC,
 			  NULL) &&
 		    errno != ENOENT) {
-			ret = fail(err, -errno, "cannot mount cgroup2 at '%s': %s", cg2->paths[i],
+			ret = fail(err, -errno, "cannot mount cgroup2 at '%s': %s", cg2->m[i].path,
 				   strerror(errno));
 			goto out;
 		}

@@ -121,6 +121,25 @@ static bool cgroup_shared(const char *path, pid_t pid)
 	return shared;
 }
 
+/* Does the cgroup have cgroups below it? */
+static bool cgroup_has_descendants(const char *path)
+{
+	char file[PATH_MAX + 32], line[64];
+	bool has = true; /* when in doubt, shared */
+	FILE *f;
+	unsigned long n;
+
+	snprintf(file, sizeof(file), "%s/cgroup.stat", path);
+	f = fopen(file, "re");
+	if (!f)
+		return true;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "nr_descendants %lu", &n) == 1)
+			has = n > 0;
+	fclose(f);
+	return has;
+}
+
 int cgf_control_pid_cgroup(pid_t pid, uid_t peer_uid, char *path, size_t len, uint64_t *id,
 			   bool *made, char *err)
 {
@@ -146,7 +165,12 @@ int cgf_control_pid_cgroup(pid_t pid, uid_t peer_uid, char *path, size_t len, ui
 	if (cgf_cgroup_id(cg, id))
 		return fail(err, CGF_ERR_LEN, -ESRCH, "cgroup '%s' of process %d is gone", cg,
 			    (int)pid);
-	if (*id != root_id && !cgroup_shared(cg, pid)) {
+	/*
+	 * A fence covers the cgroups below too: for a peer that is not root, a
+	 * cgroup with any below it is shared (they may hold other uids' processes).
+	 */
+	if (*id != root_id && !cgroup_shared(cg, pid) &&
+	    (peer_uid == 0 || !cgroup_has_descendants(cg))) {
 		if (strlen(cg) >= len)
 			return fail(err, CGF_ERR_LEN, -ENAMETOOLONG, "cgroup path too long");
 		strcpy(path, cg);

@@ -29,7 +29,8 @@ int cgf_control_cgroup_path(const char *given, char *path, size_t len, uint64_t 
 /*
  * The cgroup to fence for a process: checks that the process exists and, for
  * a peer that is not root, that peer_uid owns it (real uid).  When the
- * process's cgroup is the root cgroup or holds other processes, names a
+ * process's cgroup is the root cgroup or holds other processes (or, for a
+ * peer that is not root, has cgroups below it), names a
  * dedicated cgroup <cgroup2>/cgfence/pid-PID (created, empty) and sets *made:
  * the caller fences it, then moves the process in with cgf_control_move_pid.
  */

@@ -65,41 +65,59 @@ static void mountinfo_unescape(char *s)
 	*out = '\0';
 }
 
-int cgf_find_mount(const char *fstype, char *path, size_t len)
+int cgf_list_mounts(const char *fstype, struct cgf_mount *out, int max)
 {
 	char line[4096];
 	FILE *f = fopen("/proc/self/mountinfo", "re");
-	int ret = -ENOENT;
+	int n_out = 0;
 
 	if (!f)
 		return -errno;
-	while (fgets(line, sizeof(line), f)) {
+	while (n_out < max && fgets(line, sizeof(line), f)) {
 		/* id parent major:minor root mountpoint opts [optional...] - fstype source superopts */
 		char *sep = strstr(line, " - ");
-		char *fields[5];
+		char *fields[5], *type, *opts;
 		char *save = NULL, *tok;
 		int n = 0;
 
 		if (!sep)
 			continue;
+		*sep = '\0';
 		for (tok = strtok_r(line, " ", &save); tok && n < 5; tok = strtok_r(NULL, " ", &save))
 			fields[n++] = tok;
 		if (n < 5)
 			continue;
-		tok = strtok_r(sep + 3, " ", &save);
-		if (!tok || strcmp(tok, fstype))
+		save = NULL;
+		type = strtok_r(sep + 3, " ", &save);
+		strtok_r(NULL, " ", &save); /* source */
+		opts = strtok_r(NULL, " \n", &save);
+		if (!type || strcmp(type, fstype))
 			continue;
 		mountinfo_unescape(fields[4]);
-		if (strlen(fields[4]) >= len) {
-			ret = -ENAMETOOLONG;
-			break;
-		}
-		strcpy(path, fields[4]);
-		ret = 0;
-		break;
+		if (strlen(fields[4]) >= sizeof(out->path))
+			continue;
+		strcpy(out[n_out].path, fields[4]);
+		snprintf(out[n_out].opts, sizeof(out->opts), "%s", opts ? opts : "");
+		n_out++;
 	}
 	fclose(f);
-	return ret;
+	return n_out;
+}
+
+int cgf_find_mount(const char *fstype, char *path, size_t len)
+{
+	struct cgf_mount *m = malloc(sizeof(*m));
+	int n;
+
+	if (!m)
+		return -ENOMEM;
+	n = cgf_list_mounts(fstype, m, 1);
+	if (n == 1 && strlen(m->path) >= len)
+		n = -ENAMETOOLONG;
+	else if (n == 1)
+		strcpy(path, m->path);
+	free(m);
+	return n == 1 ? 0 : n < 0 ? n : -ENOENT;
 }
 
 int cgf_cgroup2_root(char *path, size_t len, char *err)
@@ -948,7 +966,7 @@ const char *cgf_hook_name(unsigned hook)
 	return hook < CGF_HOOK_MAX ? names[hook] : "unknown";
 }
 
-static const char *proto_name(unsigned proto, char *buf, size_t len)
+const char *cgf_proto_name(unsigned proto, char *buf, size_t len)
 {
 	switch (proto) {
 	case IPPROTO_TCP:
@@ -970,7 +988,7 @@ static const char *proto_name(unsigned proto, char *buf, size_t len)
 void cgf_event_format(const struct cgf_event *e, char *buf, size_t len)
 {
 	char addr[INET6_ADDRSTRLEN] = "?", pbuf[16], comm[sizeof(e->comm) + 1];
-	const char *proto = proto_name(e->protocol, pbuf, sizeof(pbuf));
+	const char *proto = cgf_proto_name(e->protocol, pbuf, sizeof(pbuf));
 	size_t i;
 
 	inet_ntop(e->family == AF_INET ? AF_INET : AF_INET6, e->daddr, addr, sizeof(addr));

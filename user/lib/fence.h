@@ -9,6 +9,7 @@
 #ifndef CGF_FENCE_H
 #define CGF_FENCE_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -18,7 +19,16 @@
 
 #define CGF_ERR_LEN 512
 
-/* Mount points, from /proc/self/mountinfo. */
+/* Mounts of one filesystem type, from /proc/self/mountinfo. */
+struct cgf_mount {
+	char path[PATH_MAX]; /* the mount point */
+	char opts[256];      /* its super options ("rw,nsdelegate") */
+};
+
+/* Lists up to max mounts of fstype in mount order; returns how many, or -errno. */
+int cgf_list_mounts(const char *fstype, struct cgf_mount *out, int max);
+
+/* The first mount point of fstype; -ENOENT when there is none. */
 int cgf_find_mount(const char *fstype, char *path, size_t len);
 
 /* The cgroup v2 mount point, or -ENOENT with a message. */
@@ -112,6 +122,9 @@ int cgf_fence_list(const char *pin_root, uint64_t **ids, size_t *n);
 void cgf_event_format(const struct cgf_event *e, char *buf, size_t len);
 
 const char *cgf_hook_name(unsigned hook);
+
+/* "tcp", "udp", "icmp", ..., "proto-N" (in buf) for an IPPROTO_* number. */
+const char *cgf_proto_name(unsigned proto, char *buf, size_t len);
 
 /* Current CLOCK_BOOTTIME in ns, the clock the programs compare expiries with. */
 uint64_t cgf_boottime_ns(void);

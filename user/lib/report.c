@@ -77,25 +77,6 @@ json_t *cgf_fence_json(const struct cgf_fence *f, const char *cgroup_path)
 	return out;
 }
 
-static const char *proto_name(unsigned proto, char *buf, size_t len)
-{
-	switch (proto) {
-	case IPPROTO_TCP:
-		return "tcp";
-	case IPPROTO_UDP:
-		return "udp";
-	case IPPROTO_ICMP:
-		return "icmp";
-	case IPPROTO_ICMPV6:
-		return "icmpv6";
-	case 0:
-		return "ip";
-	default:
-		snprintf(buf, len, "proto-%u", proto);
-		return buf;
-	}
-}
-
 json_t *cgf_event_json(const struct cgf_event *e, const char *cgroup_path, const char *policy,
 		       const char *label)
 {
@@ -126,7 +107,7 @@ json_t *cgf_event_json(const struct cgf_event *e, const char *cgroup_path, const
 	return json_pack("{s:s,s:s,s:s,s:s,s:i,s:s,s:I,s:o,s:o,s:o,s:I,s:s}", "time", when,
 			 "action", e->action == CGF_EVENT_AUDIT ? "audit" : "denied", "hook",
 			 cgf_hook_name(e->hook), "protocol",
-			 proto_name(e->protocol, pbuf, sizeof(pbuf)), "dport", e->dport, "daddr",
+			 cgf_proto_name(e->protocol, pbuf, sizeof(pbuf)), "dport", e->dport, "daddr",
 			 addr, "pid", (json_int_t)e->pid, "cgroup",
 			 cgroup_path ? json_string(cgroup_path) : json_null(), "policy",
 			 policy && *policy ? json_string(policy) : json_null(), "label",
