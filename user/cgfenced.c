@@ -1093,35 +1093,63 @@ static void handle_request(struct client *c, const char *line)
 	json_decref(req);
 }
 
+static void refuse_busy(int fd, const char *why)
+{
+	char line[160];
+	int n = snprintf(line, sizeof(line), "{\"ok\":false,\"error\":\"daemon busy: %s\"}\n", why);
+
+	if (send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		log_debug("cannot tell a client the daemon is busy");
+	close(fd);
+	log_warn("refused a client: %s", why);
+}
+
+/*
+ * Slots: MAX_CLIENTS in all, the last ROOT_RESERVED only for root, and at
+ * most PER_UID_CLIENTS for any other uid, so that a local user holding
+ * connections open can neither lock root out nor crowd other users out.
+ */
+#define ROOT_RESERVED 8
+#define PER_UID_CLIENTS 8
+
 static void accept_client(void)
 {
 	socklen_t len = sizeof(struct ucred);
+	struct ucred cred;
 	struct client *c;
 	int fd = accept4(d.listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	size_t i;
+	size_t i, used = 0, same_uid = 0, slot = MAX_CLIENTS;
 
 	if (fd < 0)
 		return;
-	for (i = 0; i < MAX_CLIENTS && d.clients[i]; i++)
-		;
-	c = i < MAX_CLIENTS ? calloc(1, sizeof(*c)) : NULL;
-	if (!c) {
-		static const char busy[] = "{\"ok\":false,\"error\":\"daemon busy: too many clients\"}\n";
-
-		if (write(fd, busy, sizeof(busy) - 1) < 0)
-			log_debug("cannot tell a client the daemon is busy");
-		close(fd);
-		log_warn("refused a client: %d clients already connected", MAX_CLIENTS);
-		return;
-	}
-	c->fd = fd;
-	c->last_active = time(NULL);
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->cred, &len)) {
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len)) {
 		log_err("SO_PEERCRED: %s", strerror(errno));
 		close(fd);
-		free(c);
 		return;
 	}
+	for (i = 0; i < MAX_CLIENTS; i++) {
+		if (!d.clients[i]) {
+			if (slot == MAX_CLIENTS)
+				slot = i;
+			continue;
+		}
+		used++;
+		if (d.clients[i]->cred.uid == cred.uid)
+			same_uid++;
+	}
+	if (slot == MAX_CLIENTS)
+		return refuse_busy(fd, "too many clients");
+	if (cred.uid != 0 && used >= MAX_CLIENTS - ROOT_RESERVED)
+		return refuse_busy(fd, "too many clients");
+	if (cred.uid != 0 && same_uid >= PER_UID_CLIENTS)
+		return refuse_busy(fd, "too many clients of this user");
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return refuse_busy(fd, "out of memory");
+	i = slot;
+	c->fd = fd;
+	c->cred = cred;
+	c->last_active = time(NULL);
 	cgf_control_pid_cgroup_path(c->cred.pid, c->cgroup, sizeof(c->cgroup));
 	d.clients[i] = c;
 	/* Nothing from inside a fence is taken, whatever its uid. */
