@@ -15,12 +15,15 @@
  *
  * A destination allowed at connect() stays allowed for the life of the
  * connection, also once its allowlist entry expires, the way a stateful
- * firewall keeps established flows: the verdict and the destination it was
- * given for are kept in socket storage, and a packet to that same destination
- * costs egress one storage lookup.  Packets to any other destination are judged
- * afresh.  TCP connections accepted from outside (the fence holds a server)
- * are marked by the sockops program when they are established and pass, as do
- * the SYN-ACKs of a listener.
+ * firewall keeps established flows.  The socket itself remembers the
+ * destination it was allowed for: a TCP or UDP socket gets a destination only
+ * through connect(), which connect4/6 judged (accepted TCP connections get the
+ * peer that connected in), so a packet whose destination is its socket's own
+ * costs egress no map lookup at all.  Packets to any other destination
+ * (unconnected UDP, a connected socket's sendto elsewhere, an address changed
+ * by OUTPUT DNAT, raw and ping sockets) are judged afresh against the
+ * allowlist.  Keeping a verdict in socket storage instead cost ~480 ns per
+ * connect() on this machine, most of cgfence's cost (bench/results.md).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -73,24 +76,9 @@ struct {
 struct cgf_dest {
 	__u8 addr[16];
 	__u16 port;  /* host order */
-	__u8 proto;  /* IPPROTO_TCP or IPPROTO_UDP; 0 = slot unused */
+	__u8 proto;  /* IPPROTO_* */
 	__u8 pad;
 };
-
-/* What the socket hooks decided for one socket. */
-struct cgf_sk_verdict {
-	struct cgf_dest connected; /* allowed at connect(): for the socket's life */
-	struct cgf_dest last_send; /* allowed at the last unconnected send */
-	__u32 passive;             /* accepted TCP connection: replies pass */
-	__u32 pad;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct cgf_sk_verdict);
-} cgf_sk_verdict SEC(".maps");
 
 static __always_inline struct cgf_stats *stats(void)
 {
@@ -273,55 +261,13 @@ static __always_inline void dest_from_ctx6(struct bpf_sock_addr *ctx, struct cgf
 	d->proto = sock_proto(ctx);
 }
 
-/* connect(): judge, and remember the verdict for the connection's life. */
-static __always_inline int judge_connect(struct bpf_sock_addr *ctx, enum cgf_hook hook,
-					 const struct cgf_dest *d)
-{
-	struct cgf_sk_verdict *v;
-	int verdict = decide(hook, d, allowlist_allows(d));
-
-	/* A (re)connect ends whatever the socket was allowed before. */
-	v = bpf_sk_storage_get(&cgf_sk_verdict, ctx->sk, 0,
-			       verdict ? BPF_SK_STORAGE_GET_F_CREATE : 0);
-	if (v) {
-		v->passive = 0;
-		if (verdict)
-			v->connected = *d;
-		else
-			__builtin_memset(&v->connected, 0, sizeof(v->connected));
-	}
-	/*
-	 * Without storage (no memory) egress judges each packet against the
-	 * allowlist instead: slower, never looser.
-	 */
-	return verdict;
-}
-
-/* An unconnected send: judge, and let egress pass the datagram it becomes. */
-static __always_inline int judge_send(struct bpf_sock_addr *ctx, enum cgf_hook hook,
-				      const struct cgf_dest *d)
-{
-	struct cgf_sk_verdict *v;
-	int verdict = decide(hook, d, allowlist_allows(d));
-
-	v = bpf_sk_storage_get(&cgf_sk_verdict, ctx->sk, 0,
-			       verdict ? BPF_SK_STORAGE_GET_F_CREATE : 0);
-	if (v) {
-		if (verdict)
-			v->last_send = *d;
-		else
-			__builtin_memset(&v->last_send, 0, sizeof(v->last_send));
-	}
-	return verdict;
-}
-
 SEC("cgroup/connect4")
 int cgf_connect4(struct bpf_sock_addr *ctx)
 {
 	struct cgf_dest d = {};
 
 	dest_from_ctx4(ctx, &d);
-	return judge_connect(ctx, CGF_HOOK_CONNECT4, &d);
+	return decide(CGF_HOOK_CONNECT4, &d, allowlist_allows(&d));
 }
 
 SEC("cgroup/connect6")
@@ -330,7 +276,7 @@ int cgf_connect6(struct bpf_sock_addr *ctx)
 	struct cgf_dest d = {};
 
 	dest_from_ctx6(ctx, &d);
-	return judge_connect(ctx, CGF_HOOK_CONNECT6, &d);
+	return decide(CGF_HOOK_CONNECT6, &d, allowlist_allows(&d));
 }
 
 SEC("cgroup/sendmsg4")
@@ -339,7 +285,7 @@ int cgf_sendmsg4(struct bpf_sock_addr *ctx)
 	struct cgf_dest d = {};
 
 	dest_from_ctx4(ctx, &d);
-	return judge_send(ctx, CGF_HOOK_SENDMSG4, &d);
+	return decide(CGF_HOOK_SENDMSG4, &d, allowlist_allows(&d));
 }
 
 SEC("cgroup/sendmsg6")
@@ -348,7 +294,7 @@ int cgf_sendmsg6(struct bpf_sock_addr *ctx)
 	struct cgf_dest d = {};
 
 	dest_from_ctx6(ctx, &d);
-	return judge_send(ctx, CGF_HOOK_SENDMSG6, &d);
+	return decide(CGF_HOOK_SENDMSG6, &d, allowlist_allows(&d));
 }
 
 /*
@@ -400,41 +346,45 @@ static __always_inline bool parse_packet(struct __sk_buff *skb, struct cgf_dest 
 	return true;
 }
 
-static __always_inline bool dest_eq(const struct cgf_dest *a, const struct cgf_dest *b)
-{
-	__u64 a0, a1, b0, b1;
-
-	__builtin_memcpy(&a0, a->addr, 8);
-	__builtin_memcpy(&a1, a->addr + 8, 8);
-	__builtin_memcpy(&b0, b->addr, 8);
-	__builtin_memcpy(&b1, b->addr + 8, 8);
-	return a->proto && a->proto == b->proto && a->port == b->port && a0 == b0 && a1 == b1;
-}
-
-/* Was this packet's destination already judged for its socket? */
+/*
+ * Is the packet's destination its own socket's, given at a judged connect()
+ * (or, for an accepted connection, the peer's)?  Only TCP and UDP sockets
+ * count: a raw socket's connect() passes no hook, so its destination proves
+ * nothing.
+ */
 static __always_inline bool socket_allows(struct __sk_buff *skb, const struct cgf_dest *d)
 {
-	struct bpf_sock *sk = skb->sk;
-	struct cgf_sk_verdict *v;
+	struct bpf_sock *sk = skb->sk, *full;
+	__u32 w[4];
 
-	if (!sk)
+	if (!sk || (d->proto != IPPROTO_TCP && d->proto != IPPROTO_UDP))
 		return false;
-	/*
-	 * A listener's handshake answers (SYN-ACK from the listener or its
-	 * request socket) go to whoever connected in: a server at work.
-	 */
-	if (d->proto == IPPROTO_TCP &&
-	    (sk->state == BPF_TCP_LISTEN || sk->state == BPF_TCP_NEW_SYN_RECV))
-		return true;
-	sk = bpf_sk_fullsock(sk);
-	if (!sk)
+	/* A listener's SYN-ACK (with syncookies) goes to whoever connected in. */
+	if (sk->state == BPF_TCP_LISTEN)
+		return d->proto == IPPROTO_TCP;
+	if (sk->state == BPF_TCP_NEW_SYN_RECV) {
+		/* a request socket: TCP by nature, no type or protocol to read */
+		if (d->proto != IPPROTO_TCP)
+			return false;
+	} else {
+		full = bpf_sk_fullsock(sk);
+		if (!full)
+			return false;
+		if (d->proto == IPPROTO_TCP &&
+		    (full->type != SOCK_STREAM || full->protocol != IPPROTO_TCP))
+			return false;
+		if (d->proto == IPPROTO_UDP &&
+		    (full->type != SOCK_DGRAM || full->protocol != IPPROTO_UDP))
+			return false;
+	}
+	/* The destination is read through the common part, whatever the socket. */
+	if (bpf_ntohs(sk->dst_port) != d->port)
 		return false;
-	v = bpf_sk_storage_get(&cgf_sk_verdict, sk, 0, 0);
-	if (!v)
-		return false;
-	if (v->passive && d->proto == IPPROTO_TCP)
-		return true;
-	return dest_eq(&v->connected, d) || dest_eq(&v->last_send, d);
+	__builtin_memcpy(w, d->addr, 16);
+	if (is_v4_mapped(d->addr))
+		return sk->dst_ip4 == w[3];
+	return sk->dst_ip6[0] == w[0] && sk->dst_ip6[1] == w[1] && sk->dst_ip6[2] == w[2] &&
+	       sk->dst_ip6[3] == w[3];
 }
 
 SEC("cgroup_skb/egress")
@@ -449,22 +399,4 @@ int cgf_egress(struct __sk_buff *skb)
 		allowed = socket_allows(skb, &d) || allowlist_allows(&d);
 	/* 1 passes the packet, 0 drops it (and the sender gets EPERM). */
 	return decide(CGF_HOOK_EGRESS, &d, allowed);
-}
-
-/* Marks TCP connections accepted from outside, so that their replies pass. */
-SEC("sockops")
-int cgf_sockops(struct bpf_sock_ops *ops)
-{
-	struct cgf_sk_verdict *v;
-	struct bpf_sock *sk;
-
-	if (ops->op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
-		return 1;
-	sk = ops->sk;
-	if (!sk)
-		return 1;
-	v = bpf_sk_storage_get(&cgf_sk_verdict, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (v)
-		v->passive = 1;
-	return 1;
 }

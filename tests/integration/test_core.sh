@@ -534,6 +534,37 @@ test_raw_udp_hdrincl_denied() {
 	assert_match 'denied udp 198\.18\.0\.3:5000 \(egress\)' "$ERR" "raw-udp deny line"
 }
 
+# A raw socket's connect() passes no hook, so the destination a raw socket is
+# connected to must not count as judged: a connected raw UDP socket sending a
+# hand-built UDP header to the address and port it is connected to is judged
+# from the header, like any raw packet.
+test_raw_socket_connected_denied() {
+	setup || return
+	listen_udp "$NS_S" 198.18.0.3 5000 u3 || return
+	cat >"$WORK/rawconn.py" <<'PY'
+import socket, struct, sys
+dst, port = sys.argv[1], int(sys.argv[2])
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)
+s.connect((dst, port))
+payload = b"raw-connected"
+# source port, destination port, length, checksum 0 (none, IPv4)
+udp = struct.pack("!HHHH", 40000, port, 8 + len(payload), 0) + payload
+try:
+    s.send(udp)
+    print("ok")
+except PermissionError:
+    print("error EPERM")
+PY
+	# unfenced, it arrives: the method works
+	OUT=$(in_client python3 "$WORK/rawconn.py" 198.18.0.3 5000)
+	assert_eq ok "$OUT" "unfenced connected raw socket"
+	expect_units u3 1 "unfenced connected raw socket"
+	fence --allow 198.18.0.2:5000/udp -- python3 "$WORK/rawconn.py" 198.18.0.3 5000
+	assert_eq "error EPERM" "$OUT" "fenced connected raw socket"
+	expect_units u3 1 "fenced connected raw socket: nothing more arrived"
+	assert_match 'denied udp 198\.18\.0\.3:5000 \(egress\)' "$ERR" "deny line"
+}
+
 # ---- TCP Fast Open, io_uring ------------------------------------------------
 
 test_tcp_fastopen() {

@@ -280,8 +280,7 @@ struct cgf_fence {
 	X(connect6, cgf_connect6) \
 	X(sendmsg4, cgf_sendmsg4) \
 	X(sendmsg6, cgf_sendmsg6) \
-	X(egress, cgf_egress)     \
-	X(sockops, cgf_sockops)
+	X(egress, cgf_egress)
 
 static const char *const map_pins[] = {
 	CGF_PIN_ALLOW4, CGF_PIN_ALLOW6, CGF_PIN_CONFIG, CGF_PIN_STATS, CGF_PIN_EVENTS,
