@@ -46,9 +46,9 @@ msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
 .DELETE_ON_ERROR:
-.PHONY: all deps test-deps demo-deps demo check bench install vmlinux clean
+.PHONY: all deps test-deps demo-deps demo check fuzz bench install vmlinux clean
 
-all: $(BUILD)/cgfence $(BUILD)/cgfenced $(UNIT_BINS) $(TOOL_BINS)
+all: $(BUILD)/cgfence $(BUILD)/cgfenced $(BUILD)/cgfence-hook $(UNIT_BINS) $(TOOL_BINS)
 
 $(BUILD) $(BUILD)/lib $(BUILD)/tests:
 	$(Q)mkdir -p $@
@@ -79,6 +79,21 @@ $(BUILD)/cgfenced: user/cgfenced.c $(LIB) | $(BUILD)
 	$(call msg,CCLD,$@)
 	$(Q)$(CC) $(CFLAGS) $< $(LIB) $(LDLIBS) -lpthread -o $@
 
+$(BUILD)/cgfence-hook: user/cgfence-hook.c $(LIB) | $(BUILD)
+	$(call msg,CCLD,$@)
+	$(Q)$(CC) $(CFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
+# Fuzz targets (libFuzzer with ASan and UBSan), over the project's own parsers.
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
+FUZZ_LIB_SRCS := user/lib/policy.c user/lib/resolve.c
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) $(wildcard user/lib/*.h) include/cgfence.h
+	$(call msg,FUZZ,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CLANG) -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=undefined -Iinclude -Iuser/lib $< $(FUZZ_LIB_SRCS) -lcares -o $@
+
 $(BUILD)/tests/%: tests/unit/%.c $(LIB) | $(BUILD)/tests
 	$(call msg,CCLD,$@)
 	$(Q)$(CC) $(CFLAGS) $< $(LIB) $(LDLIBS) -lcmocka -o $@
@@ -89,7 +104,7 @@ $(BUILD)/tests/%: tests/tools/%.c | $(BUILD)/tests
 
 # Build dependencies, installed with apt-get when missing (Debian 12).
 BUILD_PKGS := clang llvm make gcc pkg-config libbpf-dev libelf-dev zlib1g-dev bpftool \
-	      libc-ares-dev libjansson-dev libcmocka-dev liburing-dev
+	      libc-ares-dev libjansson-dev libcmocka-dev liburing-dev libclang-rt-14-dev
 TEST_PKGS := iproute2 dnsmasq-base util-linux libcap2-bin python3 jq
 DEMO_PKGS := iproute2 python3 curl
 
@@ -106,9 +121,16 @@ demo: demo-deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)tests/demo.sh
 
+# make check runs each fuzz target for FUZZ_SECONDS; make fuzz for longer.
+FUZZ_SECONDS ?= 15
+
 check: test-deps
 	$(Q)$(MAKE) --no-print-directory all
-	$(Q)tests/run-all.sh
+	$(Q)FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run-all.sh
+
+fuzz: deps
+	$(Q)$(MAKE) --no-print-directory $(FUZZ_BINS)
+	$(Q)for f in $(FUZZ_BINS); do tests/fuzz/run "$$f" 600 || exit 1; done
 
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all
@@ -117,11 +139,19 @@ bench: deps
 PREFIX ?= /usr/local
 DESTDIR ?=
 SYSTEMD_UNIT_DIR ?= /etc/systemd/system
+# where podman and CRI-O look for OCI hook descriptions
+OCI_HOOKS_DIR ?= /usr/share/containers/oci/hooks.d
 
-install: $(BUILD)/cgfence $(BUILD)/cgfenced
+install: $(BUILD)/cgfence $(BUILD)/cgfenced $(BUILD)/cgfence-hook
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(SYSTEMD_UNIT_DIR) \
-		$(DESTDIR)/etc/cgfence/policy.d $(DESTDIR)$(PREFIX)/share/doc/cgfence
+		$(DESTDIR)/etc/cgfence/policy.d $(DESTDIR)$(PREFIX)/share/doc/cgfence \
+		$(DESTDIR)$(PREFIX)/libexec/cgfence $(DESTDIR)$(OCI_HOOKS_DIR)
 	install -m 0755 $(BUILD)/cgfence $(BUILD)/cgfenced $(DESTDIR)$(PREFIX)/sbin/
+	install -m 0755 $(BUILD)/cgfence-hook $(DESTDIR)$(PREFIX)/libexec/cgfence/
+	for h in cgfence cgfence-poststop; do \
+		sed 's|/usr/local|$(PREFIX)|g' etc/$$h.json > $(DESTDIR)$(OCI_HOOKS_DIR)/$$h.json && \
+		chmod 0644 $(DESTDIR)$(OCI_HOOKS_DIR)/$$h.json || exit 1; \
+	done
 	sed 's|/usr/local|$(PREFIX)|g' etc/cgfenced.service > $(DESTDIR)$(SYSTEMD_UNIT_DIR)/cgfenced.service
 	chmod 0644 $(DESTDIR)$(SYSTEMD_UNIT_DIR)/cgfenced.service
 	[ -e $(DESTDIR)/etc/cgfence/cgfenced.conf ] || \

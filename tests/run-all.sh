@@ -29,6 +29,18 @@ for t in build/tests/test_*; do
 	tally "$name" "$p" "$f" "$s"
 done
 
+# Fuzz targets, each for a bounded time (FUZZ_SECONDS, 15 by default).
+for f in build/fuzz/fuzz_*; do
+	[ -x "$f" ] || continue
+	case $f in *.log | *-crash-* | *-leak-* | *-timeout-* | *-oom-*) continue ;; esac
+	if tests/fuzz/run "$f" "${FUZZ_SECONDS:-15}" >"$log" 2>&1; then
+		tally "$(basename "$f")" 1 0 0
+	else
+		sed 's/^/   /' "$log"
+		tally "$(basename "$f")" 0 1 0
+	fi
+done
+
 for suite in tests/integration/test_*.sh tests/security/test_*.sh; do
 	[ -f "$suite" ] || continue
 	name=${suite#tests/}
