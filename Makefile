@@ -48,7 +48,7 @@ endif
 .DELETE_ON_ERROR:
 .PHONY: all deps test-deps demo-deps demo check fuzz bench install vmlinux clean
 
-all: $(BUILD)/cgfence $(BUILD)/cgfenced $(BUILD)/cgfence-hook $(UNIT_BINS) $(TOOL_BINS)
+all: $(BUILD)/cgfence $(BUILD)/cgfenced $(BUILD)/cgfence-hook $(UNIT_BINS) $(TOOL_BINS) $(FUZZ_BINS)
 
 $(BUILD) $(BUILD)/lib $(BUILD)/tests:
 	$(Q)mkdir -p $@

@@ -1,0 +1,404 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * cgfence-hook: the OCI hook that podman (or CRI-O) runs for a container
+ * annotated cgfence.policy=NAME.
+ *
+ *   cgfence-hook create   [--socket PATH] [--timeout-ms N]   (createRuntime)
+ *   cgfence-hook poststop [--socket PATH] [--timeout-ms N]   (poststop)
+ *
+ * Both read the container's OCI state (JSON) from standard input.  `create`
+ * runs once the container's init exists and before its workload starts: it
+ * asks cgfenced to fence the init's cgroup with the policy and waits for the
+ * answer.  Anything short of a fence in force exits 1 with one line on stderr,
+ * "cgfence-hook: REASON", and the runtime then refuses to start the container
+ * (fail closed).  `poststop` asks the daemon to drop the fences whose cgroup
+ * is gone or empty; its failures are reported but never fatal (exit 0).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <jansson.h>
+
+#include "control.h"
+#include "fence.h"
+
+#define STATE_MAX (1u << 20)        /* bytes of OCI state on stdin */
+#define CONFIG_MAX (8u << 20)       /* bytes of the bundle's config.json */
+#define RESOLV_MAX (64u << 10)      /* bytes of the container's resolv.conf */
+#define DNS_MAX 4                   /* resolvers passed on (CGF_FENCE_DNS_MAX) */
+#define LABEL_MAX 127               /* bytes of the fence's label (CGF_LABEL_MAX - 1) */
+#define TIMEOUT_MS_DEFAULT 10000
+
+/* Annotations that may carry a container's name, first match wins. */
+static const char *const name_keys[] = {
+	"cgfence.name",                    /* given by the user: podman passes no name */
+	"io.kubernetes.cri-o.ContainerName", /* CRI-O */
+	"io.kubernetes.container.name",    /* CRI-O, Kubernetes' own name */
+	NULL,
+};
+
+/* One line on stderr, "cgfence-hook: ...": the reason podman shows. */
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void say(const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	char *nl;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	/* one line, whatever a daemon error or a path holds */
+	while ((nl = strpbrk(msg, "\r\n")))
+		*nl = ' ';
+	fprintf(stderr, "cgfence-hook: %s\n", msg);
+}
+
+/* What the whole-run timeout exits with: poststop never fails. */
+static volatile sig_atomic_t alarm_status = 1;
+
+static void on_alarm(int sig)
+{
+	static const char msg[] = "cgfence-hook: timed out (no answer from cgfenced in time)\n";
+
+	(void)sig;
+	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0)
+		_exit(alarm_status);
+	_exit(alarm_status);
+}
+
+/* Reads all of fd up to max bytes; -EFBIG past that.  *out is NUL-terminated. */
+static int read_all(FILE *f, size_t max, char **out, size_t *len)
+{
+	size_t cap = 4096, n = 0;
+	char *buf = malloc(cap + 1);
+
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		size_t got;
+
+		if (n == cap) {
+			char *grown;
+
+			if (cap > max) {
+				free(buf);
+				return -EFBIG;
+			}
+			cap *= 2;
+			grown = realloc(buf, cap + 1);
+			if (!grown) {
+				free(buf);
+				return -ENOMEM;
+			}
+			buf = grown;
+		}
+		got = fread(buf + n, 1, cap - n, f);
+		n += got;
+		if (got == 0) {
+			if (ferror(f)) {
+				int e = errno ? -errno : -EIO;
+
+				free(buf);
+				return e;
+			}
+			break;
+		}
+	}
+	if (n > max) {
+		free(buf);
+		return -EFBIG;
+	}
+	buf[n] = '\0';
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+static int read_file(const char *path, size_t max, char **out, size_t *len)
+{
+	FILE *f = fopen(path, "re");
+	int ret;
+
+	if (!f)
+		return -errno;
+	ret = read_all(f, max, out, len);
+	fclose(f);
+	return ret;
+}
+
+/*
+ * The resolvers the container uses: the nameserver lines of the file that
+ * the bundle's config.json mounts on /etc/resolv.conf (podman writes it from
+ * --dns or the host's).  No such mount, no resolvers: that is not an error.
+ */
+static int container_dns(const char *bundle, json_t *dns)
+{
+	char path[PATH_MAX], *text = NULL, *line, *save = NULL;
+	const char *source = NULL;
+	json_t *config, *mounts, *m;
+	json_error_t jerr;
+	size_t len, i;
+	int ret;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/config.json", bundle) >= sizeof(path)) {
+		say("bundle path too long");
+		return -1;
+	}
+	ret = read_file(path, CONFIG_MAX, &text, &len);
+	if (ret) {
+		say("cannot read '%s': %s", path, ret == -EFBIG ? "too large" : strerror(-ret));
+		return -1;
+	}
+	config = json_loadb(text, len, 0, &jerr);
+	free(text);
+	if (!json_is_object(config)) {
+		say("malformed '%s': %s", path, config ? "not a JSON object" : jerr.text);
+		json_decref(config);
+		return -1;
+	}
+	mounts = json_object_get(config, "mounts");
+	json_array_foreach(mounts, i, m) {
+		const char *dest = json_string_value(json_object_get(m, "destination"));
+
+		if (dest && !strcmp(dest, "/etc/resolv.conf"))
+			source = json_string_value(json_object_get(m, "source"));
+	}
+	if (!source) {
+		json_decref(config);
+		return 0;
+	}
+	/* relative sources are relative to the bundle (OCI runtime spec) */
+	if (source[0] != '/')
+		ret = snprintf(path, sizeof(path), "%s/%s", bundle, source) >= (int)sizeof(path);
+	else
+		ret = snprintf(path, sizeof(path), "%s", source) >= (int)sizeof(path);
+	json_decref(config);
+	if (ret) {
+		say("resolv.conf path too long");
+		return -1;
+	}
+	ret = read_file(path, RESOLV_MAX, &text, &len);
+	if (ret) {
+		say("cannot read the container's resolv.conf '%s': %s", path,
+		    ret == -EFBIG ? "too large" : strerror(-ret));
+		return -1;
+	}
+	for (line = strtok_r(text, "\n", &save); line && json_array_size(dns) < DNS_MAX;
+	     line = strtok_r(NULL, "\n", &save)) {
+		unsigned char addr[16];
+		char *p = line, *end;
+
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (strncmp(p, "nameserver", 10) || (p[10] != ' ' && p[10] != '\t'))
+			continue;
+		p += 10;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		end = p + strcspn(p, " \t\r#;");
+		*end = '\0';
+		/* a link-local resolver's zone ("fe80::1%eth0") is not part of the address */
+		p[strcspn(p, "%")] = '\0';
+		if (inet_pton(AF_INET, p, addr) != 1 && inet_pton(AF_INET6, p, addr) != 1)
+			continue; /* not an address: nothing to allow */
+		json_array_append_new(dns, json_string(p));
+	}
+	free(text);
+	return 0;
+}
+
+/* "container <id12> [<name>]", cut to what a fence's label holds. */
+static void make_label(char *label, size_t len, const char *id, json_t *annotations)
+{
+	const char *name = NULL;
+
+	for (size_t i = 0; name_keys[i] && !name; i++) {
+		name = json_string_value(json_object_get(annotations, name_keys[i]));
+		if (name && !*name)
+			name = NULL;
+	}
+	snprintf(label, len, "container %.12s%s%s", id, name ? " " : "", name ? name : "");
+}
+
+static int hook_create(const char *socket, int timeout_ms)
+{
+	const char *id, *bundle, *policy, *audit;
+	json_t *state, *annotations, *jpid, *dns, *req, *rep = NULL;
+	char label[LABEL_MAX + 1], err[CGF_ERR_LEN], *text = NULL;
+	json_error_t jerr;
+	size_t len;
+	int ret;
+
+	ret = read_all(stdin, STATE_MAX, &text, &len);
+	if (ret) {
+		say("cannot read the container state on stdin: %s",
+		    ret == -EFBIG ? "more than 1 MiB" : strerror(-ret));
+		return 1;
+	}
+	state = json_loadb(text, len, 0, &jerr);
+	free(text);
+	if (!json_is_object(state)) {
+		say("malformed container state: %s", state ? "not a JSON object" : jerr.text);
+		json_decref(state);
+		return 1;
+	}
+	annotations = json_object_get(state, "annotations");
+	policy = json_string_value(json_object_get(annotations, "cgfence.policy"));
+	if (!policy || !*policy) {
+		/* not opted in (the hooks file filters on this already) */
+		json_decref(state);
+		return 0;
+	}
+	id = json_string_value(json_object_get(state, "id"));
+	bundle = json_string_value(json_object_get(state, "bundle"));
+	jpid = json_object_get(state, "pid");
+	if (!id || !*id || !bundle || !*bundle || !json_is_integer(jpid) ||
+	    json_integer_value(jpid) <= 0 || json_integer_value(jpid) > INT_MAX) {
+		say("malformed container state: needs 'id', 'bundle' and a positive 'pid'");
+		json_decref(state);
+		return 1;
+	}
+	dns = json_array();
+	if (container_dns(bundle, dns)) {
+		json_decref(dns);
+		json_decref(state);
+		return 1;
+	}
+	audit = json_string_value(json_object_get(annotations, "cgfence.audit"));
+	make_label(label, sizeof(label), id, annotations);
+	req = json_pack("{s:s,s:s,s:I,s:b,s:s,s:o}", "op", "attach", "policy", policy, "pid",
+			json_integer_value(jpid), "audit", audit && !strcmp(audit, "true"),
+			"label", label, "dns", dns);
+	json_decref(state);
+	if (!req) {
+		say("out of memory");
+		return 1;
+	}
+	ret = cgf_control_call(socket, req, timeout_ms, &rep, NULL, err, sizeof(err));
+	json_decref(req);
+	if (ret == -ENOENT || ret == -ECONNREFUSED) {
+		/* (podman takes "no such file" in a hook's error for a missing runtime) */
+		say("cgfenced is not running (nothing listens on '%s'); not starting an unfenced "
+		    "container", socket);
+		return 1;
+	}
+	if (ret) {
+		say("%s", err);
+		return 1;
+	}
+	if (!json_is_true(json_object_get(rep, "ok"))) {
+		const char *e = json_string_value(json_object_get(rep, "error"));
+
+		say("cgfenced refused: %s", e ? e : "no reason given");
+		json_decref(rep);
+		return 1;
+	}
+	json_decref(rep);
+	return 0;
+}
+
+static int hook_poststop(const char *socket, int timeout_ms)
+{
+	char err[CGF_ERR_LEN], *text = NULL;
+	json_t *rep = NULL;
+	size_t len;
+
+	/* the state is not needed: the daemon drops every fence with nothing left in it */
+	if (read_all(stdin, STATE_MAX, &text, &len) == 0)
+		free(text);
+	if (cgf_control_call(socket, json_pack("{s:s}", "op", "release"), timeout_ms, &rep, NULL,
+			     err, sizeof(err))) {
+		say("release: %s (the daemon drops the fence within its next check)", err);
+		return 0;
+	}
+	if (!json_is_true(json_object_get(rep, "ok"))) {
+		const char *e = json_string_value(json_object_get(rep, "error"));
+
+		say("release: cgfenced refused: %s", e ? e : "no reason given");
+	}
+	json_decref(rep);
+	return 0;
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: cgfence-hook create|poststop [--socket PATH] [--timeout-ms N]\n"
+		"\n"
+		"The OCI hook for containers annotated cgfence.policy=NAME; reads the\n"
+		"container state on stdin.  create: asks cgfenced to fence the container\n"
+		"with policy NAME (cgfence.audit=true: audit mode) and fails, so that the\n"
+		"container does not start, unless the fence is in force.  poststop: asks\n"
+		"cgfenced to drop the fences of containers that are gone.  Socket: --socket,\n"
+		"else $CGFENCE_SOCKET, else " CGF_SOCKET_DEFAULT "; timeout 10000 ms.\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "timeout-ms", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *socket = NULL, *stage;
+	int timeout_ms = TIMEOUT_MS_DEFAULT, opt;
+	struct sigaction sa = { .sa_handler = on_alarm };
+
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		char *end;
+		long v;
+
+		switch (opt) {
+		case 's':
+			socket = optarg;
+			break;
+		case 't':
+			errno = 0;
+			v = strtol(optarg, &end, 10);
+			if (errno || end == optarg || *end || v < 1 || v > 600000) {
+				say("--timeout-ms '%s': a number of milliseconds, 1 to 600000", optarg);
+				return 1;
+			}
+			timeout_ms = (int)v;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 1;
+		}
+	}
+	if (optind + 1 != argc) {
+		say("usage: cgfence-hook create|poststop [--socket PATH] [--timeout-ms N]");
+		return 1;
+	}
+	stage = argv[optind];
+	if (strcmp(stage, "create") && strcmp(stage, "poststop")) {
+		say("unknown stage '%s' (create or poststop)", stage);
+		return 1;
+	}
+	if (!strcmp(stage, "poststop"))
+		alarm_status = 0;
+	/*
+	 * A bound on the whole run, whatever blocks (a stdin never closed, a
+	 * connect to a full backlog): the read of the reply has its own.
+	 */
+	sigaction(SIGALRM, &sa, NULL);
+	alarm((unsigned)((timeout_ms + 999) / 1000) + 1);
+	socket = cgf_control_socket(socket);
+	if (!strcmp(stage, "create"))
+		return hook_create(socket, timeout_ms);
+	return hook_poststop(socket, timeout_ms);
+}
