@@ -1069,7 +1069,8 @@ static int cmd_status(int argc, char **argv)
 			status = 1;
 			continue;
 		}
-		jf = cgf_fence_json(f, have_path ? path : NULL);
+		/* text shows 50 entries a fence; --json lists them all */
+		jf = cgf_fence_json(f, have_path ? path : NULL, json ? 0 : 51);
 		cgf_fence_close(f);
 		if (!jf) {
 			warnx("fence of cgroup id %" PRIu64 ": cannot read its maps", ids[i]);

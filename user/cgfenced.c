@@ -15,6 +15,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -328,8 +329,9 @@ static int fence_allowlist(const struct cgf_grant *grants, size_t n, const struc
 /* Writes a policy's current allowlist into every fence that carries it. */
 static void sync_policy(struct dpolicy *p)
 {
+	uint64_t t0 = cgf_boottime_ns();
 	struct cgf_grant *grants = NULL;
-	size_t n = 0, i;
+	size_t n = 0, i, synced = 0;
 	char msg[600];
 
 	p->dirty = false;
@@ -356,15 +358,26 @@ static void sync_policy(struct dpolicy *p)
 		if (cgf_fence_sync(df->f, &list, e))
 			log_err("fence %s: %s", df->path, e);
 		cgf_allowlist_free(&list);
+		synced++;
 	}
 	free(grants);
+	log_debug("policy '%s': %zu grants synced into %zu fences in %" PRIu64 " ms", p->name, n,
+		  synced, (cgf_boottime_ns() - t0) / 1000000);
 }
 
 static void sync_dirty(void)
 {
-	for (size_t i = 0; i < d.n_policies; i++)
-		if (d.policies[i].dirty)
+	bool synced = false;
+
+	for (size_t i = 0; i < d.n_policies; i++) {
+		if (d.policies[i].dirty) {
 			sync_policy(&d.policies[i]);
+			synced = true;
+		}
+	}
+	/* A sync builds lists of every entry; give that memory back at once. */
+	if (synced)
+		malloc_trim(0);
 }
 
 /* ---- the resolver thread ------------------------------------------------- */
@@ -417,8 +430,13 @@ static void schedule_resolution(bool force)
 
 	if (!d.res || d.job_running)
 		return;
-	for (i = 0; i < d.n_policies; i++)
-		total += cgf_domains_count(d.policies[i].domains);
+	/* Called at every turn of the loop: allocate only when a name is due. */
+	for (i = 0; i < d.n_policies; i++) {
+		uint64_t due = cgf_domains_next_due(d.policies[i].domains);
+
+		if (force || due <= now)
+			total += cgf_domains_count(d.policies[i].domains);
+	}
 	if (!total)
 		return;
 	job = calloc(1, sizeof(*job));
@@ -479,6 +497,7 @@ static void collect_resolution(void)
 	pthread_mutex_unlock(&d.lock);
 	if (!job)
 		return;
+	log_debug("resolved %zu names", job->n);
 	for (size_t i = 0; i < job->n; i++) {
 		struct cgf_query *q = &job->queries[i];
 		struct dpolicy *p = find_policy(job->policy[i]);
@@ -578,14 +597,23 @@ static void check_cgroups(void)
 /* Takes an adopted fence's expiring entries as grants to carry (see struct dfence). */
 static void carry_entries(struct dfence *df)
 {
-	struct cgf_allowlist list = { 0 };
+	const struct cgf_allowlist *entries = cgf_fence_entries(df->f);
 	uint64_t now = cgf_boottime_ns();
+	struct cgf_allowlist list;
 	size_t i, n = 0, cap;
 	unsigned r;
 
-	if (cgf_fence_dump(df->f, &list))
+	if (!entries)
 		return;
-	cap = (list.n_v4 + list.n_v6) * CGF_MAX_RANGES;
+	list = *entries;
+	/* exactly as many grants as there are expiring ranges */
+	for (i = 0, cap = 0; i < list.n_v4 + list.n_v6; i++) {
+		const struct cgf_allow *v = i < list.n_v4 ? &list.v4[i].value :
+							    &list.v6[i - list.n_v4].value;
+
+		for (r = 0; r < v->n_ranges && r < CGF_MAX_RANGES; r++)
+			cap += v->ranges[r].expires_ns > now;
+	}
 	df->carried = cap ? calloc(cap, sizeof(*df->carried)) : NULL;
 	for (i = 0; df->carried && i < list.n_v4 + list.n_v6; i++) {
 		bool v4 = i < list.n_v4;
@@ -617,7 +645,6 @@ static void carry_entries(struct dfence *df)
 		free(df->carried);
 		df->carried = NULL;
 	}
-	cgf_allowlist_free(&list);
 }
 
 /* Adopts the fences cgfenced made before a restart, from their pins. */
@@ -887,6 +914,12 @@ static void handle_attach(struct client *c, json_t *req)
 		if (!json_is_integer(jpid) || json_integer_value(jpid) <= 0 ||
 		    json_integer_value(jpid) > INT_MAX)
 			return reply_error(c, "attach: 'pid' must be a positive integer");
+		/* The host's init or the daemon itself in a fence is a mistake, never a wish. */
+		if (json_integer_value(jpid) == 1 || json_integer_value(jpid) == getpid())
+			return reply_error(c, "attach: refusing to fence process %" JSON_INTEGER_FORMAT
+					   " (%s)", json_integer_value(jpid),
+					   json_integer_value(jpid) == 1 ? "the host's init" :
+								      "cgfenced itself");
 		ret = cgf_control_pid_cgroup((pid_t)json_integer_value(jpid), c->cred.uid, path,
 					     sizeof(path), &id, &made_cgroup, err);
 	}
@@ -973,24 +1006,19 @@ static void handle_status(struct client *c)
 			struct dfence *df = find_fence(ids[i]);
 			struct cgf_fence *f = df ? df->f : NULL;
 			char path[PATH_MAX], err[CGF_ERR_LEN];
-			json_t *jf, *entries;
+			json_t *jf;
 			bool have_path;
 
 			if (!f && cgf_fence_open(d.opt.pin_root, ids[i], &f, err))
 				continue;
 			have_path = df ? true : cgf_cgroup_path_of(ids[i], path, sizeof(path)) == 0;
-			jf = cgf_fence_json(f, df ? df->path : have_path ? path : NULL);
+			jf = cgf_fence_json(f, df ? df->path : have_path ? path : NULL,
+					    STATUS_ENTRIES_MAX);
 			if (!df)
 				cgf_fence_close(f);
 			if (!jf)
 				continue;
 			json_object_set_new(jf, "managed", json_boolean(df != NULL));
-			entries = json_object_get(jf, "allowlist");
-			if (json_array_size(entries) > STATUS_ENTRIES_MAX) {
-				while (json_array_size(entries) > STATUS_ENTRIES_MAX)
-					json_array_remove(entries, json_array_size(entries) - 1);
-				json_object_set_new(jf, "allowlist_truncated", json_true());
-			}
 			json_array_append_new(fences, jf);
 		}
 		free(ids);
@@ -1001,6 +1029,7 @@ static void handle_status(struct client *c)
 						(json_int_t)d.policies[i].rules.n_rules, "names",
 						(json_int_t)cgf_domains_count(d.policies[i].domains)));
 	reply(c, json_pack("{s:b,s:o,s:o}", "ok", 1, "fences", fences, "policies", policies));
+	malloc_trim(0);
 }
 
 static void handle_reload(struct client *c)

@@ -42,19 +42,27 @@ struct cgf_domains {
 	size_t n_names;
 };
 
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct name *)a)->domain, ((const struct name *)b)->domain);
+}
+
+/* Names are kept sorted: a policy of 10,000 names must not cost 10,000^2. */
 static struct name *find(const struct cgf_domains *d, const char *domain)
 {
-	for (size_t i = 0; i < d->n_names; i++)
-		if (!strcmp(d->names[i].domain, domain))
-			return &d->names[i];
-	return NULL;
+	struct name key;
+
+	if (strlen(domain) >= sizeof(key.domain))
+		return NULL;
+	strcpy(key.domain, domain);
+	return bsearch(&key, d->names, d->n_names, sizeof(*d->names), name_cmp);
 }
 
 int cgf_domains_new(const struct cgf_policy *policy, const struct cgf_ttl_limits *limits,
 		    struct cgf_domains **out)
 {
 	struct cgf_domains *d = calloc(1, sizeof(*d));
-	size_t i;
+	size_t i, n;
 
 	if (!d)
 		return -ENOMEM;
@@ -69,10 +77,16 @@ int cgf_domains_new(const struct cgf_policy *policy, const struct cgf_ttl_limits
 	for (i = 0; i < policy->n_rules; i++) {
 		const struct cgf_rule *r = &policy->rules[i];
 
-		if (r->kind != CGF_TARGET_DOMAIN || find(d, r->domain))
+		if (r->kind != CGF_TARGET_DOMAIN)
 			continue;
 		snprintf(d->names[d->n_names++].domain, sizeof(d->names[0].domain), "%s", r->domain);
 	}
+	/* sorted, then each name once */
+	qsort(d->names, d->n_names, sizeof(*d->names), name_cmp);
+	for (i = 1, n = d->n_names ? 1 : 0; i < d->n_names; i++)
+		if (strcmp(d->names[i].domain, d->names[n - 1].domain))
+			d->names[n++] = d->names[i];
+	d->n_names = n;
 	*out = d;
 	return 0;
 }

@@ -272,6 +272,12 @@ struct cgf_fence {
 	int config_fd;
 	int stats_fd;
 	int events_fd;
+	/*
+	 * What the maps hold, as this process last wrote or read them, sorted by
+	 * key: a sync writes only the difference.
+	 */
+	struct cgf_allowlist written;
+	bool have_written;
 };
 
 /* Hooks, with the name of their pinned link ("link_connect4"). */
@@ -370,6 +376,36 @@ static int write_allowlist(int fd4, int fd6, const struct cgf_allowlist *list, c
 	return 0;
 }
 
+static int key_cmp4(const void *a, const void *b)
+{
+	return memcmp(a, b, sizeof(struct cgf_key4));
+}
+
+static int key_cmp6(const void *a, const void *b)
+{
+	return memcmp(a, b, sizeof(struct cgf_key6));
+}
+
+/* A sorted copy of an allowlist (memcmp order of the keys, as the maps use). */
+static int allowlist_sorted_copy(const struct cgf_allowlist *in, struct cgf_allowlist *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->v4 = malloc((in->n_v4 ? in->n_v4 : 1) * sizeof(*out->v4));
+	out->v6 = malloc((in->n_v6 ? in->n_v6 : 1) * sizeof(*out->v6));
+	if (!out->v4 || !out->v6) {
+		cgf_allowlist_free(out);
+		return -ENOMEM;
+	}
+	memcpy(out->v4, in->v4, in->n_v4 * sizeof(*out->v4));
+	memcpy(out->v6, in->v6, in->n_v6 * sizeof(*out->v6));
+	out->n_v4 = in->n_v4;
+	out->n_v6 = in->n_v6;
+	/* entries start with their key */
+	qsort(out->v4, out->n_v4, sizeof(*out->v4), key_cmp4);
+	qsort(out->v6, out->n_v6, sizeof(*out->v6), key_cmp6);
+	return 0;
+}
+
 static struct cgf_fence *fence_new(void)
 {
 	struct cgf_fence *f = calloc(1, sizeof(*f));
@@ -393,6 +429,7 @@ void cgf_fence_close(struct cgf_fence *f)
 		close(f->stats_fd);
 	if (f->events_fd >= 0)
 		close(f->events_fd);
+	cgf_allowlist_free(&f->written);
 	free(f);
 }
 
@@ -601,6 +638,8 @@ int cgf_fence_attach(const char *cgroup_path, const struct cgf_allowlist *list,
 		memcpy(fence->policy, cfg.policy, sizeof(fence->policy));
 		memcpy(fence->label, cfg.label, sizeof(fence->label));
 		fence_take_dns(fence, &cfg);
+		if (allowlist_sorted_copy(list, &fence->written) == 0)
+			fence->have_written = true;
 		fence->allow4_fd = dup_cloexec(bpf_map__fd(skel->maps.cgf_allow4));
 		fence->allow6_fd = dup_cloexec(bpf_map__fd(skel->maps.cgf_allow6));
 		fence->config_fd = dup_cloexec(bpf_map__fd(skel->maps.cgf_config));
@@ -700,16 +739,6 @@ fail:
 	return ret;
 }
 
-static int key_cmp4(const void *a, const void *b)
-{
-	return memcmp(a, b, sizeof(struct cgf_key4));
-}
-
-static int key_cmp6(const void *a, const void *b)
-{
-	return memcmp(a, b, sizeof(struct cgf_key6));
-}
-
 /* Collects every key of a map; *keys is malloc'ed. */
 static int map_keys(int fd, size_t key_size, void **keys, size_t *n)
 {
@@ -743,55 +772,88 @@ static int map_keys(int fd, size_t key_size, void **keys, size_t *n)
 	return 0;
 }
 
-/* Deletes the keys of fd that are not among the new entries. */
-static int delete_stale(int fd, size_t key_size, const void *entries, size_t n_entries,
-			size_t entry_size, int (*cmp)(const void *, const void *))
+
+/*
+ * Walks the old and the new sorted entries of one family: writes what is new
+ * or changed, then deletes what is gone (new before old, so that nothing
+ * allowed before and after is denied in between).
+ */
+static int sync_family(int fd, const char *old, size_t n_old, const char *cur, size_t n_cur,
+		       size_t entry_size, size_t key_size, size_t *writes, size_t *deletes)
 {
-	void *keys;
-	size_t n, i;
-	char *keep;
-	int ret = map_keys(fd, key_size, &keys, &n);
+	size_t i = 0, j = 0;
+	int pass, c;
 
-	if (ret)
-		return ret;
-	keep = calloc(n ? n : 1, 1);
-	if (!keep) {
-		free(keys);
-		return -ENOMEM;
-	}
-	qsort(keys, n, key_size, cmp);
-	for (i = 0; i < n_entries; i++) {
-		/* Entries start with their key. */
-		char *hit = bsearch((const char *)entries + i * entry_size, keys, n, key_size, cmp);
+	for (pass = 0; pass < 2; pass++) {
+		for (i = 0, j = 0; i < n_old || j < n_cur;) {
+			const char *o = old + i * entry_size, *n = cur + j * entry_size;
 
-		if (hit)
-			keep[(hit - (char *)keys) / key_size] = 1;
-	}
-	for (i = 0; i < n; i++) {
-		if (!keep[i] && bpf_map_delete_elem(fd, (char *)keys + i * key_size) &&
-		    errno != ENOENT) {
-			ret = -errno;
-			break;
+			c = i == n_old ? 1 : j == n_cur ? -1 : memcmp(o, n, key_size);
+			if (c < 0) { /* gone */
+				if (pass == 1 && bpf_map_delete_elem(fd, o) && errno != ENOENT)
+					return -errno;
+				*deletes += pass;
+				i++;
+			} else if (c > 0 || memcmp(o + key_size, n + key_size,
+						   entry_size - key_size)) { /* new, changed */
+				if (pass == 0 && bpf_map_update_elem(fd, n, n + key_size, BPF_ANY))
+					return -errno;
+				*writes += !pass;
+				j++;
+				i += c == 0;
+			} else {
+				i++;
+				j++;
+			}
 		}
 	}
-	free(keep);
-	free(keys);
-	return ret;
+	return 0;
+}
+
+const struct cgf_allowlist *cgf_fence_entries(struct cgf_fence *f)
+{
+	int ret;
+
+	if (!f->have_written) {
+		ret = cgf_fence_dump(f, 0, &f->written, NULL, NULL);
+		if (ret) {
+			errno = -ret;
+			return NULL;
+		}
+		f->have_written = true;
+	}
+	return &f->written;
 }
 
 int cgf_fence_sync(struct cgf_fence *f, const struct cgf_allowlist *list, char *err)
 {
-	int ret = write_allowlist(f->allow4_fd, f->allow6_fd, list, err);
+	struct cgf_allowlist next;
+	size_t writes = 0, deletes = 0;
+	int ret;
 
+	/* the first sync of an opened fence learns what its maps hold */
+	if (!cgf_fence_entries(f))
+		return fail(err, -EIO, "cannot read the allowlist: %s", strerror(errno));
+	ret = allowlist_sorted_copy(list, &next);
 	if (ret)
-		return ret;
-	ret = delete_stale(f->allow4_fd, sizeof(struct cgf_key4), list->v4, list->n_v4,
-			   sizeof(list->v4[0]), key_cmp4);
+		return fail(err, ret, "out of memory");
+	/* The entries start with the key: struct cgf_entry4 is {key, value}. */
+	ret = sync_family(f->allow4_fd, (const char *)f->written.v4, f->written.n_v4,
+			  (const char *)next.v4, next.n_v4, sizeof(next.v4[0]),
+			  sizeof(struct cgf_key4), &writes, &deletes);
 	if (!ret)
-		ret = delete_stale(f->allow6_fd, sizeof(struct cgf_key6), list->v6, list->n_v6,
-				   sizeof(list->v6[0]), key_cmp6);
-	if (ret)
-		return fail(err, ret, "cannot remove old allowlist entries: %s", strerror(-ret));
+		ret = sync_family(f->allow6_fd, (const char *)f->written.v6, f->written.n_v6,
+				  (const char *)next.v6, next.n_v6, sizeof(next.v6[0]),
+				  sizeof(struct cgf_key6), &writes, &deletes);
+	if (ret) {
+		cgf_allowlist_free(&next);
+		/* what the maps hold is no longer known: read it again next time */
+		cgf_allowlist_free(&f->written);
+		f->have_written = false;
+		return fail(err, ret, "cannot update the allowlist: %s", strerror(-ret));
+	}
+	cgf_allowlist_free(&f->written);
+	f->written = next;
 	return 0;
 }
 
@@ -863,7 +925,8 @@ int cgf_fence_count(const struct cgf_fence *f, size_t *n_v4, size_t *n_v6)
 	return 0;
 }
 
-int cgf_fence_dump(const struct cgf_fence *f, struct cgf_allowlist *out)
+int cgf_fence_dump(const struct cgf_fence *f, size_t max, struct cgf_allowlist *out,
+		   size_t *total_v4, size_t *total_v6)
 {
 	struct cgf_key4 *k4 = NULL;
 	struct cgf_key6 *k6 = NULL;
@@ -879,6 +942,15 @@ int cgf_fence_dump(const struct cgf_fence *f, struct cgf_allowlist *out)
 		goto out;
 	qsort(k4, n4, sizeof(*k4), key_cmp4);
 	qsort(k6, n6, sizeof(*k6), key_cmp6);
+	if (total_v4)
+		*total_v4 = n4;
+	if (total_v6)
+		*total_v6 = n6;
+	/* Values only for the first max entries, IPv4 first: keys are cheap, values not. */
+	if (max && n4 > max)
+		n4 = max;
+	if (max && n6 > max - n4)
+		n6 = max - n4;
 	out->v4 = calloc(n4 ? n4 : 1, sizeof(*out->v4));
 	out->v6 = calloc(n6 ? n6 : 1, sizeof(*out->v6));
 	if (!out->v4 || !out->v6) {

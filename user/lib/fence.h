@@ -103,14 +103,24 @@ size_t cgf_fence_dns(const struct cgf_fence *fence, const struct cgf_endpoint **
 /* Appends one grant per endpoint (its address and port, TCP and UDP). */
 void cgf_endpoints_to_grants(const struct cgf_endpoint *eps, size_t n, struct cgf_grant *out);
 
+/*
+ * The allowlist as the maps hold it, sorted: read once, then kept current by
+ * cgf_fence_sync, which writes only what changes.  NULL with errno on error.
+ */
+const struct cgf_allowlist *cgf_fence_entries(struct cgf_fence *fence);
+
 /* Sums the per-CPU counters. */
 int cgf_fence_stats(const struct cgf_fence *fence, struct cgf_stats *sum);
 
 /* Counts allowlist entries per family. */
 int cgf_fence_count(const struct cgf_fence *fence, size_t *n_v4, size_t *n_v6);
 
-/* Reads the allowlist back (for status). */
-int cgf_fence_dump(const struct cgf_fence *fence, struct cgf_allowlist *out);
+/*
+ * Reads the allowlist back, sorted: at most max entries (0 = all), IPv4 first;
+ * the totals per family go to total_v4/total_v6 when not NULL.
+ */
+int cgf_fence_dump(const struct cgf_fence *fence, size_t max, struct cgf_allowlist *out,
+		   size_t *total_v4, size_t *total_v6);
 
 /* The ring buffer map fd of deny events. */
 int cgf_fence_events_fd(const struct cgf_fence *fence);

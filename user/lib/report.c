@@ -41,15 +41,15 @@ static json_t *entry_json(int family, const uint8_t *addr, unsigned prefixlen,
 	return json_pack("{s:s,s:o}", "prefix", prefix, "allow", ranges);
 }
 
-json_t *cgf_fence_json(const struct cgf_fence *f, const char *cgroup_path)
+json_t *cgf_fence_json(const struct cgf_fence *f, const char *cgroup_path, size_t max_entries)
 {
 	struct cgf_allowlist list = { 0 };
 	json_t *entries, *counters, *out;
 	uint64_t now = cgf_boottime_ns();
+	size_t i, total4 = 0, total6 = 0;
 	struct cgf_stats st;
-	size_t i;
 
-	if (cgf_fence_stats(f, &st) || cgf_fence_dump(f, &list))
+	if (cgf_fence_stats(f, &st) || cgf_fence_dump(f, max_entries, &list, &total4, &total6))
 		return NULL;
 	entries = json_array();
 	for (i = 0; i < list.n_v4; i++)
@@ -71,8 +71,10 @@ json_t *cgf_fence_json(const struct cgf_fence *f, const char *cgroup_path)
 			cgroup_path ? json_string(cgroup_path) : json_null(), "policy",
 			cgf_fence_policy(f), "label", cgf_fence_label(f), "mode",
 			cgf_fence_audit(f) ? "audit" : "enforce", "ipv4_entries",
-			(json_int_t)list.n_v4, "ipv6_entries", (json_int_t)list.n_v6, "allowlist",
+			(json_int_t)total4, "ipv6_entries", (json_int_t)total6, "allowlist",
 			entries, "counters", counters, "events_lost", (json_int_t)st.events_lost);
+	if (out && list.n_v4 + list.n_v6 < total4 + total6)
+		json_object_set_new(out, "allowlist_truncated", json_true());
 	cgf_allowlist_free(&list);
 	return out;
 }
@@ -145,7 +147,7 @@ void cgf_fence_print(FILE *out, const json_t *f)
 		size_t j;
 
 		if (shown++ == 50) {
-			fprintf(out, "    ... (first 50 shown; --json lists all)\n");
+			fprintf(out, "    ... (first 50 shown)\n");
 			break;
 		}
 		fprintf(out, "    %s", str(e, "prefix"));

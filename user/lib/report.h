@@ -11,8 +11,12 @@
 #include <jansson.h>
 #include "fence.h"
 
-/* A fence: cgroup, id, policy, label, mode, allowlist, counters. NULL on error. */
-json_t *cgf_fence_json(const struct cgf_fence *fence, const char *cgroup_path);
+/*
+ * A fence: cgroup, id, policy, label, mode, allowlist (at most max_entries,
+ * 0 = all, with "allowlist_truncated" when cut), counters.  NULL on error.
+ */
+json_t *cgf_fence_json(const struct cgf_fence *fence, const char *cgroup_path,
+		       size_t max_entries);
 
 /* A deny event, with what is known of its fence (any may be NULL). */
 json_t *cgf_event_json(const struct cgf_event *e, const char *cgroup_path, const char *policy,
