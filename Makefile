@@ -33,6 +33,11 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(TOOL_SRCS))
 
+# Fuzz targets (libFuzzer with ASan and UBSan), over the project's own parsers.
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
+FUZZ_LIB_SRCS := user/lib/policy.c user/lib/resolve.c
+
 SKEL := $(BUILD)/cgfence.skel.h
 BPF_OBJ := $(BUILD)/cgfence.bpf.o
 BPF_HDRS := $(wildcard bpf/*.h) include/cgfence.h $(VMLINUX_DIR)/vmlinux.h
@@ -82,11 +87,6 @@ $(BUILD)/cgfenced: user/cgfenced.c $(LIB) | $(BUILD)
 $(BUILD)/cgfence-hook: user/cgfence-hook.c $(LIB) | $(BUILD)
 	$(call msg,CCLD,$@)
 	$(Q)$(CC) $(CFLAGS) $< $(LIB) $(LDLIBS) -o $@
-
-# Fuzz targets (libFuzzer with ASan and UBSan), over the project's own parsers.
-FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
-FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
-FUZZ_LIB_SRCS := user/lib/policy.c user/lib/resolve.c
 
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) $(wildcard user/lib/*.h) include/cgfence.h
 	$(call msg,FUZZ,$@)

@@ -1334,13 +1334,14 @@ static void test_batch_scripted(void **state)
 /*
  * 10,000 names (A and AAAA each) from dnsmasq's --addn-hosts: every answer
  * right, and quickly.  The time is printed; the limit is loose for loaded CI
- * machines and valgrind (CGF_BENCH_LIMIT_MS).  With 256 names in flight
- * dnsmasq's socket overflows and c-ares sends what was lost again after 1 s:
- * slower, still right.
+ * machines and valgrind (CGF_BENCH_LIMIT_MS).  Only the 64 names in flight
+ * that cgfence uses are tested: with 256, dnsmasq's socket overflows and
+ * c-ares sends what was lost again after 1 s, then 2 s, and on a loaded
+ * machine a name can outlast the 3 s timeout (seen once in CI).
  */
 static void test_batch_10000(void **state)
 {
-	static const size_t inflights[] = { 64, 256 };
+	static const size_t inflights[] = { 64 };
 	const char *limit_env = getenv("CGF_BENCH_LIMIT_MS");
 	long long limit = limit_env ? atoll(limit_env) : BENCH_LIMIT_MS;
 	static char names[BENCH_N][32];
