@@ -132,9 +132,13 @@ fuzz: deps
 	$(Q)$(MAKE) --no-print-directory $(FUZZ_BINS)
 	$(Q)for f in $(FUZZ_BINS); do tests/fuzz/run "$$f" 600 || exit 1; done
 
+# Benchmarks (root): the fence's costs, then the daemon's; bench/results.md is
+# generated from the run, never written by hand.
 bench: deps
+	$(Q)scripts/ensure-packages iperf3 dnsmasq-base jq python3
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)bench/run
+	$(Q)bench/daemon.sh | tee -a bench/results.md
 
 PREFIX ?= /usr/local
 DESTDIR ?=
