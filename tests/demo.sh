@@ -38,8 +38,8 @@ The fenced command may reach only 198.18.0.2, port 80, over TCP:
 TXT
 in_client "$CGFENCE" run --allow 198.18.0.2:80/tcp -- sh -c '
 	echo "\$ curl http://198.18.0.2/"; curl -sS -m 3 http://198.18.0.2/
-	echo "\$ curl http://198.18.0.3/"; out=\$(curl -sS -m 3 http://198.18.0.3/ 2>&1); rc=\$?
-	sleep 0.3; echo "\$out"; exit \$rc'
+	echo "\$ curl http://198.18.0.3/"; out=$(curl -sS -m 3 http://198.18.0.3/ 2>&1); rc=$?
+	sleep 0.3; echo "$out"; exit $rc'
 status=$?
 echo
 echo "cgfence run exited with $status, curl's own status (7: could not connect)."
