@@ -50,6 +50,28 @@ struct {
 	__type(value, struct cgf_allow);
 } cgf_allow6 SEC(".maps");
 
+/*
+ * Exact addresses (/32, /128: everything learned from DNS) live in hash maps,
+ * a lookup that costs the same at any size; the tries hold only shorter
+ * prefixes.  An exact entry's value already holds the ranges of every prefix
+ * that covers it, so a hit needs no trie lookup.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, CGF_MAX_ENTRIES);
+	__type(key, struct cgf_key4);
+	__type(value, struct cgf_allow);
+} cgf_exact4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, CGF_MAX_ENTRIES);
+	__type(key, struct cgf_key6);
+	__type(value, struct cgf_allow);
+} cgf_exact6 SEC(".maps");
+
 /* Fence-wide settings; written by the loader before the first attach. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -147,12 +169,16 @@ static __always_inline bool allowlist_allows(const struct cgf_dest *d)
 		struct cgf_key4 k4 = { .prefixlen = 32 };
 
 		__builtin_memcpy(k4.addr, d->addr + 12, 4);
-		allow = bpf_map_lookup_elem(&cgf_allow4, &k4);
+		allow = bpf_map_lookup_elem(&cgf_exact4, &k4);
+		if (!allow)
+			allow = bpf_map_lookup_elem(&cgf_allow4, &k4);
 	} else {
 		struct cgf_key6 k6 = { .prefixlen = 128 };
 
 		__builtin_memcpy(k6.addr, d->addr, 16);
-		allow = bpf_map_lookup_elem(&cgf_allow6, &k6);
+		allow = bpf_map_lookup_elem(&cgf_exact6, &k6);
+		if (!allow)
+			allow = bpf_map_lookup_elem(&cgf_allow6, &k6);
 	}
 	return allow && ranges_allow(allow, proto_bit(d->proto), d->port);
 }

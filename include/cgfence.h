@@ -15,7 +15,7 @@
  * Bumped whenever a map layout below changes.  Stored in the pinned config
  * map, so a newer cgfence never misreads pins left by an older one.
  */
-#define CGF_ABI_VERSION 1
+#define CGF_ABI_VERSION 2
 
 /* Default bpffs directory that holds one subdirectory of pins per fence. */
 #define CGF_PIN_ROOT_DEFAULT "/sys/fs/bpf/cgfence"
@@ -23,6 +23,8 @@
 /* Pin names inside a fence's directory (/sys/fs/bpf/cgfence/<cgroup id>/). */
 #define CGF_PIN_ALLOW4 "allow4"
 #define CGF_PIN_ALLOW6 "allow6"
+#define CGF_PIN_EXACT4 "exact4"
+#define CGF_PIN_EXACT6 "exact6"
 #define CGF_PIN_CONFIG "config"
 #define CGF_PIN_STATS "stats"
 #define CGF_PIN_EVENTS "events"
@@ -66,7 +68,11 @@ struct cgf_allow {
 };
 _Static_assert(sizeof(struct cgf_allow) == 8 + 16 * CGF_MAX_RANGES, "cgf_allow layout");
 
-/* LPM trie keys; prefixlen in host order, addr in network order. */
+/*
+ * Allowlist keys; prefixlen in host order, addr in network order.  Keys of a
+ * full length (32, 128) go to the exact-address hash maps, the others to the
+ * LPM tries; the layout is the same so one list can feed both.
+ */
 struct cgf_key4 {
 	__u32 prefixlen;
 	__u8 addr[4];

@@ -178,11 +178,16 @@ static int setup(void **state)
 					.expires_ns = cgf_boottime_ns() - 1000000000ull };
 	inet_pton(AF_INET, "198.18.0.9", grants[i].addr);
 	assert_int_equal(cgf_allowlist_build(grants, policy.n_rules + 1, &list, &err), 0);
+	/* as cgfence writes them: full-length keys to the hash maps, prefixes to the tries */
 	for (i = 0; i < list.n_v4; i++)
-		assert_int_equal(bpf_map_update_elem(bpf_map__fd(fx->skel->maps.cgf_allow4),
+		assert_int_equal(bpf_map_update_elem(bpf_map__fd(list.v4[i].key.prefixlen == 32 ?
+								 fx->skel->maps.cgf_exact4 :
+								 fx->skel->maps.cgf_allow4),
 						     &list.v4[i].key, &list.v4[i].value, BPF_ANY), 0);
 	for (i = 0; i < list.n_v6; i++)
-		assert_int_equal(bpf_map_update_elem(bpf_map__fd(fx->skel->maps.cgf_allow6),
+		assert_int_equal(bpf_map_update_elem(bpf_map__fd(list.v6[i].key.prefixlen == 128 ?
+								 fx->skel->maps.cgf_exact6 :
+								 fx->skel->maps.cgf_allow6),
 						     &list.v6[i].key, &list.v6[i].value, BPF_ANY), 0);
 	cgf_allowlist_free(&list);
 	free(grants);

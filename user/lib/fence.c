@@ -260,6 +260,30 @@ int cgf_cgroup_path_of(uint64_t id, char *path, size_t len)
 
 /* ---- the fence ------------------------------------------------------- */
 
+/* One family's allowlist: a trie for prefixes, a hash map for full-length keys. */
+struct family_maps {
+	int trie_fd;
+	int exact_fd;
+	size_t key_size; /* struct cgf_key4 or cgf_key6 */
+	__u32 full;      /* 32 or 128: keys of this length live in the hash map */
+};
+
+static int fam_fd(const struct family_maps *m, const void *key)
+{
+	__u32 prefixlen;
+
+	memcpy(&prefixlen, key, sizeof(prefixlen));
+	return prefixlen == m->full ? m->exact_fd : m->trie_fd;
+}
+
+static void fam_init(struct family_maps *m, int trie_fd, int exact_fd, int family)
+{
+	m->trie_fd = trie_fd;
+	m->exact_fd = exact_fd;
+	m->key_size = family == AF_INET ? sizeof(struct cgf_key4) : sizeof(struct cgf_key6);
+	m->full = family == AF_INET ? 32 : 128;
+}
+
 struct cgf_fence {
 	uint64_t cgroup_id;
 	bool audit;
@@ -267,8 +291,8 @@ struct cgf_fence {
 	char label[CGF_LABEL_MAX];
 	struct cgf_endpoint dns[CGF_FENCE_DNS_MAX];
 	size_t n_dns;
-	int allow4_fd;
-	int allow6_fd;
+	struct family_maps v4;
+	struct family_maps v6;
 	int config_fd;
 	int stats_fd;
 	int events_fd;
@@ -289,7 +313,8 @@ struct cgf_fence {
 	X(egress, cgf_egress)
 
 static const char *const map_pins[] = {
-	CGF_PIN_ALLOW4, CGF_PIN_ALLOW6, CGF_PIN_CONFIG, CGF_PIN_STATS, CGF_PIN_EVENTS,
+	CGF_PIN_ALLOW4, CGF_PIN_ALLOW6, CGF_PIN_EXACT4, CGF_PIN_EXACT6,
+	CGF_PIN_CONFIG, CGF_PIN_STATS, CGF_PIN_EVENTS,
 };
 
 static const char *const link_pins[] = {
@@ -350,13 +375,15 @@ static int lock_pin_root(const char *pin_root, char *err)
 	return fd;
 }
 
-static int write_allowlist(int fd4, int fd6, const struct cgf_allowlist *list, char *err)
+static int write_allowlist(const struct family_maps *m4, const struct family_maps *m6,
+			   const struct cgf_allowlist *list, char *err)
 {
 	char addr[INET6_ADDRSTRLEN];
 	size_t i;
 
 	for (i = 0; i < list->n_v4; i++) {
-		if (bpf_map_update_elem(fd4, &list->v4[i].key, &list->v4[i].value, BPF_ANY)) {
+		if (bpf_map_update_elem(fam_fd(m4, &list->v4[i].key), &list->v4[i].key,
+					&list->v4[i].value, BPF_ANY)) {
 			int ret = -errno;
 
 			inet_ntop(AF_INET, list->v4[i].key.addr, addr, sizeof(addr));
@@ -365,7 +392,8 @@ static int write_allowlist(int fd4, int fd6, const struct cgf_allowlist *list, c
 		}
 	}
 	for (i = 0; i < list->n_v6; i++) {
-		if (bpf_map_update_elem(fd6, &list->v6[i].key, &list->v6[i].value, BPF_ANY)) {
+		if (bpf_map_update_elem(fam_fd(m6, &list->v6[i].key), &list->v6[i].key,
+					&list->v6[i].value, BPF_ANY)) {
 			int ret = -errno;
 
 			inet_ntop(AF_INET6, list->v6[i].key.addr, addr, sizeof(addr));
@@ -411,7 +439,8 @@ static struct cgf_fence *fence_new(void)
 	struct cgf_fence *f = calloc(1, sizeof(*f));
 
 	if (f)
-		f->allow4_fd = f->allow6_fd = f->config_fd = f->stats_fd = f->events_fd = -1;
+		f->v4.trie_fd = f->v4.exact_fd = f->v6.trie_fd = f->v6.exact_fd = f->config_fd =
+			f->stats_fd = f->events_fd = -1;
 	return f;
 }
 
@@ -419,10 +448,14 @@ void cgf_fence_close(struct cgf_fence *f)
 {
 	if (!f)
 		return;
-	if (f->allow4_fd >= 0)
-		close(f->allow4_fd);
-	if (f->allow6_fd >= 0)
-		close(f->allow6_fd);
+	if (f->v4.trie_fd >= 0)
+		close(f->v4.trie_fd);
+	if (f->v4.exact_fd >= 0)
+		close(f->v4.exact_fd);
+	if (f->v6.trie_fd >= 0)
+		close(f->v6.trie_fd);
+	if (f->v6.exact_fd >= 0)
+		close(f->v6.exact_fd);
 	if (f->config_fd >= 0)
 		close(f->config_fd);
 	if (f->stats_fd >= 0)
@@ -500,7 +533,8 @@ int cgf_fence_attach(const char *cgroup_path, const struct cgf_allowlist *list,
 	struct cgf_config cfg = { .abi_version = CGF_ABI_VERSION };
 	struct cgfence_bpf *skel = NULL;
 	struct cgf_fence *fence = NULL;
-	struct bpf_map *maps[5];
+	struct family_maps m4, m6;
+	struct bpf_map *maps[7];
 	int lock_fd = -1, cg_fd = -1, ret;
 	bool pinned = false;
 	uint32_t zero = 0;
@@ -563,8 +597,11 @@ int cgf_fence_attach(const char *cgroup_path, const struct cgf_allowlist *list,
 		goto out;
 	}
 	/* The allowlist is complete before any program sees a packet. */
-	ret = write_allowlist(bpf_map__fd(skel->maps.cgf_allow4), bpf_map__fd(skel->maps.cgf_allow6),
-			      list, err);
+	fam_init(&m4, bpf_map__fd(skel->maps.cgf_allow4), bpf_map__fd(skel->maps.cgf_exact4),
+		 AF_INET);
+	fam_init(&m6, bpf_map__fd(skel->maps.cgf_allow6), bpf_map__fd(skel->maps.cgf_exact6),
+		 AF_INET6);
+	ret = write_allowlist(&m4, &m6, list, err);
 	if (ret)
 		goto out;
 
@@ -588,10 +625,12 @@ int cgf_fence_attach(const char *cgroup_path, const struct cgf_allowlist *list,
 	pinned = true;
 	maps[0] = skel->maps.cgf_allow4;
 	maps[1] = skel->maps.cgf_allow6;
-	maps[2] = skel->maps.cgf_config;
-	maps[3] = skel->maps.cgf_stats;
-	maps[4] = skel->maps.cgf_events;
-	for (i = 0; i < 5; i++) {
+	maps[2] = skel->maps.cgf_exact4;
+	maps[3] = skel->maps.cgf_exact6;
+	maps[4] = skel->maps.cgf_config;
+	maps[5] = skel->maps.cgf_stats;
+	maps[6] = skel->maps.cgf_events;
+	for (i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
 		snprintf(path, sizeof(path), "%s/%s", tmpdir, map_pins[i]);
 		ret = bpf_map__pin(maps[i], path);
 		if (ret) {
@@ -640,12 +679,15 @@ int cgf_fence_attach(const char *cgroup_path, const struct cgf_allowlist *list,
 		fence_take_dns(fence, &cfg);
 		if (allowlist_sorted_copy(list, &fence->written) == 0)
 			fence->have_written = true;
-		fence->allow4_fd = dup_cloexec(bpf_map__fd(skel->maps.cgf_allow4));
-		fence->allow6_fd = dup_cloexec(bpf_map__fd(skel->maps.cgf_allow6));
+		fam_init(&fence->v4, dup_cloexec(bpf_map__fd(skel->maps.cgf_allow4)),
+			 dup_cloexec(bpf_map__fd(skel->maps.cgf_exact4)), AF_INET);
+		fam_init(&fence->v6, dup_cloexec(bpf_map__fd(skel->maps.cgf_allow6)),
+			 dup_cloexec(bpf_map__fd(skel->maps.cgf_exact6)), AF_INET6);
 		fence->config_fd = dup_cloexec(bpf_map__fd(skel->maps.cgf_config));
 		fence->stats_fd = dup_cloexec(bpf_map__fd(skel->maps.cgf_stats));
 		fence->events_fd = dup_cloexec(bpf_map__fd(skel->maps.cgf_events));
-		if (fence->allow4_fd < 0 || fence->allow6_fd < 0 || fence->config_fd < 0 ||
+		if (fence->v4.trie_fd < 0 || fence->v4.exact_fd < 0 || fence->v6.trie_fd < 0 ||
+		    fence->v6.exact_fd < 0 || fence->config_fd < 0 ||
 		    fence->stats_fd < 0 || fence->events_fd < 0) {
 			ret = fail(err, -errno, "cannot duplicate map fds: %s", strerror(errno));
 			goto out_published;
@@ -709,13 +751,17 @@ int cgf_fence_open(const char *pin_root, uint64_t id, struct cgf_fence **out, ch
 		return fail(err, -ENOMEM, "out of memory");
 	f->cgroup_id = id;
 	if ((f->config_fd = open_pin(dir, CGF_PIN_CONFIG, err)) < 0 ||
-	    (f->allow4_fd = open_pin(dir, CGF_PIN_ALLOW4, err)) < 0 ||
-	    (f->allow6_fd = open_pin(dir, CGF_PIN_ALLOW6, err)) < 0 ||
+	    (f->v4.trie_fd = open_pin(dir, CGF_PIN_ALLOW4, err)) < 0 ||
+	    (f->v4.exact_fd = open_pin(dir, CGF_PIN_EXACT4, err)) < 0 ||
+	    (f->v6.trie_fd = open_pin(dir, CGF_PIN_ALLOW6, err)) < 0 ||
+	    (f->v6.exact_fd = open_pin(dir, CGF_PIN_EXACT6, err)) < 0 ||
 	    (f->stats_fd = open_pin(dir, CGF_PIN_STATS, err)) < 0 ||
 	    (f->events_fd = open_pin(dir, CGF_PIN_EVENTS, err)) < 0) {
 		ret = -EIO;
 		goto fail;
 	}
+	fam_init(&f->v4, f->v4.trie_fd, f->v4.exact_fd, AF_INET);
+	fam_init(&f->v6, f->v6.trie_fd, f->v6.exact_fd, AF_INET6);
 	if (bpf_map_lookup_elem(f->config_fd, &zero, &cfg)) {
 		ret = fail(err, -errno, "cannot read the config of '%s': %s", dir, strerror(errno));
 		goto fail;
@@ -778,9 +824,11 @@ static int map_keys(int fd, size_t key_size, void **keys, size_t *n)
  * or changed, then deletes what is gone (new before old, so that nothing
  * allowed before and after is denied in between).
  */
-static int sync_family(int fd, const char *old, size_t n_old, const char *cur, size_t n_cur,
-		       size_t entry_size, size_t key_size, size_t *writes, size_t *deletes)
+static int sync_family(const struct family_maps *m, const char *old, size_t n_old,
+		       const char *cur, size_t n_cur, size_t entry_size, size_t *writes,
+		       size_t *deletes)
 {
+	size_t key_size = m->key_size;
 	size_t i = 0, j = 0;
 	int pass, c;
 
@@ -790,13 +838,14 @@ static int sync_family(int fd, const char *old, size_t n_old, const char *cur, s
 
 			c = i == n_old ? 1 : j == n_cur ? -1 : memcmp(o, n, key_size);
 			if (c < 0) { /* gone */
-				if (pass == 1 && bpf_map_delete_elem(fd, o) && errno != ENOENT)
+				if (pass == 1 && bpf_map_delete_elem(fam_fd(m, o), o) && errno != ENOENT)
 					return -errno;
 				*deletes += pass;
 				i++;
 			} else if (c > 0 || memcmp(o + key_size, n + key_size,
 						   entry_size - key_size)) { /* new, changed */
-				if (pass == 0 && bpf_map_update_elem(fd, n, n + key_size, BPF_ANY))
+				if (pass == 0 &&
+				    bpf_map_update_elem(fam_fd(m, n), n, n + key_size, BPF_ANY))
 					return -errno;
 				*writes += !pass;
 				j++;
@@ -838,13 +887,12 @@ int cgf_fence_sync(struct cgf_fence *f, const struct cgf_allowlist *list, char *
 	if (ret)
 		return fail(err, ret, "out of memory");
 	/* The entries start with the key: struct cgf_entry4 is {key, value}. */
-	ret = sync_family(f->allow4_fd, (const char *)f->written.v4, f->written.n_v4,
-			  (const char *)next.v4, next.n_v4, sizeof(next.v4[0]),
-			  sizeof(struct cgf_key4), &writes, &deletes);
+	ret = sync_family(&f->v4, (const char *)f->written.v4, f->written.n_v4,
+			  (const char *)next.v4, next.n_v4, sizeof(next.v4[0]), &writes, &deletes);
 	if (!ret)
-		ret = sync_family(f->allow6_fd, (const char *)f->written.v6, f->written.n_v6,
-				  (const char *)next.v6, next.n_v6, sizeof(next.v6[0]),
-				  sizeof(struct cgf_key6), &writes, &deletes);
+		ret = sync_family(&f->v6, (const char *)f->written.v6, f->written.n_v6,
+				  (const char *)next.v6, next.n_v6, sizeof(next.v6[0]), &writes,
+				  &deletes);
 	if (ret) {
 		cgf_allowlist_free(&next);
 		/* what the maps hold is no longer known: read it again next time */
@@ -910,15 +958,43 @@ int cgf_fence_stats(const struct cgf_fence *f, struct cgf_stats *sum)
 	return 0;
 }
 
+/* The keys of a family: the trie's, then the hash map's; *keys is malloc'ed. */
+static int fam_keys(const struct family_maps *m, void **keys, size_t *n)
+{
+	void *trie_keys = NULL, *exact_keys = NULL;
+	size_t n_trie = 0, n_exact = 0;
+	char *all;
+	int ret = map_keys(m->trie_fd, m->key_size, &trie_keys, &n_trie);
+
+	if (ret)
+		return ret;
+	ret = map_keys(m->exact_fd, m->key_size, &exact_keys, &n_exact);
+	if (ret) {
+		free(trie_keys);
+		return ret;
+	}
+	all = realloc(trie_keys, (n_trie + n_exact + 1) * m->key_size);
+	if (!all) {
+		free(trie_keys);
+		free(exact_keys);
+		return -ENOMEM;
+	}
+	memcpy(all + n_trie * m->key_size, exact_keys, n_exact * m->key_size);
+	free(exact_keys);
+	*keys = all;
+	*n = n_trie + n_exact;
+	return 0;
+}
+
 int cgf_fence_count(const struct cgf_fence *f, size_t *n_v4, size_t *n_v6)
 {
 	void *keys;
-	int ret = map_keys(f->allow4_fd, sizeof(struct cgf_key4), &keys, n_v4);
+	int ret = fam_keys(&f->v4, &keys, n_v4);
 
 	if (ret)
 		return ret;
 	free(keys);
-	ret = map_keys(f->allow6_fd, sizeof(struct cgf_key6), &keys, n_v6);
+	ret = fam_keys(&f->v6, &keys, n_v6);
 	if (ret)
 		return ret;
 	free(keys);
@@ -934,10 +1010,10 @@ int cgf_fence_dump(const struct cgf_fence *f, size_t max, struct cgf_allowlist *
 	int ret;
 
 	memset(out, 0, sizeof(*out));
-	ret = map_keys(f->allow4_fd, sizeof(*k4), (void **)&k4, &n4);
+	ret = fam_keys(&f->v4, (void **)&k4, &n4);
 	if (ret)
 		return ret;
-	ret = map_keys(f->allow6_fd, sizeof(*k6), (void **)&k6, &n6);
+	ret = fam_keys(&f->v6, (void **)&k6, &n6);
 	if (ret)
 		goto out;
 	qsort(k4, n4, sizeof(*k4), key_cmp4);
@@ -959,12 +1035,14 @@ int cgf_fence_dump(const struct cgf_fence *f, size_t max, struct cgf_allowlist *
 	}
 	for (i = 0; i < n4; i++) {
 		out->v4[out->n_v4].key = k4[i];
-		if (bpf_map_lookup_elem(f->allow4_fd, &k4[i], &out->v4[out->n_v4].value) == 0)
+		if (bpf_map_lookup_elem(fam_fd(&f->v4, &k4[i]), &k4[i], &out->v4[out->n_v4].value) ==
+		    0)
 			out->n_v4++;
 	}
 	for (i = 0; i < n6; i++) {
 		out->v6[out->n_v6].key = k6[i];
-		if (bpf_map_lookup_elem(f->allow6_fd, &k6[i], &out->v6[out->n_v6].value) == 0)
+		if (bpf_map_lookup_elem(fam_fd(&f->v6, &k6[i]), &k6[i], &out->v6[out->n_v6].value) ==
+		    0)
 			out->n_v6++;
 	}
 out:
