@@ -1134,18 +1134,23 @@ const char *cgf_proto_name(unsigned proto, char *buf, size_t len)
 	}
 }
 
-void cgf_event_format(const struct cgf_event *e, char *buf, size_t len)
+void cgf_event_comm(const struct cgf_event *e, char comm[CGF_COMM_LEN])
 {
-	char addr[INET6_ADDRSTRLEN] = "?", pbuf[16], comm[sizeof(e->comm) + 1];
-	const char *proto = cgf_proto_name(e->protocol, pbuf, sizeof(pbuf));
-	size_t i;
-
-	inet_ntop(e->family == AF_INET ? AF_INET : AF_INET6, e->daddr, addr, sizeof(addr));
 	memcpy(comm, e->comm, sizeof(e->comm));
 	comm[sizeof(e->comm)] = '\0';
-	for (i = 0; comm[i]; i++)
+	/* a process names itself: nothing it chose reaches a terminal raw */
+	for (size_t i = 0; comm[i]; i++)
 		if (comm[i] < 0x20 || comm[i] > 0x7e)
 			comm[i] = '?';
+}
+
+void cgf_event_format(const struct cgf_event *e, char *buf, size_t len)
+{
+	char addr[INET6_ADDRSTRLEN] = "?", pbuf[16], comm[CGF_COMM_LEN];
+	const char *proto = cgf_proto_name(e->protocol, pbuf, sizeof(pbuf));
+
+	inet_ntop(e->family == AF_INET ? AF_INET : AF_INET6, e->daddr, addr, sizeof(addr));
+	cgf_event_comm(e, comm);
 	if (e->protocol == IPPROTO_TCP || e->protocol == IPPROTO_UDP)
 		snprintf(buf, len, "%s %s%s%s:%u (%s) pid %u (%s)", proto,
 			 e->family == AF_INET6 ? "[" : "", addr, e->family == AF_INET6 ? "]" : "",

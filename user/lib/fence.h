@@ -128,6 +128,11 @@ int cgf_fence_events_fd(const struct cgf_fence *fence);
 /* Lists the cgroup ids fenced under pin_root; *ids is malloc'ed. */
 int cgf_fence_list(const char *pin_root, uint64_t **ids, size_t *n);
 
+#define CGF_COMM_LEN 17 /* an event's comm, printable, with the NUL */
+
+/* An event's comm with anything unprintable replaced by '?'. */
+void cgf_event_comm(const struct cgf_event *e, char comm[CGF_COMM_LEN]);
+
 /* "198.18.0.1:80 tcp connect4 pid 12 (curl)"-style description of an event. */
 void cgf_event_format(const struct cgf_event *e, char *buf, size_t len);
 

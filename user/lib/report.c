@@ -82,12 +82,11 @@ json_t *cgf_fence_json(const struct cgf_fence *f, const char *cgroup_path, size_
 json_t *cgf_event_json(const struct cgf_event *e, const char *cgroup_path, const char *policy,
 		       const char *label)
 {
-	char addr[INET6_ADDRSTRLEN] = "?", when[64], pbuf[16], comm[sizeof(e->comm) + 1];
+	char addr[INET6_ADDRSTRLEN] = "?", when[64], pbuf[16], comm[CGF_COMM_LEN];
 	uint64_t boot_now = cgf_boottime_ns(), ago = boot_now > e->time_ns ?
 							      boot_now - e->time_ns : 0;
 	struct timespec ts;
 	struct tm tm;
-	size_t i;
 
 	/* Boot time to wall time: now minus how long ago it happened. */
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -101,11 +100,7 @@ json_t *cgf_event_json(const struct cgf_event *e, const char *cgroup_path, const
 			 tm.tm_sec, (unsigned)(real % NS_PER_SEC / 1000000));
 	}
 	inet_ntop(e->family == AF_INET ? AF_INET : AF_INET6, e->daddr, addr, sizeof(addr));
-	memcpy(comm, e->comm, sizeof(e->comm));
-	comm[sizeof(e->comm)] = '\0';
-	for (i = 0; comm[i]; i++)
-		if (comm[i] < 0x20 || comm[i] > 0x7e)
-			comm[i] = '?';
+	cgf_event_comm(e, comm);
 	return json_pack("{s:s,s:s,s:s,s:s,s:i,s:s,s:I,s:o,s:o,s:o,s:I,s:s}", "time", when,
 			 "action", e->action == CGF_EVENT_AUDIT ? "audit" : "denied", "hook",
 			 cgf_hook_name(e->hook), "protocol",
