@@ -4,6 +4,7 @@
 #   make demo       install missing build dependencies, build, show a fenced command
 #   make check      install what the tests need, build, run every test
 #   make bench      benchmarks (root)
+#   make bench-compare  cgfence against iptables+ipset, nftables, systemd-style LPM (root)
 #   make vmlinux    regenerate vmlinux/$(ARCH)/vmlinux.h from the running kernel's BTF
 
 ARCH ?= $(shell uname -m)
@@ -51,7 +52,7 @@ msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
 .DELETE_ON_ERROR:
-.PHONY: all deps test-deps demo-deps demo check fuzz bench install vmlinux clean
+.PHONY: all deps test-deps demo-deps demo check fuzz bench bench-compare install vmlinux clean
 
 all: $(BUILD)/cgfence $(BUILD)/cgfenced $(BUILD)/cgfence-hook $(UNIT_BINS) $(TOOL_BINS) $(FUZZ_BINS)
 
@@ -139,6 +140,13 @@ bench: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)bench/run
 	$(Q)bench/daemon.sh | tee -a bench/results.md
+
+# cgfence against the alternatives (root, about 10 minutes: apart from `make bench`,
+# which takes about 8 on its own); writes docs/benchmarks.md and docs/connect-rate.png.
+bench-compare: deps
+	$(Q)scripts/ensure-packages iptables ipset nftables gnuplot-nox gawk python3
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)bench/compare
 
 PREFIX ?= /usr/local
 DESTDIR ?=

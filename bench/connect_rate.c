@@ -9,6 +9,8 @@
  *   connect_rate [-c CPU] ab ADDR PORT SECONDS PAIRS CGROUP_A CGROUP_B
  *                                  TCP loop in interleaved windows of SECONDS,
  *                                  alternately in two cgroups (see ab() below)
+ *                                  (CGROUP_A/B: a cgroup directory, or DIR@NETNS_FILE to
+ *                                  alternate network namespaces too: see enter_cgroup())
  *
  * ADDR is an IPv4 or IPv6 literal.  Every loop is bounded by SECONDS (and the
  * server also by SECONDS, so that a forgotten one goes away by itself).  The
@@ -27,6 +29,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -181,18 +184,36 @@ static int client(int tcp, struct sockaddr_storage *ss, socklen_t len, double se
 	return 0;
 }
 
-/* Moves this process into the cgroup directory dir. */
-static void enter_cgroup(const char *dir)
+/*
+ * Moves this process into a side of an interleaved series: SPEC is a cgroup
+ * directory, optionally followed by @ and a network namespace file (such as
+ * /run/netns/NAME) that the process then enters with setns(): a socket
+ * belongs to the cgroup and to the network namespace its creator was in, so
+ * two sides can differ by cgroup (BPF filters) or by namespace (netfilter).
+ */
+static void enter_cgroup(const char *spec)
 {
-	char path[4096], pid[32];
+	char dir[4096], path[4200], pid[32];
+	const char *at = strchr(spec, '@');
 	FILE *f;
 
+	snprintf(dir, sizeof(dir), "%.*s", at ? (int)(at - spec) : (int)strlen(spec), spec);
 	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
 	snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
 	f = fopen(path, "w");
 	if (!f || fputs(pid, f) < 0 || fclose(f)) {
 		fprintf(stderr, "connect_rate: cannot enter %s: %s\n", dir, strerror(errno));
 		exit(1);
+	}
+	if (at) {
+		int fd = open(at + 1, O_RDONLY | O_CLOEXEC);
+
+		if (fd < 0 || setns(fd, CLONE_NEWNET)) {
+			fprintf(stderr, "connect_rate: cannot enter network namespace %s: %s\n", at + 1,
+				strerror(errno));
+			exit(1);
+		}
+		close(fd);
 	}
 }
 

@@ -8,6 +8,8 @@
  *                                          prints "rr transactions=N seconds=S rate=R"
  *   rr [-c CPU] ab     ADDR PORT SECONDS PAIRS CGROUP_A CGROUP_B
  *   rr [-c CPU] streamab ADDR PORT SECONDS PAIRS CGROUP_A CGROUP_B
+ *   (CGROUP_A/B: a cgroup directory, or DIR@NETNS_FILE: the side also enters that
+ *   network namespace with setns() before it connects; see enter_cgroup())
  *
  * ab and streamab open one connection from each cgroup (the process moves
  * itself into CGROUP_A, connects, into CGROUP_B, connects: a socket belongs to
@@ -24,6 +26,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -137,18 +140,36 @@ static int server(struct sockaddr_storage *ss, socklen_t len, double secs, int e
 	return 0;
 }
 
-/* Moves this process into the cgroup directory dir. */
-static void enter_cgroup(const char *dir)
+/*
+ * Moves this process into a side of an interleaved series: SPEC is a cgroup
+ * directory, optionally followed by @ and a network namespace file (such as
+ * /run/netns/NAME) that the process then enters with setns(): a socket
+ * belongs to the cgroup and to the network namespace its creator was in, so
+ * two sides can differ by cgroup (BPF filters) or by namespace (netfilter).
+ */
+static void enter_cgroup(const char *spec)
 {
-	char path[4096], pid[32];
+	char dir[4096], path[4200], pid[32];
+	const char *at = strchr(spec, '@');
 	FILE *f;
 
+	snprintf(dir, sizeof(dir), "%.*s", at ? (int)(at - spec) : (int)strlen(spec), spec);
 	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
 	snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
 	f = fopen(path, "w");
 	if (!f || fputs(pid, f) < 0 || fclose(f)) {
 		fprintf(stderr, "rr: cannot enter %s: %s\n", dir, strerror(errno));
 		exit(1);
+	}
+	if (at) {
+		int fd = open(at + 1, O_RDONLY | O_CLOEXEC);
+
+		if (fd < 0 || setns(fd, CLONE_NEWNET)) {
+			fprintf(stderr, "rr: cannot enter network namespace %s: %s\n", at + 1,
+				strerror(errno));
+			exit(1);
+		}
+		close(fd);
 	}
 }
 
