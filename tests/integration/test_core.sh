@@ -565,6 +565,26 @@ PY
 	assert_match 'denied udp 198\.18\.0\.3:5000 \(egress\)' "$ERR" "deny line"
 }
 
+# Broadcast and multicast are destinations like any other: denied unless a
+# rule names them.  The broadcast listener, bound to the subnet's broadcast
+# address, measures that nothing left; an unfenced send shows it would see one.
+test_broadcast_multicast_denied() {
+	setup || return
+	listen_udp "$NS_S" 198.18.0.255 5000 bc || return
+	OUT=$(in_client "$PROBE" udp-broadcast 198.18.0.255 5000 --send x)
+	assert_match '^ok' "$OUT" "unfenced broadcast"
+	expect_units bc 1 "unfenced broadcast"
+	run_table "--allow 198.18.0.2:5000/udp" <<-EOF
+		EPERM bc 1 udp-broadcast 198.18.0.255 5000 --send x
+		EPERM -  0 udp-multicast 224.0.0.251 5353 --send x --via 198.18.0.1
+	EOF
+	fence --allow 198.18.0.2:5000/udp -- "$PROBE" udp-multicast 224.0.0.251 5353 --send x --via 198.18.0.1
+	assert_match 'denied udp 224\.0\.0\.251:5353 \(sendmsg4\)' "$ERR" "multicast deny line"
+	# a rule that names the group allows it
+	fence --allow 224.0.0.251:5353/udp -- "$PROBE" udp-multicast 224.0.0.251 5353 --send x --via 198.18.0.1
+	assert_match '^ok' "$OUT" "multicast to an allowed group"
+}
+
 # ---- TCP Fast Open, io_uring ------------------------------------------------
 
 test_tcp_fastopen() {
