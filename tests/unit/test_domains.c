@@ -42,6 +42,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "helpers.h"
+
 #include "domains.h"
 #include "policy.h"
 #include "resolve.h"
@@ -67,14 +69,6 @@ static unsigned int hosts_gen;
 static struct cgf_resolver *res;
 static int silent_fd = -1;
 static uint16_t silent_port;
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int bind_addr(const char *addr, uint16_t port, uint16_t *bound, int type)
 {
@@ -113,25 +107,6 @@ static uint16_t pick_port(void)
 		close(t);
 	close(u);
 	return port;
-}
-
-static void stop_child(pid_t *pid)
-{
-	int i;
-
-	if (*pid <= 0)
-		return;
-	kill(*pid, SIGTERM);
-	for (i = 0; i < 100; i++) {
-		if (waitpid(*pid, NULL, WNOHANG) == *pid) {
-			*pid = -1;
-			return;
-		}
-		usleep(20000);
-	}
-	kill(*pid, SIGKILL);
-	waitpid(*pid, NULL, 0);
-	*pid = -1;
 }
 
 static pid_t dnsmasq_spawn(uint16_t port, int logfd)
@@ -186,21 +161,6 @@ static pid_t dnsmasq_spawn(uint16_t port, int logfd)
 		_exit(127);
 	}
 	return pid;
-}
-
-static void dump_log(void)
-{
-	char buf[4096];
-	ssize_t n;
-	int fd = open(dnsmasq_log, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return;
-	while ((n = read(fd, buf, sizeof(buf) - 1)) > 0) {
-		buf[n] = '\0';
-		print_message("%s", buf);
-	}
-	close(fd);
 }
 
 /* The address of gen.dom.test in the hosts file of generation gen. */
@@ -326,7 +286,7 @@ static int setup(void **state)
 	if (have_dnsmasq)
 		return 0;
 	print_error("dnsmasq did not start; its output:\n");
-	dump_log();
+	dump_log_file(dnsmasq_log);
 fail:
 	teardown(state); /* cmocka skips the group teardown after a failed setup */
 	return -1;

@@ -40,6 +40,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "helpers.h"
+
 #include "resolve.h"
 
 #define DNSMASQ_ADDR "127.0.53.1"
@@ -65,14 +67,6 @@ static char bench_hosts[] = "/tmp/cgf-test-bench-XXXXXX";
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- raw DNS, for the probe and the scripted server ---- */
 
@@ -378,25 +372,6 @@ static int fake_start(void)
 
 /* ---- dnsmasq ---- */
 
-static void stop_child(pid_t *pid)
-{
-	int i;
-
-	if (*pid <= 0)
-		return;
-	kill(*pid, SIGTERM);
-	for (i = 0; i < 100; i++) {
-		if (waitpid(*pid, NULL, WNOHANG) == *pid) {
-			*pid = -1;
-			return;
-		}
-		usleep(20000);
-	}
-	kill(*pid, SIGKILL);
-	waitpid(*pid, NULL, 0);
-	*pid = -1;
-}
-
 /* A port free for UDP and TCP on DNSMASQ_ADDR (and ::1 when there is IPv6). */
 static uint16_t pick_port(void)
 {
@@ -484,21 +459,6 @@ static pid_t dnsmasq_spawn(uint16_t port, int logfd)
 	return pid;
 }
 
-static void dump_log(void)
-{
-	char buf[4096];
-	ssize_t n;
-	int fd = open(dnsmasq_log, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return;
-	while ((n = read(fd, buf, sizeof(buf) - 1)) > 0) {
-		buf[n] = '\0';
-		print_message("%s", buf);
-	}
-	close(fd);
-}
-
 /* The bench names: nNNNNN.bench.test, 1 to BENCH_N, each with one IPv4 and one IPv6. */
 static void bench_name(char *buf, size_t len, int i)
 {
@@ -566,7 +526,7 @@ static int dnsmasq_start(void)
 	}
 	close(logfd);
 	print_error("dnsmasq did not start; its output:\n");
-	dump_log();
+	dump_log_file(dnsmasq_log);
 	return -1;
 }
 
