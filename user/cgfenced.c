@@ -34,6 +34,7 @@
 #include <bpf/libbpf.h>
 #include <jansson.h>
 
+#include "conf.h"
 #include "control.h"
 #include "domains.h"
 #include "fence.h"
@@ -1310,9 +1311,11 @@ static int set_option(struct options *o, const char *key, const char *val)
 static int read_config(struct options *o, const char *path, bool must_exist,
 		       const bool *given, const char *const *keys)
 {
-	char line[1024];
+	char *line = NULL, *key, *val;
 	unsigned lineno = 0;
+	size_t cap = 0;
 	FILE *f = fopen(path, "re");
+	int ret = 0;
 
 	if (!f) {
 		if (errno == ENOENT && !must_exist)
@@ -1320,33 +1323,20 @@ static int read_config(struct options *o, const char *path, bool must_exist,
 		fprintf(stderr, "cgfenced: cannot read config '%s': %s\n", path, strerror(errno));
 		return -1;
 	}
-	while (fgets(line, sizeof(line), f)) {
-		char *key = line, *val, *eq, *end;
+	/* whole lines, however long: a long comment's tail is no option */
+	while (!ret && getline(&line, &cap, f) > 0) {
 		size_t k;
+		int n;
 
 		lineno++;
-		if ((end = strchr(line, '#')))
-			*end = '\0';
-		while (*key == ' ' || *key == '\t')
-			key++;
-		end = key + strlen(key);
-		while (end > key && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' ' ||
-				     end[-1] == '\t'))
-			*--end = '\0';
-		if (!*key)
+		n = cgf_conf_split(line, &key, &val);
+		if (n == 0)
 			continue;
-		eq = strchr(key, '=');
-		if (!eq) {
+		if (n < 0) {
 			fprintf(stderr, "cgfenced: %s:%u: expected 'key = value'\n", path, lineno);
-			fclose(f);
-			return -1;
+			ret = -1;
+			break;
 		}
-		val = eq + 1;
-		while (eq > key && (eq[-1] == ' ' || eq[-1] == '\t'))
-			eq--;
-		*eq = '\0';
-		while (*val == ' ' || *val == '\t')
-			val++;
 		/* the command line wins over the file */
 		for (k = 0; keys[k]; k++)
 			if (!strcmp(keys[k], key) && given[k])
@@ -1355,12 +1345,12 @@ static int read_config(struct options *o, const char *path, bool must_exist,
 			continue;
 		if (set_option(o, key, val)) {
 			fprintf(stderr, "cgfenced: (in %s:%u)\n", path, lineno);
-			fclose(f);
-			return -1;
+			ret = -1;
 		}
 	}
+	free(line);
 	fclose(f);
-	return 0;
+	return ret;
 }
 
 static int open_socket(const char *path)
