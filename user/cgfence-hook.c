@@ -125,17 +125,11 @@ static int read_file(const char *path, size_t max, char **out, size_t *len)
 	return ret;
 }
 
-/*
- * The resolvers the container uses: the nameserver lines of the file that
- * the bundle's config.json mounts on /etc/resolv.conf (podman writes it from
- * --dns or the host's).  No such mount, no resolvers: that is not an error.
- */
-static int container_dns(const char *bundle, json_t *dns)
+/* The bundle's config.json, parsed; 0 or -1 (said). */
+static int bundle_config(const char *bundle, struct cgf_oci_config *cfg)
 {
 	char path[PATH_MAX], err[CGF_OCI_ERR_LEN], *text = NULL;
-	char addrs[DNS_MAX][CGF_OCI_ADDR_LEN];
-	struct cgf_oci_config cfg;
-	size_t len, n;
+	size_t len;
 	int ret;
 
 	if (cgf_oci_bundle_path(bundle, "config.json", path, sizeof(path))) {
@@ -147,19 +141,30 @@ static int container_dns(const char *bundle, json_t *dns)
 		say("cannot read '%s': %s", path, ret == -EFBIG ? "too large" : strerror(-ret));
 		return -1;
 	}
-	ret = cgf_oci_config_parse(text, len, &cfg, err, sizeof(err));
+	ret = cgf_oci_config_parse(text, len, cfg, err, sizeof(err));
 	free(text);
 	if (ret) {
 		say("malformed '%s': %s", path, err);
 		return -1;
 	}
-	if (!cfg.resolv_source) {
-		cgf_oci_config_free(&cfg);
+	return 0;
+}
+
+/*
+ * The resolvers the container uses: the nameserver lines of the file that
+ * the bundle's config.json mounts on /etc/resolv.conf (podman writes it from
+ * --dns or the host's).  No such mount, no resolvers: that is not an error.
+ */
+static int container_dns(const char *bundle, const struct cgf_oci_config *cfg, json_t *dns)
+{
+	char path[PATH_MAX], *text = NULL;
+	char addrs[DNS_MAX][CGF_OCI_ADDR_LEN];
+	size_t len, n;
+	int ret;
+
+	if (!cfg->resolv_source)
 		return 0;
-	}
-	ret = cgf_oci_bundle_path(bundle, cfg.resolv_source, path, sizeof(path));
-	cgf_oci_config_free(&cfg);
-	if (ret) {
+	if (cgf_oci_bundle_path(bundle, cfg->resolv_source, path, sizeof(path))) {
 		say("resolv.conf path too long");
 		return -1;
 	}
@@ -179,6 +184,7 @@ static int container_dns(const char *bundle, json_t *dns)
 static int hook_create(const char *socket, int timeout_ms)
 {
 	char label[LABEL_MAX + 1], err[CGF_ERR_LEN], *text = NULL;
+	struct cgf_oci_config cfg;
 	struct cgf_oci_state st;
 	json_t *dns, *req, *rep = NULL;
 	size_t len;
@@ -201,8 +207,14 @@ static int hook_create(const char *socket, int timeout_ms)
 		cgf_oci_state_free(&st);
 		return 0;
 	}
+	if (bundle_config(st.bundle, &cfg)) {
+		cgf_oci_state_free(&st);
+		return 1;
+	}
 	dns = json_array();
-	if (container_dns(st.bundle, dns)) {
+	ret = container_dns(st.bundle, &cfg, dns);
+	cgf_oci_config_free(&cfg);
+	if (ret) {
 		json_decref(dns);
 		cgf_oci_state_free(&st);
 		return 1;
