@@ -1170,6 +1170,8 @@ uint64_t cgf_boottime_ns(void)
 
 static bool libbpf_verbose;
 
+/* printf-like for -Wformat=2 with clang (the sanitizer build): libbpf's format, passed on */
+__attribute__((format(printf, 2, 0)))
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
 	if (!libbpf_verbose && level != LIBBPF_WARN)
