@@ -2,13 +2,17 @@
 #
 #   make            build everything into build/
 #   make demo       install missing build dependencies, build, show a fenced command
-#   make check      install what the tests need, build, run every test
+#   make check      install what the tests need, build, run every test (then again
+#                   against the sanitizer build)
+#   make san        the userspace again with ASan and UBSan, into build/san/
 #   make bench      benchmarks (root)
 #   make bench-compare  cgfence against iptables+ipset, nftables, systemd-style LPM (root)
 #   make vmlinux    regenerate vmlinux/$(ARCH)/vmlinux.h from the running kernel's BTF
 
 ARCH ?= $(shell uname -m)
 BUILD := build
+# The BPF object and skeleton: one, shared by the sanitizer build (SAN=1 below).
+BPF_BUILD := $(BUILD)
 CLANG ?= clang
 BPFTOOL ?= bpftool
 CC ?= cc
@@ -18,8 +22,18 @@ BPF_ARCH := $(patsubst x86_64,x86,$(patsubst aarch64,arm64,$(ARCH)))
 
 WARNINGS := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	    -Wno-unused-parameter -Wformat=2
+# make SAN=1 (what `make san` runs): every userspace binary with AddressSanitizer
+# (LeakSanitizer included) and UndefinedBehaviorSanitizer, into build/san/, for the
+# second pass of make check; UB aborts like a memory error does.  Clang: its runtime is one
+# library, where gcc's separate libubsan ignores UBSAN_OPTIONS' log_path next to ASan.
+ifeq ($(SAN),1)
+BUILD := $(BPF_BUILD)/san
+CC := $(CLANG)
+CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+	  -fno-sanitize-recover=undefined
+endif
 CFLAGS ?= -O2 -g
-CFLAGS += -std=gnu11 $(WARNINGS) -D_GNU_SOURCE -Iinclude -Iuser/lib -I$(BUILD)
+CFLAGS += -std=gnu11 $(WARNINGS) -D_GNU_SOURCE -Iinclude -Iuser/lib -I$(BPF_BUILD)
 LDLIBS := -lbpf -lelf -lz -lcares -ljansson
 
 BPF_CFLAGS := -target bpf -g -O2 -Wall -Werror -D__TARGET_ARCH_$(BPF_ARCH) \
@@ -33,14 +47,15 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(TOOL_SRCS))
+USER_BINS := $(BUILD)/cgfence $(BUILD)/cgfenced $(BUILD)/cgfence-hook $(UNIT_BINS) $(TOOL_BINS)
 
 # Fuzz targets (libFuzzer with ASan and UBSan), over the project's own parsers.
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 FUZZ_LIB_SRCS := user/lib/policy.c user/lib/resolve.c
 
-SKEL := $(BUILD)/cgfence.skel.h
-BPF_OBJ := $(BUILD)/cgfence.bpf.o
+SKEL := $(BPF_BUILD)/cgfence.skel.h
+BPF_OBJ := $(BPF_BUILD)/cgfence.bpf.o
 BPF_HDRS := $(wildcard bpf/*.h) include/cgfence.h $(VMLINUX_DIR)/vmlinux.h
 
 ifeq ($(V),1)
@@ -52,9 +67,15 @@ msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
 .DELETE_ON_ERROR:
-.PHONY: all deps test-deps demo-deps demo check fuzz bench bench-compare install vmlinux clean
+.PHONY: all san san-bins deps test-deps demo-deps demo check fuzz bench bench-compare install vmlinux clean
 
-all: $(BUILD)/cgfence $(BUILD)/cgfenced $(BUILD)/cgfence-hook $(UNIT_BINS) $(TOOL_BINS) $(FUZZ_BINS)
+all: $(USER_BINS) $(FUZZ_BINS)
+
+# The sanitizer build: this Makefile again with SAN=1, once the skeleton it shares exists.
+san: $(SKEL)
+	$(Q)$(MAKE) --no-print-directory SAN=1 san-bins
+
+san-bins: $(USER_BINS)
 
 $(BUILD) $(BUILD)/lib $(BUILD)/tests:
 	$(Q)mkdir -p $@
@@ -126,7 +147,7 @@ demo: demo-deps
 FUZZ_SECONDS ?= 15
 
 check: test-deps
-	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory all san
 	$(Q)FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run-all.sh
 
 fuzz: deps

@@ -368,7 +368,8 @@ start_daemon() {
 	DPID=$!
 	echo "$DPID" >>"$WORK/daemon.pids"
 	for i in $(seq 1 50); do
-		"$CGFENCE" status --socket "$SOCK" >/dev/null 2>&1 && return 0
+		# status reads the pins itself while there is no socket
+		[ -S "$SOCK" ] && "$CGFENCE" status --socket "$SOCK" >/dev/null 2>&1 && return 0
 		alive "$DPID" || break
 		sleep 0.1
 	done
@@ -495,7 +496,7 @@ suite_cleanup() {
 		for pid in $(cat "$WORK/daemon.pids"); do
 			# still the daemon this suite started (not a recycled pid)?
 			tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "--socket $SOCK " &&
-				kill -KILL "$pid"
+				stop_pid "$pid"
 		done
 		rm -f "$WORK/daemon.pids"
 	fi
