@@ -24,11 +24,13 @@ WARNINGS := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	    -Wno-unused-parameter -Wformat=2
 # make SAN=1 (what `make san` runs): every userspace binary with AddressSanitizer
 # (LeakSanitizer included) and UndefinedBehaviorSanitizer, into build/san/, for the
-# second pass of make check; UB aborts like a memory error does.  Clang: its runtime is one
-# library, where gcc's separate libubsan ignores UBSAN_OPTIONS' log_path next to ASan.
+# second pass of make check; UB aborts like a memory error does.  Clang (SAN_CC), even when
+# CC names another compiler: its runtime is one library, where gcc's separate libubsan
+# ignores UBSAN_OPTIONS' log_path next to ASan.
+SAN_CC ?= $(CLANG)
 ifeq ($(SAN),1)
 BUILD := $(BPF_BUILD)/san
-CC := $(CLANG)
+override CC := $(SAN_CC)
 CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 	  -fno-sanitize-recover=undefined
 endif
@@ -67,11 +69,12 @@ msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
 .DELETE_ON_ERROR:
-.PHONY: all san san-bins deps test-deps demo-deps demo check fuzz bench bench-compare install vmlinux clean
+.PHONY: all deps test-deps demo-deps demo check fuzz bench bench-compare install vmlinux clean
 
 all: $(USER_BINS) $(FUZZ_BINS)
 
 # The sanitizer build: this Makefile again with SAN=1, once the skeleton it shares exists.
+.PHONY: san san-bins
 san: $(SKEL)
 	$(Q)$(MAKE) --no-print-directory SAN=1 san-bins
 
