@@ -995,12 +995,14 @@ static void handle_detach(struct client *c, json_t *req)
 
 static void handle_status(struct client *c)
 {
-	json_t *fences = json_array(), *policies = json_array();
+	json_t *fences, *policies;
 	uint64_t *ids = NULL;
 	size_t n = 0, i;
 
 	if (c->cred.uid != 0)
 		return reply_error(c, "status: only root may see every fence");
+	fences = json_array();
+	policies = json_array();
 	if (cgf_fence_list(d.opt.pin_root, &ids, &n) == 0) {
 		for (i = 0; i < n; i++) {
 			struct dfence *df = find_fence(ids[i]);
