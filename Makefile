@@ -2,13 +2,17 @@
 #
 #   make            build everything into build/
 #   make demo       install missing build dependencies, build, show a fenced command
-#   make check      install what the tests need, build, run every test
+#   make check      install what the tests need, build, run every test (then again
+#                   against the sanitizer build)
+#   make san        the userspace again with ASan and UBSan, into build/san/
 #   make bench      benchmarks (root)
 #   make bench-compare  cgfence against iptables+ipset, nftables, systemd-style LPM (root)
 #   make vmlinux    regenerate vmlinux/$(ARCH)/vmlinux.h from the running kernel's BTF
 
 ARCH ?= $(shell uname -m)
 BUILD := build
+# The BPF object and skeleton: one, shared by the sanitizer build (SAN=1 below).
+BPF_BUILD := $(BUILD)
 CLANG ?= clang
 BPFTOOL ?= bpftool
 CC ?= cc
@@ -18,8 +22,20 @@ BPF_ARCH := $(patsubst x86_64,x86,$(patsubst aarch64,arm64,$(ARCH)))
 
 WARNINGS := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	    -Wno-unused-parameter -Wformat=2
+# make SAN=1 (what `make san` runs): every userspace binary with AddressSanitizer
+# (LeakSanitizer included) and UndefinedBehaviorSanitizer, into build/san/, for the
+# second pass of make check; UB aborts like a memory error does.  Clang (SAN_CC), even when
+# CC names another compiler: its runtime is one library, where gcc's separate libubsan
+# ignores UBSAN_OPTIONS' log_path next to ASan.
+SAN_CC ?= $(CLANG)
+ifeq ($(SAN),1)
+BUILD := $(BPF_BUILD)/san
+override CC := $(SAN_CC)
+CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+	  -fno-sanitize-recover=undefined
+endif
 CFLAGS ?= -O2 -g
-CFLAGS += -std=gnu11 $(WARNINGS) -D_GNU_SOURCE -Iinclude -Iuser/lib -I$(BUILD)
+CFLAGS += -std=gnu11 $(WARNINGS) -D_GNU_SOURCE -Iinclude -Iuser/lib -I$(BPF_BUILD)
 LDLIBS := -lbpf -lelf -lz -lcares -ljansson
 
 BPF_CFLAGS := -target bpf -g -O2 -Wall -Werror -D__TARGET_ARCH_$(BPF_ARCH) \
@@ -33,6 +49,7 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(TOOL_SRCS))
+USER_BINS := $(BUILD)/cgfence $(BUILD)/cgfenced $(BUILD)/cgfence-hook $(UNIT_BINS) $(TOOL_BINS)
 
 # Fuzz targets (libFuzzer with ASan and UBSan), over the project's own parsers.
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
@@ -41,8 +58,8 @@ FUZZ_LIB_SRCS := user/lib/policy.c user/lib/resolve.c user/lib/oci.c user/lib/re
 		 user/lib/conf.c
 FUZZ_LDLIBS := -lcares -ljansson
 
-SKEL := $(BUILD)/cgfence.skel.h
-BPF_OBJ := $(BUILD)/cgfence.bpf.o
+SKEL := $(BPF_BUILD)/cgfence.skel.h
+BPF_OBJ := $(BPF_BUILD)/cgfence.bpf.o
 BPF_HDRS := $(wildcard bpf/*.h) include/cgfence.h $(VMLINUX_DIR)/vmlinux.h
 
 ifeq ($(V),1)
@@ -56,7 +73,14 @@ endif
 .DELETE_ON_ERROR:
 .PHONY: all deps test-deps demo-deps demo check fuzz bench bench-compare install vmlinux clean
 
-all: $(BUILD)/cgfence $(BUILD)/cgfenced $(BUILD)/cgfence-hook $(UNIT_BINS) $(TOOL_BINS) $(FUZZ_BINS)
+all: $(USER_BINS) $(FUZZ_BINS)
+
+# The sanitizer build: this Makefile again with SAN=1, once the skeleton it shares exists.
+.PHONY: san san-bins
+san: $(SKEL)
+	$(Q)$(MAKE) --no-print-directory SAN=1 san-bins
+
+san-bins: $(USER_BINS)
 
 $(BUILD) $(BUILD)/lib $(BUILD)/tests:
 	$(Q)mkdir -p $@
@@ -108,7 +132,7 @@ $(BUILD)/tests/%: tests/tools/%.c | $(BUILD)/tests
 # Build dependencies, installed with apt-get when missing (Debian 12).
 BUILD_PKGS := clang llvm make gcc pkg-config libbpf-dev libelf-dev zlib1g-dev bpftool \
 	      libc-ares-dev libjansson-dev libcmocka-dev liburing-dev libclang-rt-14-dev
-TEST_PKGS := iproute2 dnsmasq-base util-linux libcap2-bin python3 jq
+TEST_PKGS := iproute2 dnsmasq-base util-linux libcap2-bin python3 jq valgrind
 DEMO_PKGS := iproute2 python3 curl
 
 deps:
@@ -128,7 +152,7 @@ demo: demo-deps
 FUZZ_SECONDS ?= 15
 
 check: test-deps
-	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory all san
 	$(Q)FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run-all.sh
 
 fuzz: deps

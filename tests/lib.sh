@@ -10,7 +10,9 @@
 set -u
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BUILD=$TOP/build
+# CGFENCE_BUILD: the binaries under test (tests/run-all.sh: build/san for the
+# sanitizer pass).
+BUILD=${CGFENCE_BUILD:-$TOP/build}
 CGFENCE=$BUILD/cgfence
 PROBE=$BUILD/tests/probe
 TAMPER=$BUILD/tests/tamper
@@ -93,6 +95,20 @@ run_tests() {
 	done
 	echo "$_passed passed, $_failed failed, $_skipped skipped"
 	[ $_failed -eq 0 ]
+}
+
+# stop_pid PID: SIGTERM, and SIGKILL if PID still runs 5 s later.  A daemon
+# that stops on its own runs its exit path: in the sanitizer pass
+# (tests/run-all.sh) that is where LeakSanitizer looks for leaks.
+stop_pid() {
+	local i
+	kill -CONT "$1" 2>/dev/null
+	kill -TERM "$1" 2>/dev/null || return 0
+	for i in $(seq 1 50); do
+		kill -0 "$1" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	kill -KILL "$1" 2>/dev/null
 }
 
 _lib_exit() {

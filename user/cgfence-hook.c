@@ -255,14 +255,18 @@ static int hook_create(const char *socket, int timeout_ms)
 static int hook_poststop(const char *socket, int timeout_ms)
 {
 	char err[CGF_ERR_LEN], *text = NULL;
-	json_t *rep = NULL;
+	json_t *req, *rep = NULL;
 	size_t len;
+	int ret;
 
 	/* the state is not needed: the daemon drops every fence with nothing left in it */
 	if (read_all(stdin, CGF_OCI_STATE_MAX, &text, &len) == 0)
 		free(text);
-	if (cgf_control_call(socket, json_pack("{s:s}", "op", "release"), timeout_ms, &rep, NULL,
-			     err, sizeof(err))) {
+	/* the call does not take the request: it is ours to free */
+	req = json_pack("{s:s}", "op", "release");
+	ret = cgf_control_call(socket, req, timeout_ms, &rep, NULL, err, sizeof(err));
+	json_decref(req);
+	if (ret) {
 		say("release: %s (the daemon drops the fence within its next check)", err);
 		return 0;
 	}

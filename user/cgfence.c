@@ -1141,8 +1141,8 @@ static int cmd_log(int argc, char **argv)
 	const char *socket = NULL;
 	bool follow = false, json = false;
 	char err[CGF_ERR_LEN];
-	json_t *rep = NULL, *ev;
-	int opt, fd = -1;
+	json_t *req, *rep = NULL, *ev;
+	int opt, ret, fd = -1;
 
 	while ((opt = getopt_long(argc, argv, "fjh", opts, NULL)) != -1) {
 		switch (opt) {
@@ -1166,9 +1166,11 @@ static int cmd_log(int argc, char **argv)
 			return 1;
 		}
 	}
-	if (cgf_control_call(cgf_control_socket(socket),
-			     json_pack("{s:s,s:b}", "op", "events", "follow", follow), 30000, &rep,
-			     &fd, err, sizeof(err))) {
+	/* the call does not take the request: it is ours to free */
+	req = json_pack("{s:s,s:b}", "op", "events", "follow", follow);
+	ret = cgf_control_call(cgf_control_socket(socket), req, 30000, &rep, &fd, err, sizeof(err));
+	json_decref(req);
+	if (ret) {
 		warnx("%s", err);
 		return 1;
 	}

@@ -960,10 +960,12 @@ static void handle_detach(struct client *c, const struct cgf_request *req)
 
 static void handle_status(struct client *c)
 {
-	json_t *fences = json_array(), *policies = json_array();
+	json_t *fences, *policies;
 	uint64_t *ids = NULL;
 	size_t n = 0, i;
 
+	fences = json_array();
+	policies = json_array();
 	if (cgf_fence_list(d.opt.pin_root, &ids, &n) == 0) {
 		for (i = 0; i < n; i++) {
 			struct dfence *df = find_fence(ids[i]);

@@ -82,7 +82,9 @@ make_rootfs() {
 }
 
 # make_hooks DIR HOOK_PATH: the shipped hook descriptions with the hook's path
-# and this suite's socket put in.
+# and this suite's socket put in.  The runtime starts a hook with only the
+# environment its description names: in the sanitizer pass (tests/run-all.sh)
+# that is ASAN_OPTIONS and UBSAN_OPTIONS, so that its reports are collected too.
 make_hooks() {
 	local dir=$1 path=$2 h
 	mkdir -p "$dir" || return 1
@@ -90,6 +92,11 @@ make_hooks() {
 		sed -e "s|/usr/local/libexec/cgfence/cgfence-hook|$path|" \
 			-e "/\"args\"/s|\"\]|\", \"--socket\", \"$SOCK\"]|" \
 			"$TOP/etc/$h.json" >"$dir/$h.json" || return 1
+		if [ -n "${ASAN_OPTIONS:-}${UBSAN_OPTIONS:-}" ]; then
+			jq --arg a "ASAN_OPTIONS=${ASAN_OPTIONS:-}" --arg u "UBSAN_OPTIONS=${UBSAN_OPTIONS:-}" \
+				'.hook.env = [$a, $u]' "$dir/$h.json" >"$dir/$h.json.tmp" &&
+				mv "$dir/$h.json.tmp" "$dir/$h.json" || return 1
+		fi
 	done
 	chmod 0755 "$dir" && chmod 0644 "$dir"/*.json
 }
@@ -111,7 +118,8 @@ start_daemon() {
 	DPID=$!
 	echo "$DPID" >>"$WORK/daemon.pids"
 	for i in $(seq 1 50); do
-		"$CGFENCE" status --socket "$SOCK" >/dev/null 2>&1 && return 0
+		# status reads the pins itself while there is no socket
+		[ -S "$SOCK" ] && "$CGFENCE" status --socket "$SOCK" >/dev/null 2>&1 && return 0
 		alive "$DPID" || break
 		sleep 0.1
 	done
@@ -408,7 +416,7 @@ suite_cleanup() {
 	if [ -f "$WORK/daemon.pids" ]; then
 		for pid in $(cat "$WORK/daemon.pids"); do
 			tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "--socket $SOCK " &&
-				kill -KILL "$pid"
+				stop_pid "$pid"
 		done
 		rm -f "$WORK/daemon.pids"
 	fi

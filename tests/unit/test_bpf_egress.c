@@ -209,8 +209,13 @@ static int teardown(void **state)
 
 static int run_egress(struct fixture *fx, const struct packet_case *c)
 {
-	uint8_t frame[256];
-	size_t len = build_frame(c, frame, sizeof(frame));
+	/*
+	 * The IP header after the 14-byte Ethernet one must be 4-aligned (build_frame writes
+	 * it through struct iphdr and ip6_hdr): the frame starts 2 bytes into aligned storage.
+	 */
+	_Alignas(8) uint8_t storage[2 + 256];
+	uint8_t *frame = storage + 2;
+	size_t len = build_frame(c, frame, sizeof(storage) - 2);
 	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = (uint32_t)len,
 		    .repeat = 1);
 	int ret = bpf_prog_test_run_opts(bpf_program__fd(fx->skel->progs.cgf_egress), &opts);

@@ -424,8 +424,11 @@ static int allowlist_sorted_copy(const struct cgf_allowlist *in, struct cgf_allo
 		cgf_allowlist_free(out);
 		return -ENOMEM;
 	}
-	memcpy(out->v4, in->v4, in->n_v4 * sizeof(*out->v4));
-	memcpy(out->v6, in->v6, in->n_v6 * sizeof(*out->v6));
+	/* an empty family's array may be NULL, which memcpy must not get even for 0 bytes */
+	if (in->n_v4)
+		memcpy(out->v4, in->v4, in->n_v4 * sizeof(*out->v4));
+	if (in->n_v6)
+		memcpy(out->v6, in->v6, in->n_v6 * sizeof(*out->v6));
 	out->n_v4 = in->n_v4;
 	out->n_v6 = in->n_v6;
 	/* entries start with their key */
@@ -1170,6 +1173,8 @@ uint64_t cgf_boottime_ns(void)
 
 static bool libbpf_verbose;
 
+/* printf-like for -Wformat=2 with clang (the sanitizer build): libbpf's format, passed on */
+__attribute__((format(printf, 2, 0)))
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
 	if (!libbpf_verbose && level != LIBBPF_WARN)

@@ -891,9 +891,13 @@ static int batch_run(struct batch *b, size_t max_inflight)
 		for (i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
 			short events = 0;
 
-			if (ARES_GETSOCK_READABLE(bits, i))
+			/*
+			 * c-ares' ARES_GETSOCK_WRITABLE shifts a signed 1 into the sign bit for
+			 * the last socket (undefined): the same bits, tested unsigned.
+			 */
+			if (((unsigned int)bits >> i) & 1)
 				events |= POLLIN;
-			if (ARES_GETSOCK_WRITABLE(bits, i))
+			if (((unsigned int)bits >> (i + ARES_GETSOCK_MAXNUM)) & 1)
 				events |= POLLOUT;
 			if (!events)
 				continue;
