@@ -202,3 +202,51 @@ kill_listeners() {
 	[ -f "$WORK/pids" ] && xargs -r kill 2>/dev/null <"$WORK/pids"
 	rm -f "$WORK/pids"
 }
+
+# ---- fences ------------------------------------------------------------------
+
+# units NAME: what listener NAME counted (connections, datagrams, packets).
+units() {
+	local v
+	v=$(sed -n 's/^[a-z]*=\([0-9]*\).*/\1/p' "$WORK/$1.count" 2>/dev/null)
+	echo "${v:-0}"
+}
+
+# fence_ids CGROUP: the ids of the links, programs and maps fencing CGROUP,
+# and its pins, as options of the tamper tool.
+fence_ids() {
+	local cg=$1 cgid
+	cgid=$(stat -c %i "$cg")
+	bpftool -j link show | python3 -c '
+import json, sys
+cgid = int(sys.argv[1])
+progs, out = set(), []
+for l in json.load(sys.stdin):
+    if l.get("cgroup_id") == cgid:
+        out += ["--link-id", str(l["id"])]
+        progs.add(l["prog_id"])
+for p in sorted(progs):
+    out += ["--prog-id", str(p)]
+print(" ".join(out))' "$cgid"
+	local p
+	for p in $(bpftool -j cgroup show "$cg" | python3 -c '
+import json, sys
+print(" ".join(str(p["id"]) for p in json.load(sys.stdin)))'); do
+		bpftool -j prog show id "$p" | python3 -c '
+import json, sys
+print(" ".join("--map-id %d" % m for m in json.load(sys.stdin).get("map_ids", [])))'
+	done
+	local pin
+	for pin in /sys/fs/bpf/cgfence/"$cgid"/*; do echo "--pin $pin"; done
+}
+
+# attachments CGROUP: how many programs are attached to CGROUP with multi
+# semantics (a fence has 5, all bpf links).
+attachments() {
+	# bpftool prints nothing at all for a cgroup without programs
+	bpftool -j cgroup show "$1" 2>/dev/null | python3 -c '
+import json, sys
+text = sys.stdin.read().strip()
+progs = json.loads(text) if text else []
+print(len([p for p in progs if p.get("attach_flags", "multi") == "multi"]))'
+}

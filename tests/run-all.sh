@@ -41,7 +41,7 @@ for f in build/fuzz/fuzz_*; do
 	fi
 done
 
-for suite in tests/integration/test_*.sh tests/security/test_*.sh; do
+for suite in tests/integration/test_*.sh tests/security/test_*.sh tests/bypass/test_*.sh; do
 	[ -f "$suite" ] || continue
 	name=${suite#tests/}
 	timeout 1800 bash "$suite" >"$log" 2>&1

@@ -101,13 +101,6 @@ fence() {
 	finish_fence
 }
 
-# units NAME: what listener NAME counted (connections, datagrams, packets).
-units() {
-	local v
-	v=$(sed -n 's/^[a-z]*=\([0-9]*\).*/\1/p' "$WORK/$1.count" 2>/dev/null)
-	echo "${v:-0}"
-}
-
 # expect_units NAME N WHAT: listener NAME counted N.  A positive count is
 # waited for (2 s at most); zero is checked after a pause in which anything
 # sent would long have arrived.

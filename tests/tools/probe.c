@@ -26,10 +26,15 @@
  *  - raw-icmp, raw-udp, raw6-udp and listen-raw-icmp need CAP_NET_RAW.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <liburing.h>
+#include <linux/if_packet.h>
+#include <linux/if_tun.h>
+#include <net/ethernet.h>
+#include <net/if.h>
 #include <netinet/icmp6.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
@@ -44,8 +49,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/ptrace.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -64,6 +75,7 @@
 #define RECV_BUF 65536
 #define MAX_CLIENTS 64	     /* listen-tcp: connections served at once */
 #define ECHO_ID_SEQ 1
+#define MAX_ARGS 5	     /* positional arguments of a command */
 
 /* ---- errno names ------------------------------------------------------ */
 
@@ -196,6 +208,8 @@ struct addr {
 	socklen_t len;
 	int family;
 };
+
+static bool parse_int(const char *s, int lo, int hi, int *out);
 
 static bool parse_port(const char *s, uint16_t *port)
 {
@@ -739,41 +753,34 @@ static int do_ping(char **args, const struct opts *o, struct result *r)
 }
 
 /*
- * IPv4 + UDP built by hand on an IPPROTO_RAW (IP_HDRINCL) socket.  The header
- * says SRC -> DST:PORT; the packet is handed to the kernel with sockaddr DST,
- * or --via ADDR to route it somewhere other than what the header says.
+ * An IPv4 + UDP packet SRC -> DST (port from DST) carrying TEXT, checksums
+ * filled in; returns its length, 0 when BUF is too small.
  */
-static int do_raw_udp(char **args, const struct opts *o, struct result *r)
+static size_t build_ipv4_udp(const struct addr *src, const struct addr *dst, const struct opts *o,
+			     uint8_t *buf, size_t size)
 {
-	uint8_t pkt[sizeof(struct iphdr) + sizeof(struct udphdr) + MAX_TEXT];
-	struct iphdr *ip = (struct iphdr *)pkt;
-	struct udphdr *udp = (struct udphdr *)(pkt + sizeof(*ip));
-	struct addr src, dst, to;
+	struct iphdr *ip = (struct iphdr *)buf;
+	struct udphdr *udp = (struct udphdr *)(buf + sizeof(*ip));
 	size_t udp_len = sizeof(*udp) + o->text_len, len = sizeof(*ip) + udp_len;
 	uint32_t sum;
-	ssize_t n;
-	int fd, err;
 
-	if (!parse_addr4(args[0], NULL, &src) || !parse_addr4(args[1], args[2], &dst))
-		return USAGE_ERR;
-	if ((o->given & OPT_VIA) ? !parse_addr4(o->via, NULL, &to) : !parse_addr4(args[1], NULL, &to))
-		return USAGE_ERR;
-
-	memset(pkt, 0, sizeof(*ip) + sizeof(*udp));
+	if (len > size)
+		return 0;
+	memset(buf, 0, sizeof(*ip) + sizeof(*udp));
 	ip->version = 4;
 	ip->ihl = sizeof(*ip) / 4;
 	ip->tot_len = htons((uint16_t)len);
 	ip->id = htons((uint16_t)getpid());
 	ip->ttl = 64;
 	ip->protocol = IPPROTO_UDP;
-	ip->saddr = ((struct sockaddr_in *)&src.ss)->sin_addr.s_addr;
-	ip->daddr = ((struct sockaddr_in *)&dst.ss)->sin_addr.s_addr;
+	ip->saddr = ((const struct sockaddr_in *)&src->ss)->sin_addr.s_addr;
+	ip->daddr = ((const struct sockaddr_in *)&dst->ss)->sin_addr.s_addr;
 	ip->check = csum_fold(sum16(ip, sizeof(*ip), 0));
 
 	udp->source = htons(RAW_SPORT);
-	udp->dest = ((struct sockaddr_in *)&dst.ss)->sin_port;
+	udp->dest = ((const struct sockaddr_in *)&dst->ss)->sin_port;
 	udp->len = htons((uint16_t)udp_len);
-	memcpy(pkt + sizeof(*ip) + sizeof(*udp), o->text, o->text_len);
+	memcpy(buf + sizeof(*ip) + sizeof(*udp), o->text, o->text_len);
 	/* Pseudo header: saddr, daddr, zero + protocol, UDP length. */
 	sum = sum16(&ip->saddr, 8, 0);
 	sum += IPPROTO_UDP + (uint32_t)udp_len;
@@ -781,6 +788,27 @@ static int do_raw_udp(char **args, const struct opts *o, struct result *r)
 	udp->check = csum_fold(sum);
 	if (udp->check == 0)
 		udp->check = 0xffff; /* zero means "no checksum" */
+	return len;
+}
+
+/*
+ * IPv4 + UDP built by hand on an IPPROTO_RAW (IP_HDRINCL) socket.  The header
+ * says SRC -> DST:PORT; the packet is handed to the kernel with sockaddr DST,
+ * or --via ADDR to route it somewhere other than what the header says.
+ */
+static int do_raw_udp(char **args, const struct opts *o, struct result *r)
+{
+	uint8_t pkt[sizeof(struct iphdr) + sizeof(struct udphdr) + MAX_TEXT];
+	struct addr src, dst, to;
+	size_t len;
+	ssize_t n;
+	int fd, err;
+
+	if (!parse_addr4(args[0], NULL, &src) || !parse_addr4(args[1], args[2], &dst))
+		return USAGE_ERR;
+	if ((o->given & OPT_VIA) ? !parse_addr4(o->via, NULL, &to) : !parse_addr4(args[1], NULL, &to))
+		return USAGE_ERR;
+	len = build_ipv4_udp(&src, &dst, o, pkt, sizeof(pkt));
 
 	fd = new_socket(AF_INET, SOCK_RAW, IPPROTO_RAW);
 	if (fd < 0)
@@ -836,6 +864,389 @@ static int do_raw6_udp(char **args, const struct opts *o, struct result *r)
 	}
 	close(fd);
 	return err;
+}
+
+/* ---- below IP: packet sockets and TUN ---------------------------------------- */
+
+static bool parse_mac(const char *s, uint8_t mac[ETH_ALEN])
+{
+	unsigned v[ETH_ALEN];
+	char extra;
+	int i;
+
+	if (sscanf(s, "%x:%x:%x:%x:%x:%x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+		   &extra) != ETH_ALEN)
+		return false;
+	for (i = 0; i < ETH_ALEN; i++) {
+		if (v[i] > 0xff)
+			return false;
+		mac[i] = (uint8_t)v[i];
+	}
+	return true;
+}
+
+/*
+ * An IPv4/UDP frame SRC -> DST:PORT put on the wire of IFNAME, to DSTMAC,
+ * through an AF_PACKET socket of TYPE: SOCK_RAW (the Ethernet header built
+ * here) or SOCK_DGRAM (the kernel builds it from the sockaddr).  The frame
+ * never passes the IP stack of the sender, so no cgroup hook sees it.
+ */
+static int packet_send(char **args, const struct opts *o, struct result *r, int type)
+{
+	uint8_t frame[ETH_HLEN + sizeof(struct iphdr) + sizeof(struct udphdr) + MAX_TEXT];
+	size_t off = type == SOCK_RAW ? ETH_HLEN : 0, len;
+	struct sockaddr_ll sll;
+	struct addr src, dst;
+	uint8_t mac[ETH_ALEN];
+	unsigned ifindex;
+	ssize_t n;
+	int fd, err = 0;
+
+	if (!parse_mac(args[1], mac)) {
+		fprintf(stderr, "probe: bad MAC address '%s'\n", args[1]);
+		return USAGE_ERR;
+	}
+	if (!parse_addr4(args[2], NULL, &src) || !parse_addr4(args[3], args[4], &dst))
+		return USAGE_ERR;
+	ifindex = if_nametoindex(args[0]);
+	if (!ifindex)
+		return errno;
+	len = build_ipv4_udp(&src, &dst, o, frame + off, sizeof(frame) - off);
+	/* Protocol 0: this socket sends only, it receives nothing. */
+	fd = new_socket(AF_PACKET, type, 0);
+	if (fd < 0)
+		return errno;
+	if (type == SOCK_RAW) {
+		struct ether_header *eh = (struct ether_header *)frame;
+		struct ifreq ifr;
+
+		memset(&ifr, 0, sizeof(ifr));
+		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", args[0]);
+		if (ioctl(fd, SIOCGIFHWADDR, &ifr) < 0)
+			err = errno;
+		memcpy(eh->ether_shost, ifr.ifr_hwaddr.sa_data, ETH_ALEN);
+		memcpy(eh->ether_dhost, mac, ETH_ALEN);
+		eh->ether_type = htons(ETHERTYPE_IP);
+		len += ETH_HLEN;
+	}
+	memset(&sll, 0, sizeof(sll));
+	sll.sll_family = AF_PACKET;
+	sll.sll_ifindex = (int)ifindex;
+	sll.sll_protocol = htons(ETH_P_IP);
+	sll.sll_halen = ETH_ALEN;
+	memcpy(sll.sll_addr, mac, ETH_ALEN);
+	if (!err) {
+		n = sendto(fd, frame, len, 0, (const struct sockaddr *)&sll, sizeof(sll));
+		if (n < 0)
+			err = errno;
+		else
+			add_detail(r, " sent=%zd", n);
+	}
+	close(fd);
+	return err;
+}
+
+static int do_packet_raw(char **args, const struct opts *o, struct result *r)
+{
+	return packet_send(args, o, r, SOCK_RAW);
+}
+
+static int do_packet_dgram(char **args, const struct opts *o, struct result *r)
+{
+	return packet_send(args, o, r, SOCK_DGRAM);
+}
+
+/*
+ * An IPv4/UDP packet SRC -> DST:PORT written into the TUN device TUNNAME
+ * (IFF_TUN, IFF_NO_PI; made, addressed and brought up by the caller): the
+ * kernel takes it in as if from a wire and, with forwarding on, routes it
+ * on.  A forwarded packet has no socket, so no cgroup hook sees it.
+ */
+static int do_tun_inject(char **args, const struct opts *o, struct result *r)
+{
+	uint8_t pkt[sizeof(struct iphdr) + sizeof(struct udphdr) + MAX_TEXT];
+	struct addr src, dst;
+	struct ifreq ifr;
+	size_t len;
+	ssize_t n;
+	int fd, err = 0;
+
+	if (strlen(args[0]) >= IFNAMSIZ) {
+		fprintf(stderr, "probe: interface name '%s' too long\n", args[0]);
+		return USAGE_ERR;
+	}
+	if (!parse_addr4(args[1], NULL, &src) || !parse_addr4(args[2], args[3], &dst))
+		return USAGE_ERR;
+	len = build_ipv4_udp(&src, &dst, o, pkt, sizeof(pkt));
+	fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return errno;
+	memset(&ifr, 0, sizeof(ifr));
+	ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+	memcpy(ifr.ifr_name, args[0], strlen(args[0]));
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0)
+		err = errno;
+	if (!err) {
+		n = write(fd, pkt, len);
+		if (n < 0)
+			err = errno;
+		else
+			add_detail(r, " sent=%zd", n);
+	}
+	close(fd);
+	return err;
+}
+
+/* An SCTP message on a one-to-many socket: sendto() starts an association (INIT). */
+static int do_sctp(char **args, const struct opts *o, struct result *r)
+{
+	struct addr a;
+	ssize_t n;
+	int fd, err = 0;
+
+	if (!parse_addr(args[0], args[1], &a))
+		return USAGE_ERR;
+	fd = new_socket(a.family, SOCK_SEQPACKET, IPPROTO_SCTP);
+	if (fd < 0)
+		return errno;
+	n = sendto(fd, o->text, o->text_len, 0, (const struct sockaddr *)&a.ss, a.len);
+	if (n < 0)
+		err = errno;
+	else
+		add_detail(r, " sent=%zd", n);
+	close(fd);
+	return err;
+}
+
+/* ---- sockets made elsewhere ------------------------------------------------- */
+
+static bool parse_fd(const char *s, int *fd)
+{
+	return parse_int(s, 0, INT_MAX, fd);
+}
+
+/* sendto(ADDR:PORT) on the fd FD this process was given (inherited). */
+static int do_fd_send(char **args, const struct opts *o, struct result *r)
+{
+	struct addr a;
+	ssize_t n;
+	int fd;
+
+	if (!parse_fd(args[0], &fd)) {
+		fprintf(stderr, "probe: bad fd '%s'\n", args[0]);
+		return USAGE_ERR;
+	}
+	if (!parse_addr(args[1], args[2], &a))
+		return USAGE_ERR;
+	n = sendto(fd, o->text, o->text_len, MSG_DONTWAIT | MSG_NOSIGNAL,
+		   (const struct sockaddr *)&a.ss, a.len);
+	if (n < 0)
+		return errno;
+	add_detail(r, " sent=%zd", n);
+	return 0;
+}
+
+static int unix_addr(const char *path, struct sockaddr_un *sun)
+{
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun->sun_path)) {
+		fprintf(stderr, "probe: unix socket path '%s' too long\n", path);
+		return USAGE_ERR;
+	}
+	memcpy(sun->sun_path, path, strlen(path));
+	return 0;
+}
+
+/*
+ * Makes an unconnected UDP socket of FAMILY (4 or 6) and hands it, with
+ * SCM_RIGHTS, to the first process that connects to the unix socket PATH;
+ * waits (bounded) for that one.
+ */
+static int do_fd_give(char **args, const struct opts *o, struct result *r)
+{
+	union {
+		char space[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} ctrl;
+	struct iovec iov = { .iov_base = "f", .iov_len = 1 };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct sockaddr_un sun;
+	struct cmsghdr *cm;
+	int lfd, cfd = -1, ufd, err = 0;
+
+	if (unix_addr(args[0], &sun))
+		return USAGE_ERR;
+	if (strcmp(args[1], "4") && strcmp(args[1], "6")) {
+		fprintf(stderr, "probe: family must be 4 or 6, not '%s'\n", args[1]);
+		return USAGE_ERR;
+	}
+	ufd = new_socket(args[1][0] == '4' ? AF_INET : AF_INET6, SOCK_DGRAM, 0);
+	if (ufd < 0)
+		return errno;
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (lfd < 0) {
+		err = errno;
+		close(ufd);
+		return err;
+	}
+	unlink(args[0]);
+	if (bind(lfd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(lfd, 1) < 0)
+		err = errno;
+	if (!err)
+		err = wait_fd(lfd, POLLIN);
+	if (!err) {
+		cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (cfd < 0)
+			err = errno;
+	}
+	if (!err) {
+		memset(&ctrl, 0, sizeof(ctrl));
+		msg.msg_control = ctrl.space;
+		msg.msg_controllen = sizeof(ctrl.space);
+		cm = CMSG_FIRSTHDR(&msg);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &ufd, sizeof(int));
+		if (sendmsg(cfd, &msg, MSG_NOSIGNAL) < 0)
+			err = errno;
+	}
+	if (cfd >= 0)
+		close(cfd);
+	close(lfd);
+	close(ufd);
+	unlink(args[0]);
+	if (!err)
+		add_detail(r, " given");
+	return err;
+}
+
+/* Takes a socket from the unix socket PATH (SCM_RIGHTS) and sendto(ADDR:PORT) on it. */
+static int do_fd_take(char **args, const struct opts *o, struct result *r)
+{
+	union {
+		char space[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} ctrl;
+	char byte;
+	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct sockaddr_un sun;
+	struct cmsghdr *cm;
+	struct addr a;
+	ssize_t n;
+	int fd, ufd = -1, err = 0;
+
+	if (unix_addr(args[0], &sun) || !parse_addr(args[1], args[2], &a))
+		return USAGE_ERR;
+	fd = new_socket(AF_UNIX, SOCK_STREAM, 0);
+	if (fd < 0)
+		return errno;
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0)
+		err = errno;
+	if (!err) {
+		msg.msg_control = ctrl.space;
+		msg.msg_controllen = sizeof(ctrl.space);
+		n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+		if (n < 0)
+			err = errno;
+		cm = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL;
+		if (!err && (!cm || cm->cmsg_type != SCM_RIGHTS))
+			err = EBADMSG;
+		if (!err)
+			memcpy(&ufd, CMSG_DATA(cm), sizeof(int));
+	}
+	if (!err) {
+		n = sendto(ufd, o->text, o->text_len, MSG_DONTWAIT,
+			   (const struct sockaddr *)&a.ss, a.len);
+		if (n < 0)
+			err = errno;
+		else
+			add_detail(r, " sent=%zd", n);
+	}
+	if (ufd >= 0)
+		close(ufd);
+	close(fd);
+	return err;
+}
+
+/* ---- reaching into another process ------------------------------------------ */
+
+/* Remember the first refusal; note a success in the details. */
+static void reach_note(struct result *r, const char *what, bool allowed, int err, int *first)
+{
+	if (allowed)
+		add_detail(r, " %s", what);
+	else if (!*first)
+		*first = err;
+	fprintf(stderr, "probe: %s: %s\n", what, allowed ? "ALLOWED" : errno_name(err));
+}
+
+/*
+ * Every way to reach into process PID: ptrace (PTRACE_SEIZE, PTRACE_ATTACH),
+ * process_vm_readv/writev, /proc/PID/mem and /proc/PID/fd, pidfd_getfd.  An
+ * address of 1 makes the vm calls fail with EFAULT when they are allowed,
+ * and nothing is written.  "ok NAMES" lists what was allowed (a breach);
+ * "error ENAME" (the first refusal's errno) when everything was refused.
+ */
+static int do_ptrace(char **args, const struct opts *o, struct result *r)
+{
+	char path[64], byte = 0;
+	struct iovec local = { .iov_base = &byte, .iov_len = 1 };
+	struct iovec remote = { .iov_base = (void *)1, .iov_len = 1 };
+	int pid, first = 0, fd, pidfd, status, i;
+	bool allowed;
+	ssize_t n;
+	DIR *d;
+
+	if (!parse_int(args[0], 1, INT_MAX, &pid)) {
+		fprintf(stderr, "probe: bad pid '%s'\n", args[0]);
+		return USAGE_ERR;
+	}
+	/* A seized tracee is not stopped; it is let go when this process exits. */
+	allowed = ptrace(PTRACE_SEIZE, pid, NULL, NULL) == 0;
+	reach_note(r, "ptrace-seize", allowed, errno, &first);
+	if (!allowed) {
+		allowed = ptrace(PTRACE_ATTACH, pid, NULL, NULL) == 0;
+		reach_note(r, "ptrace-attach", allowed, errno, &first);
+		if (allowed) {
+			for (i = 0; i < 100 && waitpid(pid, &status, __WALL | WNOHANG) == 0; i++)
+				usleep(10000);
+			ptrace(PTRACE_DETACH, pid, NULL, NULL);
+			kill(pid, SIGCONT);
+		}
+	}
+	n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+	allowed = n >= 0 || errno == EFAULT;
+	reach_note(r, "process_vm_readv", allowed, errno, &first);
+	n = process_vm_writev(pid, &local, 1, &remote, 1, 0);
+	allowed = n >= 0 || errno == EFAULT;
+	reach_note(r, "process_vm_writev", allowed, errno, &first);
+	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	reach_note(r, "proc-mem", fd >= 0, errno, &first);
+	if (fd >= 0)
+		close(fd);
+	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	d = opendir(path);
+	reach_note(r, "proc-fd", d != NULL, errno, &first);
+	if (d)
+		closedir(d);
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd < 0) {
+		reach_note(r, "pidfd_open", false, errno, &first);
+	} else {
+		/* EBADF would mean: allowed, but no fd 0 there. */
+		fd = (int)syscall(SYS_pidfd_getfd, pidfd, 0, 0);
+		reach_note(r, "pidfd_getfd", fd >= 0 || errno == EBADF, errno, &first);
+		if (fd >= 0)
+			close(fd);
+		close(pidfd);
+	}
+	if (r->detail[0])
+		return 0;
+	return first ? first : EPERM;
 }
 
 /* ---- io_uring ------------------------------------------------------------- */
@@ -1140,6 +1551,29 @@ static int do_listen_tcp(char **args, const struct opts *o, struct result *r)
 	return 0;
 }
 
+/*
+ * A listener bound to an IPv4 multicast group joins it (on the interface of
+ * --via IFADDR4, else the kernel's choice): without membership the group's
+ * datagrams are not delivered at all, and nothing arriving would prove nothing.
+ */
+static int join_group(int fd, const struct addr *a, const struct opts *o)
+{
+	struct ip_mreqn mreq;
+	struct addr via;
+
+	if (a->family != AF_INET ||
+	    !IN_MULTICAST(ntohl(((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr)))
+		return 0;
+	memset(&mreq, 0, sizeof(mreq));
+	mreq.imr_multiaddr = ((const struct sockaddr_in *)&a->ss)->sin_addr;
+	if (o->given & OPT_VIA) {
+		if (!parse_addr4(o->via, NULL, &via))
+			return EINVAL;
+		mreq.imr_address = ((struct sockaddr_in *)&via.ss)->sin_addr;
+	}
+	return setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mreq, sizeof(mreq)) < 0 ? errno : 0;
+}
+
 static int do_listen_udp(char **args, const struct opts *o, struct result *r)
 {
 	struct counts c = { .unit = "datagrams", .with_bytes = true };
@@ -1156,7 +1590,9 @@ static int do_listen_udp(char **args, const struct opts *o, struct result *r)
 	fd = listen_socket(&a, SOCK_DGRAM, 0);
 	if (fd < 0)
 		return -fd;
-	err = publish_counts(o, &c);
+	err = join_group(fd, &a, o);
+	if (!err)
+		err = publish_counts(o, &c);
 	if (err) {
 		close(fd);
 		return err;
@@ -1180,12 +1616,14 @@ static int do_listen_udp(char **args, const struct opts *o, struct result *r)
 }
 
 /*
- * Count ICMP/ICMPv6 echo requests addressed to ADDR.  A raw socket gets a
- * copy of every ICMP message delivered in this network namespace; IPv4 ones
- * carry the IP header, IPv6 ones tell the destination through IPV6_PKTINFO.
+ * Count packets of IP protocol PROTO addressed to ADDR (for ICMP and ICMPv6:
+ * echo requests only).  A raw socket gets a copy of every packet of its
+ * protocol delivered in this network namespace, whether or not a socket of
+ * that protocol (or the protocol itself) exists; IPv4 ones carry the IP
+ * header, IPv6 ones tell the destination through IPV6_PKTINFO.
  */
-static bool is_echo_request_to(const struct addr *a, const uint8_t *buf, size_t len,
-			       const struct msghdr *msg)
+static bool is_packet_to(const struct addr *a, int proto, const uint8_t *buf, size_t len,
+			 const struct msghdr *msg)
 {
 	if (a->family == AF_INET) {
 		const struct iphdr *ip = (const struct iphdr *)buf;
@@ -1194,10 +1632,12 @@ static bool is_echo_request_to(const struct addr *a, const uint8_t *buf, size_t 
 		if (len < sizeof(*ip))
 			return false;
 		off = (size_t)ip->ihl * 4;
-		return len >= off + 8 && buf[off] == ICMP_ECHO &&
-		       ip->daddr == ((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr;
+		if (ip->protocol != proto ||
+		    ip->daddr != ((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr)
+			return false;
+		return proto != IPPROTO_ICMP || (len >= off + 8 && buf[off] == ICMP_ECHO);
 	}
-	if (len < 8 || buf[0] != ICMP6_ECHO_REQUEST)
+	if (proto == IPPROTO_ICMPV6 && (len < 8 || buf[0] != ICMP6_ECHO_REQUEST))
 		return false;
 	for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm; cm = CMSG_NXTHDR((struct msghdr *)msg, cm)) {
 		const struct in6_pktinfo *pi = (const struct in6_pktinfo *)CMSG_DATA(cm);
@@ -1209,7 +1649,7 @@ static bool is_echo_request_to(const struct addr *a, const uint8_t *buf, size_t 
 	return false;
 }
 
-static int do_listen_raw_icmp(char **args, const struct opts *o, struct result *r)
+static int listen_raw(const char *addr_s, int proto, const struct opts *o, struct result *r)
 {
 	struct counts c = { .unit = "packets" };
 	uint8_t buf[RECV_BUF];
@@ -1224,22 +1664,21 @@ static int do_listen_raw_icmp(char **args, const struct opts *o, struct result *
 	ssize_t got;
 	int fd, err = 0;
 
-	if (!parse_addr(args[0], NULL, &a))
+	if (!parse_addr(addr_s, NULL, &a))
 		return USAGE_ERR;
-	fd = socket(a.family, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK,
-		    a.family == AF_INET ? IPPROTO_ICMP : IPPROTO_ICMPV6);
+	fd = socket(a.family, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, proto);
 	if (fd < 0)
 		return errno;
-	if (a.family == AF_INET6) {
+	if (a.family == AF_INET6 && proto == IPPROTO_ICMPV6) {
 		struct icmp6_filter filter;
 
 		ICMP6_FILTER_SETBLOCKALL(&filter);
 		ICMP6_FILTER_SETPASS(ICMP6_ECHO_REQUEST, &filter);
 		if (setsockopt(fd, IPPROTO_ICMPV6, ICMP6_FILTER, &filter, sizeof(filter)) < 0)
 			err = errno;
-		if (!err)
-			err = set_int_opt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1);
 	}
+	if (!err && a.family == AF_INET6)
+		err = set_int_opt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1);
 	if (!err)
 		err = publish_counts(o, &c);
 	if (err) {
@@ -1254,7 +1693,7 @@ static int do_listen_raw_icmp(char **args, const struct opts *o, struct result *
 		msg.msg_control = ctrl.space;
 		msg.msg_controllen = sizeof(ctrl.space);
 		got = recvmsg(fd, &msg, 0);
-		if (got < 0 || !is_echo_request_to(&a, buf, (size_t)got, &msg))
+		if (got < 0 || !is_packet_to(&a, proto, buf, (size_t)got, &msg))
 			continue;
 		c.units++;
 		publish_counts(o, &c);
@@ -1262,6 +1701,26 @@ static int do_listen_raw_icmp(char **args, const struct opts *o, struct result *
 	close(fd);
 	listener_done(&c, r);
 	return 0;
+}
+
+static int do_listen_raw_icmp(char **args, const struct opts *o, struct result *r)
+{
+	struct addr a;
+
+	if (!parse_addr(args[0], NULL, &a))
+		return USAGE_ERR;
+	return listen_raw(args[0], a.family == AF_INET ? IPPROTO_ICMP : IPPROTO_ICMPV6, o, r);
+}
+
+static int do_listen_raw(char **args, const struct opts *o, struct result *r)
+{
+	int proto;
+
+	if (!parse_int(args[0], 1, 255, &proto)) {
+		fprintf(stderr, "probe: bad IP protocol number '%s'\n", args[0]);
+		return USAGE_ERR;
+	}
+	return listen_raw(args[1], proto, o, r);
 }
 
 /* ---- command table -------------------------------------------------------- */
@@ -1307,10 +1766,23 @@ static const struct command commands[] = {
 	  do_udp_broadcast },
 	{ "listen-tcp", "ADDR PORT --count-file FILE [--max-seconds N] [--echo]", 2,
 	  LISTEN_OPTS, true, do_listen_tcp },
-	{ "listen-udp", "ADDR PORT --count-file FILE [--max-seconds N] [--echo]", 2,
-	  LISTEN_OPTS, true, do_listen_udp },
+	{ "listen-udp", "ADDR PORT --count-file FILE [--max-seconds N] [--echo] [--via IFADDR4]",
+	  2, LISTEN_OPTS | OPT_VIA, true, do_listen_udp },
 	{ "listen-raw-icmp", "ADDR --count-file FILE [--max-seconds N]", 1,
 	  OPT_COUNT_FILE | OPT_MAX_SECONDS, true, do_listen_raw_icmp },
+	{ "listen-raw", "PROTO ADDR --count-file FILE [--max-seconds N]", 2,
+	  OPT_COUNT_FILE | OPT_MAX_SECONDS, true, do_listen_raw },
+	{ "packet-raw", "IFNAME DSTMAC SRC DST PORT [--send TEXT]", 5, OPT_SEND, false,
+	  do_packet_raw },
+	{ "packet-dgram", "IFNAME DSTMAC SRC DST PORT [--send TEXT]", 5, OPT_SEND, false,
+	  do_packet_dgram },
+	{ "tun-inject", "TUNNAME SRC DST PORT [--send TEXT]", 4, OPT_SEND, false,
+	  do_tun_inject },
+	{ "sctp", "ADDR PORT [--send TEXT]", 2, OPT_SEND, false, do_sctp },
+	{ "fd-send", "FD ADDR PORT [--send TEXT]", 3, OPT_SEND, false, do_fd_send },
+	{ "fd-give", "UNIXPATH 4|6", 2, 0, false, do_fd_give },
+	{ "fd-take", "UNIXPATH ADDR PORT [--send TEXT]", 3, OPT_SEND, false, do_fd_take },
+	{ "ptrace", "PID", 1, 0, false, do_ptrace },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -1438,7 +1910,7 @@ int main(int argc, char **argv)
 	};
 	const struct command *cmd = NULL;
 	struct result r = { .detail = "" };
-	char *pos[4];
+	char *pos[MAX_ARGS];
 	size_t i;
 	int npos, err;
 
