@@ -23,7 +23,10 @@
  *    no data and the text follows once the connection is up.
  *  - ping needs the caller's gid inside net.ipv4.ping_group_range (socket()
  *    fails with EACCES otherwise).
- *  - raw-icmp, raw-udp, raw6-udp and listen-raw-icmp need CAP_NET_RAW.
+ *  - raw-icmp, raw-udp, raw6-udp, packet, packet-dgram and listen-raw-icmp
+ *    need CAP_NET_RAW.  packet and packet-dgram send an IPv4 UDP datagram
+ *    from an AF_PACKET socket (SOCK_RAW: Ethernet header built by hand) to
+ *    DSTMAC on IFNAME, past every cgroup hook.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -35,6 +38,11 @@
 #include <netinet/ip.h>
 #include <netinet/ip_icmp.h>
 #include <netinet/udp.h>
+#include <net/if.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <linux/if_tun.h>
+#include <sys/ioctl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -743,21 +751,14 @@ static int do_ping(char **args, const struct opts *o, struct result *r)
  * says SRC -> DST:PORT; the packet is handed to the kernel with sockaddr DST,
  * or --via ADDR to route it somewhere other than what the header says.
  */
-static int do_raw_udp(char **args, const struct opts *o, struct result *r)
+/* An IPv4 + UDP packet with the text as payload, sums filled in; returns its length. */
+static size_t build_ipv4_udp(uint8_t *pkt, const struct addr *src, const struct addr *dst,
+			     const struct opts *o)
 {
-	uint8_t pkt[sizeof(struct iphdr) + sizeof(struct udphdr) + MAX_TEXT];
 	struct iphdr *ip = (struct iphdr *)pkt;
 	struct udphdr *udp = (struct udphdr *)(pkt + sizeof(*ip));
-	struct addr src, dst, to;
 	size_t udp_len = sizeof(*udp) + o->text_len, len = sizeof(*ip) + udp_len;
 	uint32_t sum;
-	ssize_t n;
-	int fd, err;
-
-	if (!parse_addr4(args[0], NULL, &src) || !parse_addr4(args[1], args[2], &dst))
-		return USAGE_ERR;
-	if ((o->given & OPT_VIA) ? !parse_addr4(o->via, NULL, &to) : !parse_addr4(args[1], NULL, &to))
-		return USAGE_ERR;
 
 	memset(pkt, 0, sizeof(*ip) + sizeof(*udp));
 	ip->version = 4;
@@ -766,12 +767,12 @@ static int do_raw_udp(char **args, const struct opts *o, struct result *r)
 	ip->id = htons((uint16_t)getpid());
 	ip->ttl = 64;
 	ip->protocol = IPPROTO_UDP;
-	ip->saddr = ((struct sockaddr_in *)&src.ss)->sin_addr.s_addr;
-	ip->daddr = ((struct sockaddr_in *)&dst.ss)->sin_addr.s_addr;
+	ip->saddr = ((const struct sockaddr_in *)&src->ss)->sin_addr.s_addr;
+	ip->daddr = ((const struct sockaddr_in *)&dst->ss)->sin_addr.s_addr;
 	ip->check = csum_fold(sum16(ip, sizeof(*ip), 0));
 
 	udp->source = htons(RAW_SPORT);
-	udp->dest = ((struct sockaddr_in *)&dst.ss)->sin_port;
+	udp->dest = ((const struct sockaddr_in *)&dst->ss)->sin_port;
 	udp->len = htons((uint16_t)udp_len);
 	memcpy(pkt + sizeof(*ip) + sizeof(*udp), o->text, o->text_len);
 	/* Pseudo header: saddr, daddr, zero + protocol, UDP length. */
@@ -781,6 +782,22 @@ static int do_raw_udp(char **args, const struct opts *o, struct result *r)
 	udp->check = csum_fold(sum);
 	if (udp->check == 0)
 		udp->check = 0xffff; /* zero means "no checksum" */
+	return len;
+}
+
+static int do_raw_udp(char **args, const struct opts *o, struct result *r)
+{
+	uint8_t pkt[sizeof(struct iphdr) + sizeof(struct udphdr) + MAX_TEXT];
+	struct addr src, dst, to;
+	size_t len;
+	ssize_t n;
+	int fd, err;
+
+	if (!parse_addr4(args[0], NULL, &src) || !parse_addr4(args[1], args[2], &dst))
+		return USAGE_ERR;
+	if ((o->given & OPT_VIA) ? !parse_addr4(o->via, NULL, &to) : !parse_addr4(args[1], NULL, &to))
+		return USAGE_ERR;
+	len = build_ipv4_udp(pkt, &src, &dst, o);
 
 	fd = new_socket(AF_INET, SOCK_RAW, IPPROTO_RAW);
 	if (fd < 0)
@@ -795,6 +812,117 @@ static int do_raw_udp(char **args, const struct opts *o, struct result *r)
 	}
 	close(fd);
 	return err;
+}
+
+static bool parse_mac(const char *s, uint8_t mac[ETH_ALEN])
+{
+	unsigned v[ETH_ALEN];
+	char end;
+
+	if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+		   &end) != ETH_ALEN)
+		return false;
+	for (int i = 0; i < ETH_ALEN; i++)
+		mac[i] = (uint8_t)v[i];
+	return true;
+}
+
+/*
+ * An IPv4 UDP datagram put on the link by an AF_PACKET socket: SOCK_RAW with
+ * a hand-built Ethernet header, SOCK_DGRAM with the kernel's.  No socket of
+ * the IP stack is involved, so no cgroup hook sees it.
+ */
+static int packet_send(char **args, const struct opts *o, struct result *r, int type)
+{
+	uint8_t frame[ETH_HLEN + sizeof(struct iphdr) + sizeof(struct udphdr) + MAX_TEXT];
+	struct ethhdr *eth = (struct ethhdr *)frame;
+	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_IP),
+				   .sll_halen = ETH_ALEN };
+	uint8_t mac[ETH_ALEN];
+	struct addr src, dst;
+	size_t len, off = type == SOCK_RAW ? ETH_HLEN : 0;
+	unsigned ifindex = if_nametoindex(args[0]);
+	ssize_t n;
+	int fd, err = 0;
+
+	if (!ifindex) {
+		fprintf(stderr, "probe: no interface '%s'\n", args[0]);
+		return USAGE_ERR;
+	}
+	if (!parse_mac(args[1], mac) || !parse_addr4(args[2], NULL, &src) ||
+	    !parse_addr4(args[3], args[4], &dst))
+		return USAGE_ERR;
+	len = off + build_ipv4_udp(frame + off, &src, &dst, o);
+	sll.sll_ifindex = (int)ifindex;
+	memcpy(sll.sll_addr, mac, ETH_ALEN);
+	fd = new_socket(AF_PACKET, type, 0);
+	if (fd < 0)
+		return errno;
+	if (type == SOCK_RAW) {
+		struct ifreq ifr = { 0 };
+
+		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", args[0]);
+		if (ioctl(fd, SIOCGIFHWADDR, &ifr)) {
+			err = errno;
+			goto out;
+		}
+		memcpy(eth->h_dest, mac, ETH_ALEN);
+		memcpy(eth->h_source, ifr.ifr_hwaddr.sa_data, ETH_ALEN);
+		eth->h_proto = htons(ETH_P_IP);
+	}
+	n = sendto(fd, frame, len, 0, (const struct sockaddr *)&sll, sizeof(sll));
+	if (n < 0)
+		err = errno;
+	else
+		add_detail(r, " sent=%zd", n);
+out:
+	close(fd);
+	return err;
+}
+
+/*
+ * An IPv4 UDP datagram written into TUN device IFNAME (which must exist, e.g.
+ * `ip tuntap add mode tun`): the kernel receives it as if from that device and,
+ * with forwarding on, routes it on.  No socket sends it.
+ */
+static int do_tun_send(char **args, const struct opts *o, struct result *r)
+{
+	uint8_t pkt[sizeof(struct iphdr) + sizeof(struct udphdr) + MAX_TEXT];
+	struct ifreq ifr = { .ifr_flags = IFF_TUN | IFF_NO_PI };
+	struct addr src, dst;
+	size_t len;
+	ssize_t n;
+	int fd, err = 0;
+
+	if (strlen(args[0]) >= sizeof(ifr.ifr_name) || !parse_addr4(args[1], NULL, &src) ||
+	    !parse_addr4(args[2], args[3], &dst))
+		return USAGE_ERR;
+	len = build_ipv4_udp(pkt, &src, &dst, o);
+	fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return errno;
+	memcpy(ifr.ifr_name, args[0], strlen(args[0]) + 1);
+	if (ioctl(fd, TUNSETIFF, &ifr)) {
+		err = errno;
+	} else {
+		n = write(fd, pkt, len);
+		if (n < 0)
+			err = errno;
+		else
+			add_detail(r, " sent=%zd", n);
+	}
+	close(fd);
+	return err;
+}
+
+static int do_packet(char **args, const struct opts *o, struct result *r)
+{
+	return packet_send(args, o, r, SOCK_RAW);
+}
+
+static int do_packet_dgram(char **args, const struct opts *o, struct result *r)
+{
+	return packet_send(args, o, r, SOCK_DGRAM);
 }
 
 /* UDP header built by hand on an IPv6 raw socket; the kernel sums it. */
@@ -1299,6 +1427,10 @@ static const struct command commands[] = {
 	{ "raw-udp", "SRC DST PORT --send TEXT [--via ADDR]", 3, OPT_SEND | OPT_VIA, false,
 	  do_raw_udp },
 	{ "raw6-udp", "ADDR PORT [--send TEXT]", 2, OPT_SEND, false, do_raw6_udp },
+	{ "tun-send", "IFNAME SRC DST PORT [--send TEXT]", 4, OPT_SEND, false, do_tun_send },
+	{ "packet", "IFNAME DSTMAC SRC DST PORT [--send TEXT]", 5, OPT_SEND, false, do_packet },
+	{ "packet-dgram", "IFNAME DSTMAC SRC DST PORT [--send TEXT]", 5, OPT_SEND, false,
+	  do_packet_dgram },
 	{ "uring-connect", "ADDR PORT", 2, 0, false, do_uring_connect },
 	{ "uring-sendmsg", "ADDR PORT --send TEXT", 2, OPT_SEND, false, do_uring_sendmsg },
 	{ "udp-multicast", "GROUP PORT --send TEXT [--via IFADDR4]", 2,
