@@ -22,7 +22,7 @@ ALLOWED=198.18.0.2
 DENIED=198.18.0.3
 # what the fence allows: the allowed host's UDP 5000 and TCP 5001, and the
 # inner side of the VXLAN test (198.18.2.2:7000, reached through the tunnel)
-RULES=(--allow "$ALLOWED:5000/udp" --allow "$ALLOWED:5001/tcp" --allow "2001:db8::2:5000/udp"
+RULES=(--allow "$ALLOWED:5000/udp" --allow "$ALLOWED:5001/tcp" --allow "[2001:db8::2]:5000/udp"
 	--allow "198.18.2.2:7000/udp")
 CGX=${CG2:+$CG2/$TAG-x}
 
@@ -75,6 +75,12 @@ attach() {
 	[ "${1:-}" = --boundary ] && extra=(--boundary "${TAG}b" --boundary-netns "/run/netns/$NS_S")
 	"$CGFENCE" attach --cgroup "$CGX" "${RULES[@]}" "${extra[@]}" >"$WORK/attach.out" 2>&1 ||
 		{ fail "attach ${extra[*]}: $(cat "$WORK/attach.out")"; return 1; }
+}
+
+# pin_dir: the pin directory of the fence of $CGX.
+pin_dir() {
+	echo "/sys/fs/bpf/cgfence/$("$CGFENCE" status --json --socket /nonexistent 2>/dev/null |
+		jq --arg p "$CGX" '.fences[] | select(.cgroup == $p) | .cgroup_id')"
 }
 
 detach() {
@@ -201,10 +207,12 @@ test_allowed_passes() {
 	assert_match '^ok' "$OUT" "tcp with its reply through the boundary"
 	assert_eq 1 "$(arrived a4)" "udp datagrams that reached $ALLOWED:5000"
 	assert_eq 1 "$(arrived a6)" "udp datagrams that reached [2001:db8::2]:5000"
-	# the fence's own tools see it: the pinned link, its program
-	[ -e "/sys/fs/bpf/cgfence/$(stat -c %i "$CGX" 2>/dev/null)" ] || true
-	bpftool link show 2>/dev/null | grep -q cgf_boundary ||
-		fail "bpftool link show lists no cgf_boundary program"
+	# bpftool sees it: the pinned link and its program, by name
+	local link prog
+	link=$(bpftool -j link show pinned "$(pin_dir)/link_boundary" 2>&1)
+	prog=$(jq -r '.prog_id' <<<"$link" 2>/dev/null)
+	assert_match '"cgf_boundary"' "$(bpftool -j prog show id "${prog:-0}" 2>&1)" \
+		"the program of the pinned boundary link ($link)"
 	"$CGFENCE" status --socket /nonexistent >"$WORK/status.txt" 2>/dev/null
 	grep -A3 "^$CGX " "$WORK/status.txt" | grep -q "boundary on ${TAG}b" ||
 		fail "status does not show the boundary: $(grep -A6 "^$CGX " "$WORK/status.txt")"
@@ -242,12 +250,13 @@ EOF
 test_detach_removes() {
 	setup || return
 	attach --boundary || return
-	local n
-	n=$(bpftool link show 2>/dev/null | grep -c cgf_boundary)
+	local link prog
+	link=$(bpftool -j link show pinned "$(pin_dir)/link_boundary" 2>&1)
+	prog=$(jq -r '.prog_id' <<<"$link" 2>/dev/null)
+	[ -n "$prog" ] && [ "$prog" != null ] || { fail "no pinned boundary link: $link"; return; }
 	detach
 	sleep 0.2
-	assert_eq $((n - 1)) "$(bpftool link show 2>/dev/null | grep -c cgf_boundary)" \
-		"boundary links after detach"
+	bpftool prog show id "$prog" >/dev/null 2>&1 && fail "the boundary program is still loaded"
 	listen_udp "$NS_S" "$DENIED" 6000 d || return
 	in_client "$PROBE" udp-sendto "$DENIED" 6000 --send x >/dev/null
 	assert_eq 1 "$(arrived d)" "after detach the interface passes traffic again"
