@@ -37,10 +37,13 @@ TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(TOOL_SRCS))
 # Fuzz targets (libFuzzer with ASan and UBSan), over the project's own parsers.
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
-FUZZ_LIB_SRCS := user/lib/policy.c user/lib/resolve.c
+FUZZ_LIB_SRCS := user/lib/policy.c user/lib/resolve.c user/lib/oci.c
+FUZZ_LDLIBS := -lcares -ljansson
 
-SKEL := $(BUILD)/cgfence.skel.h
-BPF_OBJ := $(BUILD)/cgfence.bpf.o
+# One object per BPF source, each with its skeleton (cgfence_bpf, boundary_bpf).
+BPF_SRCS := bpf/cgfence.bpf.c bpf/boundary.bpf.c
+BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS))
+SKELS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
 BPF_HDRS := $(wildcard bpf/*.h) include/cgfence.h $(VMLINUX_DIR)/vmlinux.h
 
 ifeq ($(V),1)
@@ -52,6 +55,7 @@ msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
 .DELETE_ON_ERROR:
+.SECONDARY: $(BPF_OBJS) $(SKELS)
 .PHONY: all deps test-deps demo-deps demo check fuzz bench bench-compare install vmlinux clean
 
 all: $(BUILD)/cgfence $(BUILD)/cgfenced $(BUILD)/cgfence-hook $(UNIT_BINS) $(TOOL_BINS) $(FUZZ_BINS)
@@ -59,17 +63,17 @@ all: $(BUILD)/cgfence $(BUILD)/cgfenced $(BUILD)/cgfence-hook $(UNIT_BINS) $(TOO
 $(BUILD) $(BUILD)/lib $(BUILD)/tests:
 	$(Q)mkdir -p $@
 
-$(BPF_OBJ): bpf/cgfence.bpf.c $(BPF_HDRS) | $(BUILD)
+$(BUILD)/%.bpf.o: bpf/%.bpf.c $(BPF_HDRS) | $(BUILD)
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@.tmp.o
 	$(Q)$(BPFTOOL) gen object $@ $@.tmp.o
 	$(Q)rm -f $@.tmp.o
 
-$(SKEL): $(BPF_OBJ)
+$(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
 	$(call msg,GEN-SKEL,$@)
-	$(Q)$(BPFTOOL) gen skeleton $< name cgfence_bpf > $@
+	$(Q)$(BPFTOOL) gen skeleton $< name $*_bpf > $@
 
-$(BUILD)/lib/%.o: user/lib/%.c $(wildcard user/lib/*.h) include/cgfence.h $(SKEL) | $(BUILD)/lib
+$(BUILD)/lib/%.o: user/lib/%.c $(wildcard user/lib/*.h) include/cgfence.h $(SKELS) | $(BUILD)/lib
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
@@ -93,7 +97,7 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) $(wildcard user/lib/*.h) includ
 	$(call msg,FUZZ,$@)
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CLANG) -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
-		-fno-sanitize-recover=undefined -Iinclude -Iuser/lib $< $(FUZZ_LIB_SRCS) -lcares -o $@
+		-fno-sanitize-recover=undefined -Iinclude -Iuser/lib $< $(FUZZ_LIB_SRCS) $(FUZZ_LDLIBS) -o $@
 
 $(BUILD)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(LIB) | $(BUILD)/tests
 	$(call msg,CCLD,$@)

@@ -24,26 +24,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <arpa/inet.h>
 #include <jansson.h>
+#include <linux/capability.h>
+#include <sys/stat.h>
 
 #include "control.h"
 #include "fence.h"
+#include "veth.h"
+#include "oci.h"
 
-#define STATE_MAX (1u << 20)        /* bytes of OCI state on stdin */
-#define CONFIG_MAX (8u << 20)       /* bytes of the bundle's config.json */
-#define RESOLV_MAX (64u << 10)      /* bytes of the container's resolv.conf */
 #define DNS_MAX 4                   /* resolvers passed on (CGF_FENCE_DNS_MAX) */
 #define LABEL_MAX 127               /* bytes of the fence's label (CGF_LABEL_MAX - 1) */
 #define TIMEOUT_MS_DEFAULT 10000
-
-/* Annotations that may carry a container's name, first match wins. */
-static const char *const name_keys[] = {
-	"cgfence.name",                    /* given by the user: podman passes no name */
-	"io.kubernetes.cri-o.ContainerName", /* CRI-O */
-	"io.kubernetes.container.name",    /* CRI-O, Kubernetes' own name */
-	NULL,
-};
 
 /* One line on stderr, "cgfence-hook: ...": the reason podman shows. */
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -141,145 +133,172 @@ static int read_file(const char *path, size_t max, char **out, size_t *len)
  * the bundle's config.json mounts on /etc/resolv.conf (podman writes it from
  * --dns or the host's).  No such mount, no resolvers: that is not an error.
  */
-static int container_dns(const char *bundle, json_t *dns)
+/* The bundle's config.json, parsed; says why on failure. */
+static int read_config(const char *bundle, struct cgf_oci_config *cfg)
 {
-	char path[PATH_MAX], *text = NULL, *line, *save = NULL;
-	const char *source = NULL;
-	json_t *config, *mounts, *m;
-	json_error_t jerr;
-	size_t len, i;
+	char path[PATH_MAX], err[CGF_OCI_ERR_LEN], *text = NULL;
+	size_t len;
 	int ret;
 
-	if ((size_t)snprintf(path, sizeof(path), "%s/config.json", bundle) >= sizeof(path)) {
+	if (cgf_oci_bundle_path(bundle, "config.json", path, sizeof(path))) {
 		say("bundle path too long");
 		return -1;
 	}
-	ret = read_file(path, CONFIG_MAX, &text, &len);
+	ret = read_file(path, CGF_OCI_CONFIG_MAX, &text, &len);
 	if (ret) {
 		say("cannot read '%s': %s", path, ret == -EFBIG ? "too large" : strerror(-ret));
 		return -1;
 	}
-	config = json_loadb(text, len, 0, &jerr);
+	ret = cgf_oci_config_parse(text, len, cfg, err, sizeof(err));
 	free(text);
-	if (!json_is_object(config)) {
-		say("malformed '%s': %s", path, config ? "not a JSON object" : jerr.text);
-		json_decref(config);
+	if (ret) {
+		say("malformed '%s': %s", path, err);
 		return -1;
 	}
-	mounts = json_object_get(config, "mounts");
-	json_array_foreach(mounts, i, m) {
-		const char *dest = json_string_value(json_object_get(m, "destination"));
+	return 0;
+}
 
-		if (dest && !strcmp(dest, "/etc/resolv.conf"))
-			source = json_string_value(json_object_get(m, "source"));
-	}
-	if (!source) {
-		json_decref(config);
+/*
+ * The resolvers the container uses: the nameserver lines of the file that
+ * the bundle's config.json mounts on /etc/resolv.conf (podman writes it from
+ * --dns or the host's).  No such mount, no resolvers: that is not an error.
+ */
+static int container_dns(const char *bundle, const struct cgf_oci_config *cfg, json_t *dns)
+{
+	char path[PATH_MAX], *text = NULL;
+	char addrs[DNS_MAX][CGF_OCI_ADDR_LEN];
+	size_t len, n;
+	int ret;
+
+	if (!cfg->resolv_source)
 		return 0;
-	}
-	/* relative sources are relative to the bundle (OCI runtime spec) */
-	if (source[0] != '/')
-		ret = snprintf(path, sizeof(path), "%s/%s", bundle, source) >= (int)sizeof(path);
-	else
-		ret = snprintf(path, sizeof(path), "%s", source) >= (int)sizeof(path);
-	json_decref(config);
-	if (ret) {
+	if (cgf_oci_bundle_path(bundle, cfg->resolv_source, path, sizeof(path))) {
 		say("resolv.conf path too long");
 		return -1;
 	}
-	ret = read_file(path, RESOLV_MAX, &text, &len);
+	ret = read_file(path, CGF_OCI_RESOLV_MAX, &text, &len);
 	if (ret) {
 		say("cannot read the container's resolv.conf '%s': %s", path,
 		    ret == -EFBIG ? "too large" : strerror(-ret));
 		return -1;
 	}
-	for (line = strtok_r(text, "\n", &save); line && json_array_size(dns) < DNS_MAX;
-	     line = strtok_r(NULL, "\n", &save)) {
-		unsigned char addr[16];
-		char *p = line, *end;
-
-		while (*p == ' ' || *p == '\t')
-			p++;
-		if (strncmp(p, "nameserver", 10) || (p[10] != ' ' && p[10] != '\t'))
-			continue;
-		p += 10;
-		while (*p == ' ' || *p == '\t')
-			p++;
-		end = p + strcspn(p, " \t\r#;");
-		*end = '\0';
-		/* a link-local resolver's zone ("fe80::1%eth0") is not part of the address */
-		p[strcspn(p, "%")] = '\0';
-		if (inet_pton(AF_INET, p, addr) != 1 && inet_pton(AF_INET6, p, addr) != 1)
-			continue; /* not an address: nothing to allow */
-		json_array_append_new(dns, json_string(p));
-	}
+	n = cgf_oci_resolv_nameservers(text, len, addrs, DNS_MAX);
 	free(text);
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(dns, json_string(addrs[i]));
 	return 0;
 }
 
-/* "container <id12> [<name>]", cut to what a fence's label holds. */
-static void make_label(char *label, size_t len, const char *id, json_t *annotations)
+/*
+ * The capabilities that reach around the cgroup hooks (AF_PACKET, tunnels,
+ * netdev rules) which the container's process may hold: in any of its
+ * bounding, effective or permitted sets (a capability only in the bounding
+ * set comes back with a setuid or file-capability binary), as the names
+ * cgfenced takes.
+ */
+static json_t *net_caps(const struct cgf_oci_config *cfg)
 {
-	const char *name = NULL;
+	uint64_t any = cfg->caps.bounding | cfg->caps.effective | cfg->caps.permitted;
+	json_t *caps = json_array();
 
-	for (size_t i = 0; name_keys[i] && !name; i++) {
-		name = json_string_value(json_object_get(annotations, name_keys[i]));
-		if (name && !*name)
-			name = NULL;
+	if (any >> CAP_NET_RAW & 1)
+		json_array_append_new(caps, json_string("CAP_NET_RAW"));
+	if (any >> CAP_NET_ADMIN & 1)
+		json_array_append_new(caps, json_string("CAP_NET_ADMIN"));
+	return caps;
+}
+
+/* Whether the hook runs in the network namespace of pid 1 (where cgfenced runs). */
+static bool same_netns_as_init(void)
+{
+	struct stat a, b;
+
+	return stat("/proc/self/ns/net", &a) == 0 && stat("/proc/1/ns/net", &b) == 0 &&
+	       a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+}
+
+/*
+ * Where the boundary program goes: for a container with its own network
+ * namespace, the host end of its only veth.  Adds "boundary" (and
+ * "boundary_netns" when the peer is not in the hook's own namespace) to req,
+ * or, when there is none, "boundary_missing": why, which cgfenced quotes if it
+ * must refuse.
+ */
+static void find_boundary(const struct cgf_oci_config *cfg, int pid, json_t *req)
+{
+	struct cgf_veth_peer peer;
+	char path[64], err[CGF_ERR_LEN];
+
+	if (!cfg->own_netns) {
+		json_object_set_new(req, "boundary_missing",
+				    json_string("the container shares the host's network namespace"));
+		return;
 	}
-	snprintf(label, len, "container %.12s%s%s", id, name ? " " : "", name ? name : "");
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", pid);
+	if (cgf_veth_find_peer(path, &peer, err, sizeof(err))) {
+		char why[CGF_ERR_LEN + 64];
+
+		snprintf(why, sizeof(why), "no veth to the host in its network namespace: %s", err);
+		json_object_set_new(req, "boundary_missing", json_string(why));
+		return;
+	}
+	json_object_set_new(req, "boundary", json_string(peer.ifname));
+	if (*peer.netns)
+		json_object_set_new(req, "boundary_netns", json_string(peer.netns));
+	else if (!same_netns_as_init()) {
+		/* cgfenced looks the name up in its own namespace: name the hook's */
+		snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)getpid());
+		json_object_set_new(req, "boundary_netns", json_string(path));
+	}
 }
 
 static int hook_create(const char *socket, int timeout_ms)
 {
-	const char *id, *bundle, *policy, *audit;
-	json_t *state, *annotations, *jpid, *dns, *req, *rep = NULL;
 	char label[LABEL_MAX + 1], err[CGF_ERR_LEN], *text = NULL;
-	json_error_t jerr;
+	struct cgf_oci_state st;
+	struct cgf_oci_config cfg;
+	json_t *dns, *req, *rep = NULL;
 	size_t len;
 	int ret;
 
-	ret = read_all(stdin, STATE_MAX, &text, &len);
+	ret = read_all(stdin, CGF_OCI_STATE_MAX, &text, &len);
 	if (ret) {
 		say("cannot read the container state on stdin: %s",
 		    ret == -EFBIG ? "more than 1 MiB" : strerror(-ret));
 		return 1;
 	}
-	state = json_loadb(text, len, 0, &jerr);
+	ret = cgf_oci_state_parse(text, len, &st, err, sizeof(err));
 	free(text);
-	if (!json_is_object(state)) {
-		say("malformed container state: %s", state ? "not a JSON object" : jerr.text);
-		json_decref(state);
+	if (ret) {
+		say("malformed container state: %s", err);
 		return 1;
 	}
-	annotations = json_object_get(state, "annotations");
-	policy = json_string_value(json_object_get(annotations, "cgfence.policy"));
-	if (!policy || !*policy) {
+	if (!st.policy) {
 		/* not opted in (the hooks file filters on this already) */
-		json_decref(state);
+		cgf_oci_state_free(&st);
 		return 0;
 	}
-	id = json_string_value(json_object_get(state, "id"));
-	bundle = json_string_value(json_object_get(state, "bundle"));
-	jpid = json_object_get(state, "pid");
-	if (!id || !*id || !bundle || !*bundle || !json_is_integer(jpid) ||
-	    json_integer_value(jpid) <= 0 || json_integer_value(jpid) > INT_MAX) {
-		say("malformed container state: needs 'id', 'bundle' and a positive 'pid'");
-		json_decref(state);
+	if (read_config(st.bundle, &cfg)) {
+		cgf_oci_state_free(&st);
 		return 1;
 	}
 	dns = json_array();
-	if (container_dns(bundle, dns)) {
+	if (container_dns(st.bundle, &cfg, dns)) {
 		json_decref(dns);
-		json_decref(state);
+		cgf_oci_config_free(&cfg);
+		cgf_oci_state_free(&st);
 		return 1;
 	}
-	audit = json_string_value(json_object_get(annotations, "cgfence.audit"));
-	make_label(label, sizeof(label), id, annotations);
-	req = json_pack("{s:s,s:s,s:I,s:b,s:s,s:o}", "op", "attach", "policy", policy, "pid",
-			json_integer_value(jpid), "audit", audit && !strcmp(audit, "true"),
-			"label", label, "dns", dns);
-	json_decref(state);
+	/* "container <id12> [<name>]", cut to what a fence's label holds */
+	snprintf(label, sizeof(label), "container %.12s%s%s", st.id, st.name ? " " : "",
+		 st.name ? st.name : "");
+	req = json_pack("{s:s,s:s,s:i,s:b,s:s,s:o,s:o}", "op", "attach", "policy", st.policy,
+			"pid", st.pid, "audit", st.audit, "label", label, "dns", dns, "net_caps",
+			net_caps(&cfg));
+	if (req)
+		find_boundary(&cfg, st.pid, req);
+	cgf_oci_config_free(&cfg);
+	cgf_oci_state_free(&st);
 	if (!req) {
 		say("out of memory");
 		return 1;
@@ -314,7 +333,7 @@ static int hook_poststop(const char *socket, int timeout_ms)
 	size_t len;
 
 	/* the state is not needed: the daemon drops every fence with nothing left in it */
-	if (read_all(stdin, STATE_MAX, &text, &len) == 0)
+	if (read_all(stdin, CGF_OCI_STATE_MAX, &text, &len) == 0)
 		free(text);
 	if (cgf_control_call(socket, json_pack("{s:s}", "op", "release"), timeout_ms, &rep, NULL,
 			     err, sizeof(err))) {
@@ -330,6 +349,48 @@ static int hook_poststop(const char *socket, int timeout_ms)
 	return 0;
 }
 
+/*
+ * cgfence-hook boundary < state: prints where the boundary of the container
+ * would go ("IFNAME [NETNS]"), or why there is none; what create sends.
+ */
+static int show_boundary(void)
+{
+	struct cgf_oci_config cfg = { .own_netns = true };
+	char err[CGF_OCI_ERR_LEN], *text = NULL;
+	struct cgf_oci_state st;
+	json_t *req = json_object();
+	size_t len;
+	int ret;
+
+	ret = read_all(stdin, CGF_OCI_STATE_MAX, &text, &len);
+	if (ret) {
+		say("cannot read the container state on stdin: %s", strerror(-ret));
+		return 1;
+	}
+	ret = cgf_oci_state_parse(text, len, &st, err, sizeof(err));
+	free(text);
+	if (ret || !st.policy) {
+		say("malformed container state: %s", ret ? err : "no cgfence.policy annotation");
+		return 1;
+	}
+	/* the bundle's config when there is one; else assume a namespace of its own */
+	if (access(st.bundle, F_OK) == 0 && read_config(st.bundle, &cfg)) {
+		cgf_oci_state_free(&st);
+		return 1;
+	}
+	find_boundary(&cfg, st.pid, req);
+	if (json_object_get(req, "boundary"))
+		printf("%s %s\n", json_string_value(json_object_get(req, "boundary")),
+		       json_object_get(req, "boundary_netns") ?
+			       json_string_value(json_object_get(req, "boundary_netns")) : "-");
+	else
+		printf("none: %s\n", json_string_value(json_object_get(req, "boundary_missing")));
+	json_decref(req);
+	cgf_oci_config_free(&cfg);
+	cgf_oci_state_free(&st);
+	return 0;
+}
+
 static void usage(FILE *out)
 {
 	fprintf(out,
@@ -340,7 +401,13 @@ static void usage(FILE *out)
 		"with policy NAME (cgfence.audit=true: audit mode) and fails, so that the\n"
 		"container does not start, unless the fence is in force.  poststop: asks\n"
 		"cgfenced to drop the fences of containers that are gone.  Socket: --socket,\n"
-		"else $CGFENCE_SOCKET, else " CGF_SOCKET_DEFAULT "; timeout 10000 ms.\n");
+		"else $CGFENCE_SOCKET, else " CGF_SOCKET_DEFAULT "; timeout 10000 ms.\n"
+		"\n"
+		"create also tells cgfenced which of CAP_NET_RAW and CAP_NET_ADMIN the\n"
+		"container holds and where its boundary program goes: the host end of the\n"
+		"only veth of its network namespace.  Without one, cgfenced refuses a\n"
+		"container holding either capability unless its policy says accept-risk.\n"
+		"`cgfence-hook boundary` prints, for a state on stdin, where that is.\n");
 }
 
 int main(int argc, char **argv)
@@ -385,6 +452,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	stage = argv[optind];
+	if (!strcmp(stage, "boundary"))
+		return show_boundary();
 	if (strcmp(stage, "create") && strcmp(stage, "poststop")) {
 		say("unknown stage '%s' (create or poststop)", stage);
 		return 1;

@@ -868,6 +868,11 @@ static void handle_attach(struct client *c, json_t *req)
 	json_t *jdns = json_object_get(req, "dns"), *jd;
 	struct cgf_endpoint dns[CGF_FENCE_DNS_MAX] = { 0 };
 	struct cgf_attach_opts aopts = { .pin_root = d.opt.pin_root, .audit = audit };
+	const char *boundary = json_string_value(json_object_get(req, "boundary"));
+	const char *boundary_netns = json_string_value(json_object_get(req, "boundary_netns"));
+	const char *boundary_missing = json_string_value(json_object_get(req, "boundary_missing"));
+	json_t *jcaps = json_object_get(req, "net_caps");
+	uint32_t held = 0, open_risk;
 	size_t n_dns = 0, k;
 	char path[PATH_MAX], err[CGF_ERR_LEN];
 	struct cgf_allowlist list = { 0 };
@@ -905,6 +910,51 @@ static void handle_attach(struct client *c, json_t *req)
 		memcpy(dns[n_dns].addr, srv.addr, sizeof(dns[n_dns].addr));
 		n_dns++;
 	}
+	if ((json_object_get(req, "boundary") && !boundary) ||
+	    (json_object_get(req, "boundary_netns") && !boundary_netns))
+		return reply_error(c, "attach: 'boundary' and 'boundary_netns' must be strings");
+	if (boundary_netns && !boundary)
+		return reply_error(c, "attach: 'boundary_netns' without 'boundary'");
+	/* a boundary drops traffic on an interface: not for anyone to put anywhere */
+	if (boundary && c->cred.uid != 0)
+		return reply_error(c, "attach: only root may attach a boundary program to an "
+				   "interface");
+	if (jcaps && !json_is_array(jcaps))
+		return reply_error(c, "attach: 'net_caps' must be a list of capability names");
+	json_array_foreach(jcaps, k, jd) {
+		const char *name = json_string_value(jd);
+
+		if (name && !strcmp(name, "CAP_NET_RAW"))
+			held |= CGF_RISK_NET_RAW;
+		else if (name && !strcmp(name, "CAP_NET_ADMIN"))
+			held |= CGF_RISK_NET_ADMIN;
+		else
+			return reply_error(c, "attach: 'net_caps' entry %zu: not CAP_NET_RAW or "
+					   "CAP_NET_ADMIN", k);
+	}
+	/*
+	 * A workload that can put frames on the wire past the cgroup hooks
+	 * runs only behind a boundary, or with its policy's consent.
+	 */
+	open_risk = boundary ? 0 : held & ~p->rules.accept_risk;
+	if (open_risk) {
+		bool raw = open_risk & CGF_RISK_NET_RAW, admin = open_risk & CGF_RISK_NET_ADMIN;
+
+		return reply_error(c, "attach: the workload holds %s%s%s and no boundary program "
+				   "can judge what leaves its network namespace (%s): drop it "
+				   "(podman --cap-drop %s) or add 'accept-risk %s' to policy '%s'",
+				   raw ? "CAP_NET_RAW" : "", raw && admin ? " and " : "",
+				   admin ? "CAP_NET_ADMIN" : "",
+				   boundary_missing ? boundary_missing : "none was given",
+				   raw && admin ? "NET_RAW,NET_ADMIN" : raw ? "NET_RAW" : "NET_ADMIN",
+				   raw && admin ? "net_raw net_admin" : raw ? "net_raw" : "net_admin",
+				   policy);
+	}
+	aopts.boundary_ifname = boundary;
+	aopts.boundary_netns = boundary_netns;
+	aopts.caps_known = jcaps != NULL;
+	aopts.caps_held = held;
+	aopts.risk_accepted = p->rules.accept_risk;
 	if (cgroup) {
 		if (c->cred.uid != 0)
 			return reply_error(c, "attach: only root may fence a cgroup by path (give "
@@ -962,9 +1012,10 @@ static void handle_attach(struct client *c, json_t *req)
 		cgf_fence_close(f);
 		return reply_error(c, "attach: out of memory");
 	}
-	log_info("fenced %s with policy %s%s (cgroup id %" PRIu64 ")%s%s, asked by pid %d uid %u",
-		 path, policy, audit ? " in audit mode" : "", id, label ? " for " : "",
-		 label ? label : "", (int)c->cred.pid, (unsigned)c->cred.uid);
+	log_info("fenced %s with policy %s%s (cgroup id %" PRIu64 ")%s%s%s%s, asked by pid %d "
+		 "uid %u", path, policy, audit ? " in audit mode" : "", id, label ? " for " : "",
+		 label ? label : "", boundary ? ", boundary on " : "", boundary ? boundary : "",
+		 (int)c->cred.pid, (unsigned)c->cred.uid);
 	reply(c, json_pack("{s:b,s:s,s:I,s:s,s:s}", "ok", 1, "cgroup", path, "cgroup_id",
 			   (json_int_t)id, "policy", policy, "mode", audit ? "audit" : "enforce"));
 }

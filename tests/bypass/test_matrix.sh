@@ -195,8 +195,9 @@ start_session() {
 	local prefix bargs=
 	rm -f "$WORK"/{go,attacked,release,inner.pid,control.pid,attack.out,fence.err}
 	case $IDENT in
-	userns) prefix="unshare --user --map-root-user --net --" ;;
-	netadmin) prefix=$NETADMIN ;;
+	userns) prefix="-- unshare --user --map-root-user --net --" ;;
+	# cgfence run drops both unless told to keep them
+	netadmin) prefix="--keep-cap net_admin --keep-cap net_raw -- $NETADMIN" ;;
 	esac
 	[ "$BOUNDARY" = yes ] && bargs="--boundary ${TAG}b --boundary-netns /run/netns/$NS_S"
 	cat >"$WORK/inner.sh" <<-EOF
@@ -211,7 +212,7 @@ start_session() {
 	EOF
 	# shellcheck disable=SC2086 # word splitting intended
 	nsenter --net="/run/netns/$NS_C" -- bash -c "${PREFENCE:-:}; exec \"\$@\"" bash \
-		"$CGFENCE" run --allow 198.18.0.2 $bargs -- $prefix bash "$WORK/inner.sh" \
+		"$CGFENCE" run --allow 198.18.0.2 $bargs $prefix bash "$WORK/inner.sh" \
 		>"$WORK/fence.out" 2>"$WORK/fence.err" </dev/null &
 	FPID=$!
 	echo "$FPID" >>"$WORK/session.pids"
@@ -482,8 +483,8 @@ test_af_packet_raw() {
 	setup || return
 	for IDENT in $IDENTITIES; do
 		cell "AF_PACKET SOCK_RAW frame" "udp $D4 5000" \
-			"packet-raw ${TAG}a @MAC@ 198.18.0.1 $D4 5000 --send x" \
-			"$PROBE packet-raw ${TAG}a @MAC@ 198.18.0.1 $D4 5000 --send x --timeout-ms 1000"
+			"packet ${TAG}a @MAC@ 198.18.0.1 $D4 5000 --send x" \
+			"$PROBE packet ${TAG}a @MAC@ 198.18.0.1 $D4 5000 --send x --timeout-ms 1000"
 	done
 }
 
@@ -500,12 +501,12 @@ test_af_packet_dgram() {
 # no socket at all.
 test_tun_forwarding() {
 	each_identity "TUN + forwarding" "udp $D4 5000" \
-		"tun-inject ${TAG}t 198.18.5.2 $D4 5000 --send x" "
+		"tun-send ${TAG}t 198.18.5.2 $D4 5000 --send x" "
 		ip tuntap add dev ${TAG}t mode tun && ip link set ${TAG}t up &&
 		ip addr add 198.18.5.1/24 dev ${TAG}t &&
 		sysctl -qw net.ipv4.ip_forward=1 && sysctl -qw net.ipv4.conf.all.rp_filter=0 &&
 		sysctl -qw net.ipv4.conf.${TAG}t.rp_filter=0
-		$PROBE tun-inject ${TAG}t 198.18.5.2 $D4 5000 --send x --timeout-ms 1000"
+		$PROBE tun-send ${TAG}t 198.18.5.2 $D4 5000 --send x --timeout-ms 1000"
 }
 
 # VXLAN to the denied host carrying a datagram for the allowed one: the cgroup

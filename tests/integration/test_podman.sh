@@ -463,12 +463,19 @@ test_hook_fails_closed() {
 	out=$(echo '{"id":"x","bundle":"/b","annotations":{"cgfence.policy":"web"}}' |
 		"$HOOK" create --socket "$SOCK" 2>&1)
 	assert_eq 1 "$?" "no pid: exit status"
-	assert_match "^cgfence-hook: malformed container state: needs 'id', 'bundle' and a positive 'pid'$" \
-		"$out" "no pid"
+	assert_eq "cgfence-hook: malformed container state: 'pid': missing" "$out" "no pid"
 	out=$(echo '{"id":"x","pid":999999999,"bundle":"/nonexistent","annotations":{"cgfence.policy":"web"}}' |
 		"$HOOK" create --socket "$SOCK" 2>&1)
 	assert_eq 1 "$?" "unreadable bundle: exit status"
 	assert_match "^cgfence-hook: cannot read '/nonexistent/config.json'" "$out" "unreadable bundle"
+	mkdir -p "$WORK/badcaps" &&
+		echo '{"process":{"capabilities":{"bounding":["CAP_NO_SUCH"]}},"mounts":[]}' \
+		>"$WORK/badcaps/config.json"
+	out=$(echo "{\"id\":\"x\",\"pid\":999999,\"bundle\":\"$WORK/badcaps\",\"annotations\":{\"cgfence.policy\":\"web\"}}" |
+		"$HOOK" create --socket "$SOCK" 2>&1)
+	assert_eq 1 "$?" "unknown capability: exit status"
+	assert_eq "cgfence-hook: malformed '$WORK/badcaps/config.json': 'process.capabilities.bounding[0]': unknown capability 'CAP_NO_SUCH'" \
+		"$out" "unknown capability"
 	out=$(head -c 1100000 /dev/zero | "$HOOK" create --socket "$SOCK" 2>&1)
 	assert_eq 1 "$?" "state over 1 MiB: exit status"
 	assert_eq "cgfence-hook: cannot read the container state on stdin: more than 1 MiB" "$out" \

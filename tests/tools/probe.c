@@ -23,7 +23,19 @@
  *    no data and the text follows once the connection is up.
  *  - ping needs the caller's gid inside net.ipv4.ping_group_range (socket()
  *    fails with EACCES otherwise).
- *  - raw-icmp, raw-udp, raw6-udp and listen-raw-icmp need CAP_NET_RAW.
+ *  - raw-icmp, raw-udp, raw6-udp, packet, packet-dgram and listen-raw-icmp
+ *    need CAP_NET_RAW.  packet and packet-dgram send an IPv4 UDP datagram
+ *    from an AF_PACKET socket (SOCK_RAW: Ethernet header built by hand) to
+ *    DSTMAC on IFNAME, past every cgroup hook.
+ *  - listen-raw PROTO counts IP packets of that protocol to ADDR as they are
+ *    delivered (a raw socket gets a copy whether or not the protocol exists
+ *    here); listen-udp on an IPv4 multicast group joins it (--via IFADDR4).
+ *  - fd-give hands an unconnected UDP socket it made to whoever connects to
+ *    UNIXPATH (SCM_RIGHTS); fd-take takes it and sends on it; fd-send sends
+ *    on an inherited fd: sockets made outside the process, or before it
+ *    entered its cgroup.
+ *  - ptrace PID tries every way into PID (ptrace, process_vm_*, /proc/PID/mem
+ *    and fd/N, pidfd_getfd): "ok NAMES" lists what was allowed.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -31,15 +43,21 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <liburing.h>
-#include <linux/if_packet.h>
-#include <linux/if_tun.h>
-#include <net/ethernet.h>
-#include <net/if.h>
 #include <netinet/icmp6.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
 #include <netinet/ip_icmp.h>
 #include <netinet/udp.h>
+#include <net/if.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <linux/if_tun.h>
+#include <sys/ioctl.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -49,14 +67,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/ptrace.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/time.h>
-#include <sys/uio.h>
-#include <sys/un.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -76,6 +88,7 @@
 #define MAX_CLIENTS 64	     /* listen-tcp: connections served at once */
 #define ECHO_ID_SEQ 1
 #define MAX_ARGS 5	     /* positional arguments of a command */
+#define MAX_FD_TRIES 256     /* ptrace: /proc/PID/fd entries tried */
 
 /* ---- errno names ------------------------------------------------------ */
 
@@ -753,20 +766,20 @@ static int do_ping(char **args, const struct opts *o, struct result *r)
 }
 
 /*
- * An IPv4 + UDP packet SRC -> DST (port from DST) carrying TEXT, checksums
- * filled in; returns its length, 0 when BUF is too small.
+ * IPv4 + UDP built by hand on an IPPROTO_RAW (IP_HDRINCL) socket.  The header
+ * says SRC -> DST:PORT; the packet is handed to the kernel with sockaddr DST,
+ * or --via ADDR to route it somewhere other than what the header says.
  */
-static size_t build_ipv4_udp(const struct addr *src, const struct addr *dst, const struct opts *o,
-			     uint8_t *buf, size_t size)
+/* An IPv4 + UDP packet with the text as payload, sums filled in; returns its length. */
+static size_t build_ipv4_udp(uint8_t *pkt, const struct addr *src, const struct addr *dst,
+			     const struct opts *o)
 {
-	struct iphdr *ip = (struct iphdr *)buf;
-	struct udphdr *udp = (struct udphdr *)(buf + sizeof(*ip));
+	struct iphdr *ip = (struct iphdr *)pkt;
+	struct udphdr *udp = (struct udphdr *)(pkt + sizeof(*ip));
 	size_t udp_len = sizeof(*udp) + o->text_len, len = sizeof(*ip) + udp_len;
 	uint32_t sum;
 
-	if (len > size)
-		return 0;
-	memset(buf, 0, sizeof(*ip) + sizeof(*udp));
+	memset(pkt, 0, sizeof(*ip) + sizeof(*udp));
 	ip->version = 4;
 	ip->ihl = sizeof(*ip) / 4;
 	ip->tot_len = htons((uint16_t)len);
@@ -780,7 +793,7 @@ static size_t build_ipv4_udp(const struct addr *src, const struct addr *dst, con
 	udp->source = htons(RAW_SPORT);
 	udp->dest = ((const struct sockaddr_in *)&dst->ss)->sin_port;
 	udp->len = htons((uint16_t)udp_len);
-	memcpy(buf + sizeof(*ip) + sizeof(*udp), o->text, o->text_len);
+	memcpy(pkt + sizeof(*ip) + sizeof(*udp), o->text, o->text_len);
 	/* Pseudo header: saddr, daddr, zero + protocol, UDP length. */
 	sum = sum16(&ip->saddr, 8, 0);
 	sum += IPPROTO_UDP + (uint32_t)udp_len;
@@ -791,11 +804,6 @@ static size_t build_ipv4_udp(const struct addr *src, const struct addr *dst, con
 	return len;
 }
 
-/*
- * IPv4 + UDP built by hand on an IPPROTO_RAW (IP_HDRINCL) socket.  The header
- * says SRC -> DST:PORT; the packet is handed to the kernel with sockaddr DST,
- * or --via ADDR to route it somewhere other than what the header says.
- */
 static int do_raw_udp(char **args, const struct opts *o, struct result *r)
 {
 	uint8_t pkt[sizeof(struct iphdr) + sizeof(struct udphdr) + MAX_TEXT];
@@ -808,7 +816,7 @@ static int do_raw_udp(char **args, const struct opts *o, struct result *r)
 		return USAGE_ERR;
 	if ((o->given & OPT_VIA) ? !parse_addr4(o->via, NULL, &to) : !parse_addr4(args[1], NULL, &to))
 		return USAGE_ERR;
-	len = build_ipv4_udp(&src, &dst, o, pkt, sizeof(pkt));
+	len = build_ipv4_udp(pkt, &src, &dst, o);
 
 	fd = new_socket(AF_INET, SOCK_RAW, IPPROTO_RAW);
 	if (fd < 0)
@@ -823,6 +831,117 @@ static int do_raw_udp(char **args, const struct opts *o, struct result *r)
 	}
 	close(fd);
 	return err;
+}
+
+static bool parse_mac(const char *s, uint8_t mac[ETH_ALEN])
+{
+	unsigned v[ETH_ALEN];
+	char end;
+
+	if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+		   &end) != ETH_ALEN)
+		return false;
+	for (int i = 0; i < ETH_ALEN; i++)
+		mac[i] = (uint8_t)v[i];
+	return true;
+}
+
+/*
+ * An IPv4 UDP datagram put on the link by an AF_PACKET socket: SOCK_RAW with
+ * a hand-built Ethernet header, SOCK_DGRAM with the kernel's.  No socket of
+ * the IP stack is involved, so no cgroup hook sees it.
+ */
+static int packet_send(char **args, const struct opts *o, struct result *r, int type)
+{
+	uint8_t frame[ETH_HLEN + sizeof(struct iphdr) + sizeof(struct udphdr) + MAX_TEXT];
+	struct ethhdr *eth = (struct ethhdr *)frame;
+	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_IP),
+				   .sll_halen = ETH_ALEN };
+	uint8_t mac[ETH_ALEN];
+	struct addr src, dst;
+	size_t len, off = type == SOCK_RAW ? ETH_HLEN : 0;
+	unsigned ifindex = if_nametoindex(args[0]);
+	ssize_t n;
+	int fd, err = 0;
+
+	if (!ifindex) {
+		fprintf(stderr, "probe: no interface '%s'\n", args[0]);
+		return USAGE_ERR;
+	}
+	if (!parse_mac(args[1], mac) || !parse_addr4(args[2], NULL, &src) ||
+	    !parse_addr4(args[3], args[4], &dst))
+		return USAGE_ERR;
+	len = off + build_ipv4_udp(frame + off, &src, &dst, o);
+	sll.sll_ifindex = (int)ifindex;
+	memcpy(sll.sll_addr, mac, ETH_ALEN);
+	fd = new_socket(AF_PACKET, type, 0);
+	if (fd < 0)
+		return errno;
+	if (type == SOCK_RAW) {
+		struct ifreq ifr = { 0 };
+
+		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", args[0]);
+		if (ioctl(fd, SIOCGIFHWADDR, &ifr)) {
+			err = errno;
+			goto out;
+		}
+		memcpy(eth->h_dest, mac, ETH_ALEN);
+		memcpy(eth->h_source, ifr.ifr_hwaddr.sa_data, ETH_ALEN);
+		eth->h_proto = htons(ETH_P_IP);
+	}
+	n = sendto(fd, frame, len, 0, (const struct sockaddr *)&sll, sizeof(sll));
+	if (n < 0)
+		err = errno;
+	else
+		add_detail(r, " sent=%zd", n);
+out:
+	close(fd);
+	return err;
+}
+
+/*
+ * An IPv4 UDP datagram written into TUN device IFNAME (which must exist, e.g.
+ * `ip tuntap add mode tun`): the kernel receives it as if from that device and,
+ * with forwarding on, routes it on.  No socket sends it.
+ */
+static int do_tun_send(char **args, const struct opts *o, struct result *r)
+{
+	uint8_t pkt[sizeof(struct iphdr) + sizeof(struct udphdr) + MAX_TEXT];
+	struct ifreq ifr = { .ifr_flags = IFF_TUN | IFF_NO_PI };
+	struct addr src, dst;
+	size_t len;
+	ssize_t n;
+	int fd, err = 0;
+
+	if (strlen(args[0]) >= sizeof(ifr.ifr_name) || !parse_addr4(args[1], NULL, &src) ||
+	    !parse_addr4(args[2], args[3], &dst))
+		return USAGE_ERR;
+	len = build_ipv4_udp(pkt, &src, &dst, o);
+	fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return errno;
+	memcpy(ifr.ifr_name, args[0], strlen(args[0]) + 1);
+	if (ioctl(fd, TUNSETIFF, &ifr)) {
+		err = errno;
+	} else {
+		n = write(fd, pkt, len);
+		if (n < 0)
+			err = errno;
+		else
+			add_detail(r, " sent=%zd", n);
+	}
+	close(fd);
+	return err;
+}
+
+static int do_packet(char **args, const struct opts *o, struct result *r)
+{
+	return packet_send(args, o, r, SOCK_RAW);
+}
+
+static int do_packet_dgram(char **args, const struct opts *o, struct result *r)
+{
+	return packet_send(args, o, r, SOCK_DGRAM);
 }
 
 /* UDP header built by hand on an IPv6 raw socket; the kernel sums it. */
@@ -857,137 +976,6 @@ static int do_raw6_udp(char **args, const struct opts *o, struct result *r)
 	err = set_int_opt(fd, IPPROTO_IPV6, IPV6_CHECKSUM, offsetof(struct udphdr, check));
 	if (!err) {
 		n = sendto(fd, pkt, len, 0, (const struct sockaddr *)&a.ss, a.len);
-		if (n < 0)
-			err = errno;
-		else
-			add_detail(r, " sent=%zd", n);
-	}
-	close(fd);
-	return err;
-}
-
-/* ---- below IP: packet sockets and TUN ---------------------------------------- */
-
-static bool parse_mac(const char *s, uint8_t mac[ETH_ALEN])
-{
-	unsigned v[ETH_ALEN];
-	char extra;
-	int i;
-
-	if (sscanf(s, "%x:%x:%x:%x:%x:%x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
-		   &extra) != ETH_ALEN)
-		return false;
-	for (i = 0; i < ETH_ALEN; i++) {
-		if (v[i] > 0xff)
-			return false;
-		mac[i] = (uint8_t)v[i];
-	}
-	return true;
-}
-
-/*
- * An IPv4/UDP frame SRC -> DST:PORT put on the wire of IFNAME, to DSTMAC,
- * through an AF_PACKET socket of TYPE: SOCK_RAW (the Ethernet header built
- * here) or SOCK_DGRAM (the kernel builds it from the sockaddr).  The frame
- * never passes the IP stack of the sender, so no cgroup hook sees it.
- */
-static int packet_send(char **args, const struct opts *o, struct result *r, int type)
-{
-	uint8_t frame[ETH_HLEN + sizeof(struct iphdr) + sizeof(struct udphdr) + MAX_TEXT];
-	size_t off = type == SOCK_RAW ? ETH_HLEN : 0, len;
-	struct sockaddr_ll sll;
-	struct addr src, dst;
-	uint8_t mac[ETH_ALEN];
-	unsigned ifindex;
-	ssize_t n;
-	int fd, err = 0;
-
-	if (!parse_mac(args[1], mac)) {
-		fprintf(stderr, "probe: bad MAC address '%s'\n", args[1]);
-		return USAGE_ERR;
-	}
-	if (!parse_addr4(args[2], NULL, &src) || !parse_addr4(args[3], args[4], &dst))
-		return USAGE_ERR;
-	ifindex = if_nametoindex(args[0]);
-	if (!ifindex)
-		return errno;
-	len = build_ipv4_udp(&src, &dst, o, frame + off, sizeof(frame) - off);
-	/* Protocol 0: this socket sends only, it receives nothing. */
-	fd = new_socket(AF_PACKET, type, 0);
-	if (fd < 0)
-		return errno;
-	if (type == SOCK_RAW) {
-		struct ether_header *eh = (struct ether_header *)frame;
-		struct ifreq ifr;
-
-		memset(&ifr, 0, sizeof(ifr));
-		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", args[0]);
-		if (ioctl(fd, SIOCGIFHWADDR, &ifr) < 0)
-			err = errno;
-		memcpy(eh->ether_shost, ifr.ifr_hwaddr.sa_data, ETH_ALEN);
-		memcpy(eh->ether_dhost, mac, ETH_ALEN);
-		eh->ether_type = htons(ETHERTYPE_IP);
-		len += ETH_HLEN;
-	}
-	memset(&sll, 0, sizeof(sll));
-	sll.sll_family = AF_PACKET;
-	sll.sll_ifindex = (int)ifindex;
-	sll.sll_protocol = htons(ETH_P_IP);
-	sll.sll_halen = ETH_ALEN;
-	memcpy(sll.sll_addr, mac, ETH_ALEN);
-	if (!err) {
-		n = sendto(fd, frame, len, 0, (const struct sockaddr *)&sll, sizeof(sll));
-		if (n < 0)
-			err = errno;
-		else
-			add_detail(r, " sent=%zd", n);
-	}
-	close(fd);
-	return err;
-}
-
-static int do_packet_raw(char **args, const struct opts *o, struct result *r)
-{
-	return packet_send(args, o, r, SOCK_RAW);
-}
-
-static int do_packet_dgram(char **args, const struct opts *o, struct result *r)
-{
-	return packet_send(args, o, r, SOCK_DGRAM);
-}
-
-/*
- * An IPv4/UDP packet SRC -> DST:PORT written into the TUN device TUNNAME
- * (IFF_TUN, IFF_NO_PI; made, addressed and brought up by the caller): the
- * kernel takes it in as if from a wire and, with forwarding on, routes it
- * on.  A forwarded packet has no socket, so no cgroup hook sees it.
- */
-static int do_tun_inject(char **args, const struct opts *o, struct result *r)
-{
-	uint8_t pkt[sizeof(struct iphdr) + sizeof(struct udphdr) + MAX_TEXT];
-	struct addr src, dst;
-	struct ifreq ifr;
-	size_t len;
-	ssize_t n;
-	int fd, err = 0;
-
-	if (strlen(args[0]) >= IFNAMSIZ) {
-		fprintf(stderr, "probe: interface name '%s' too long\n", args[0]);
-		return USAGE_ERR;
-	}
-	if (!parse_addr4(args[1], NULL, &src) || !parse_addr4(args[2], args[3], &dst))
-		return USAGE_ERR;
-	len = build_ipv4_udp(&src, &dst, o, pkt, sizeof(pkt));
-	fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		return errno;
-	memset(&ifr, 0, sizeof(ifr));
-	ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
-	memcpy(ifr.ifr_name, args[0], strlen(args[0]));
-	if (ioctl(fd, TUNSETIFF, &ifr) < 0)
-		err = errno;
-	if (!err) {
-		n = write(fd, pkt, len);
 		if (n < 0)
 			err = errno;
 		else
@@ -1185,7 +1173,8 @@ static void reach_note(struct result *r, const char *what, bool allowed, int err
 
 /*
  * Every way to reach into process PID: ptrace (PTRACE_SEIZE, PTRACE_ATTACH),
- * process_vm_readv/writev, /proc/PID/mem and /proc/PID/fd, pidfd_getfd.  An
+ * process_vm_readv/writev, /proc/PID/mem, opening /proc/PID/fd/N,
+ * pidfd_getfd.  An
  * address of 1 makes the vm calls fail with EFAULT when they are allowed,
  * and nothing is written.  "ok NAMES" lists what was allowed (a breach);
  * "error ENAME" (the first refusal's errno) when everything was refused.
@@ -1228,11 +1217,37 @@ static int do_ptrace(char **args, const struct opts *o, struct result *r)
 	reach_note(r, "proc-mem", fd >= 0, errno, &first);
 	if (fd >= 0)
 		close(fd);
+	/*
+	 * Listing /proc/PID/fd is plain DAC (a uid-0 caller may) and shows only
+	 * numbers; opening an entry would hand over the file itself (a bpf
+	 * link, say), and needs ptrace access.
+	 */
 	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
 	d = opendir(path);
-	reach_note(r, "proc-fd", d != NULL, errno, &first);
-	if (d)
+	if (!d) {
+		reach_note(r, "proc-fd-open", false, errno, &first);
+	} else {
+		struct dirent *de;
+		int tried = 0, opened = 0, err = 0;
+
+		while ((de = readdir(d)) && tried < MAX_FD_TRIES) {
+			char entry[sizeof(path) + sizeof(de->d_name)];
+
+			if (de->d_name[0] == '.')
+				continue;
+			snprintf(entry, sizeof(entry), "%s/%s", path, de->d_name);
+			tried++;
+			fd = open(entry, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+			if (fd >= 0) {
+				opened++;
+				close(fd);
+			} else if (!err) {
+				err = errno;
+			}
+		}
 		closedir(d);
+		reach_note(r, "proc-fd-open", opened > 0, err ? err : ENOENT, &first);
+	}
 	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (pidfd < 0) {
 		reach_note(r, "pidfd_open", false, errno, &first);
@@ -1758,6 +1773,10 @@ static const struct command commands[] = {
 	{ "raw-udp", "SRC DST PORT --send TEXT [--via ADDR]", 3, OPT_SEND | OPT_VIA, false,
 	  do_raw_udp },
 	{ "raw6-udp", "ADDR PORT [--send TEXT]", 2, OPT_SEND, false, do_raw6_udp },
+	{ "tun-send", "IFNAME SRC DST PORT [--send TEXT]", 4, OPT_SEND, false, do_tun_send },
+	{ "packet", "IFNAME DSTMAC SRC DST PORT [--send TEXT]", 5, OPT_SEND, false, do_packet },
+	{ "packet-dgram", "IFNAME DSTMAC SRC DST PORT [--send TEXT]", 5, OPT_SEND, false,
+	  do_packet_dgram },
 	{ "uring-connect", "ADDR PORT", 2, 0, false, do_uring_connect },
 	{ "uring-sendmsg", "ADDR PORT --send TEXT", 2, OPT_SEND, false, do_uring_sendmsg },
 	{ "udp-multicast", "GROUP PORT --send TEXT [--via IFADDR4]", 2,
@@ -1772,12 +1791,6 @@ static const struct command commands[] = {
 	  OPT_COUNT_FILE | OPT_MAX_SECONDS, true, do_listen_raw_icmp },
 	{ "listen-raw", "PROTO ADDR --count-file FILE [--max-seconds N]", 2,
 	  OPT_COUNT_FILE | OPT_MAX_SECONDS, true, do_listen_raw },
-	{ "packet-raw", "IFNAME DSTMAC SRC DST PORT [--send TEXT]", 5, OPT_SEND, false,
-	  do_packet_raw },
-	{ "packet-dgram", "IFNAME DSTMAC SRC DST PORT [--send TEXT]", 5, OPT_SEND, false,
-	  do_packet_dgram },
-	{ "tun-inject", "TUNNAME SRC DST PORT [--send TEXT]", 4, OPT_SEND, false,
-	  do_tun_inject },
 	{ "sctp", "ADDR PORT [--send TEXT]", 2, OPT_SEND, false, do_sctp },
 	{ "fd-send", "FD ADDR PORT [--send TEXT]", 3, OPT_SEND, false, do_fd_send },
 	{ "fd-give", "UNIXPATH 4|6", 2, 0, false, do_fd_give },
