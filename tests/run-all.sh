@@ -1,8 +1,9 @@
 #!/bin/bash
 # Runs every test: unit tests (cmocka, TAP output), then the shell suites
-# (integration and security, root).  Prints each suite's results and one
-# closing line "N passed, N failed, N skipped" over all of them.  Exits
-# non-zero when anything failed, or when anything was skipped under CI=true.
+# (integration, security and the bypass matrix, root).  Prints each suite's
+# results and one closing line "N passed, N failed, N skipped" over all of
+# them.  Exits non-zero when anything failed, or when anything was skipped
+# under CI=true.
 set -u
 cd "$(dirname "$0")/.."
 
