@@ -212,32 +212,32 @@ units() {
 	echo "${v:-0}"
 }
 
-# fence_ids CGROUP: the ids of the links, programs and maps fencing CGROUP,
-# and its pins, as options of the tamper tool.
+# fence_ids CGROUP: the ids of the links, programs and maps fencing CGROUP
+# (its cgroup links, and every link pinned for it, such as the boundary's tc
+# link), and its pins, as options of the tamper tool.
 fence_ids() {
-	local cg=$1 cgid
-	cgid=$(stat -c %i "$cg")
-	bpftool -j link show | python3 -c '
-import json, sys
-cgid = int(sys.argv[1])
-progs, out = set(), []
-for l in json.load(sys.stdin):
-    if l.get("cgroup_id") == cgid:
-        out += ["--link-id", str(l["id"])]
-        progs.add(l["prog_id"])
-for p in sorted(progs):
-    out += ["--prog-id", str(p)]
-print(" ".join(out))' "$cgid"
-	local p
-	for p in $(bpftool -j cgroup show "$cg" | python3 -c '
-import json, sys
-print(" ".join(str(p["id"]) for p in json.load(sys.stdin)))'); do
-		bpftool -j prog show id "$p" | python3 -c '
-import json, sys
-print(" ".join("--map-id %d" % m for m in json.load(sys.stdin).get("map_ids", [])))'
-	done
-	local pin
-	for pin in /sys/fs/bpf/cgfence/"$cgid"/*; do echo "--pin $pin"; done
+	python3 - "$1" <<-'PY'
+	import glob, json, os, subprocess, sys
+	def bpftool(*args):
+	    out = subprocess.run(["bpftool", "-j", *args], capture_output=True, text=True).stdout
+	    return json.loads(out) if out.strip() else []
+	cgid = os.stat(sys.argv[1]).st_ino
+	pins = sorted(glob.glob("/sys/fs/bpf/cgfence/%d/*" % cgid))
+	links = {l["id"]: l for l in bpftool("link", "show")}
+	ids = {l for l, v in links.items() if v.get("cgroup_id") == cgid}
+	ids |= {bpftool("link", "show", "pinned", p).get("id") for p in pins
+	        if os.path.basename(p).startswith("link_")}
+	ids.discard(None)
+	progs = {p["id"] for p in bpftool("cgroup", "show", sys.argv[1])}
+	progs |= {links[l]["prog_id"] for l in ids if "prog_id" in links.get(l, {})}
+	maps = set()
+	for p in bpftool("prog", "show"):
+	    if p["id"] in progs:
+	        maps |= set(p.get("map_ids", []))
+	out = ["--link-id %d" % i for i in sorted(ids)] + ["--prog-id %d" % i for i in sorted(progs)]
+	out += ["--map-id %d" % i for i in sorted(maps)] + ["--pin %s" % p for p in pins]
+	print("\n".join(out))
+	PY
 }
 
 # attachments CGROUP: how many programs are attached to CGROUP with multi
@@ -249,4 +249,14 @@ import json, sys
 text = sys.stdin.read().strip()
 progs = json.loads(text) if text else []
 print(len([p for p in progs if p.get("attach_flags", "multi") == "multi"]))'
+}
+
+# cgroup_links CGROUP: how many bpf links are attached to CGROUP.  Equal to
+# `attachments` when every attachment is a link (none is a legacy one, which
+# any process holding a cgroup fd could detach).
+cgroup_links() {
+	bpftool -j link show | python3 -c '
+import json, sys
+print(sum(1 for l in json.load(sys.stdin) if l.get("cgroup_id") == int(sys.argv[1])))' \
+		"$(stat -c %i "$1")"
 }

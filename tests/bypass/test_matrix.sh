@@ -43,9 +43,10 @@ IDENTITIES="userns netadmin"
 ROWS=$WORK/matrix.rows
 : >"$ROWS"
 
-# The boundary program, where this cgfence has it (branch `boundary`).
+# The boundary program, where this cgfence has it; it pins one more link.
 BOUNDARY=no
-"$CGFENCE" run --help 2>/dev/null | grep -q -- '--boundary' && BOUNDARY=yes
+N_LINK_PINS=5
+"$CGFENCE" run --help 2>/dev/null | grep -q -- '--boundary' && BOUNDARY=yes N_LINK_PINS=6
 
 suite_cleanup() {
 	[ -f "$WORK/release" ] || touch "$WORK/release"
@@ -462,6 +463,11 @@ test_raw_ipproto_raw_via_allowed() {
 		"$PROBE raw-udp 198.18.0.1 $D4 5000 --send x --via 198.18.0.2 --timeout-ms 1000"
 }
 
+test_raw6_ipproto_raw() {
+	each_identity "raw IPv6 IPPROTO_RAW (own header)" "udp $D6 5000" attack \
+		"$PROBE raw6-hdrincl 2001:db8::1 $D6 5000 --send x --timeout-ms 1000"
+}
+
 test_raw_icmp() {
 	each_identity "raw ICMP echo" "icmp $D4" "attack" "$PROBE raw-icmp $D4 --timeout-ms 1000"
 }
@@ -690,8 +696,10 @@ test_bpf_tamper() {
 	setup || return
 	for IDENT in $IDENTITIES; do
 		CELL_CHECK='assert_eq 5 "$(attachments "$FENCE_CG")" "attachments after tampering"
+			assert_eq 5 "$(cgroup_links "$FENCE_CG")" "attachments that are bpf links"
+			assert_eq "$N_LINK_PINS" "$(ls "$PIN_ROOT/$(stat -c %i "$FENCE_CG")"/link_* | wc -l)" "pinned links after tampering"
 			assert_match "tamper=0" "$(cat "$WORK/attack.out")" "no bpf() attempt breached the fence"
-			ROW_NOTE="$(grep -o "[0-9]* attempts, [0-9]* breaches" "$WORK/attack.out"), 5 links stand; then "' \
+			ROW_NOTE="$(grep -o "[0-9]* attempts, [0-9]* breaches" "$WORK/attack.out"), all $N_LINK_PINS pinned links stand; then "' \
 		PRE_GO='[ -z "$FENCE_CG" ] || { fence_ids "$FENCE_CG" >"$WORK/ids.tmp"; mv "$WORK/ids.tmp" "$WORK/ids"; }' \
 		cell "bpf() detach/replace/update/get-fd" "tcp $D4 80" "$PROBE tcp $D4 80 --timeout-ms 1000" "
 		for i in \$(seq 1 100); do [ -f $WORK/ids ] && break; sleep 0.05; done

@@ -23,10 +23,10 @@
  *    no data and the text follows once the connection is up.
  *  - ping needs the caller's gid inside net.ipv4.ping_group_range (socket()
  *    fails with EACCES otherwise).
- *  - raw-icmp, raw-udp, raw6-udp, packet, packet-dgram and listen-raw-icmp
- *    need CAP_NET_RAW.  packet and packet-dgram send an IPv4 UDP datagram
- *    from an AF_PACKET socket (SOCK_RAW: Ethernet header built by hand) to
- *    DSTMAC on IFNAME, past every cgroup hook.
+ *  - raw-icmp, raw-udp, raw6-udp, raw6-hdrincl, packet, packet-dgram and
+ *    listen-raw-icmp need CAP_NET_RAW.  packet and packet-dgram send an IPv4
+ *    UDP datagram from an AF_PACKET socket (SOCK_RAW: Ethernet header built
+ *    by hand) to DSTMAC on IFNAME, past every cgroup hook.
  *  - listen-raw PROTO counts IP packets of that protocol to ADDR as they are
  *    delivered (a raw socket gets a copy whether or not the protocol exists
  *    here); listen-udp on an IPv4 multicast group joins it (--via IFADDR4).
@@ -46,6 +46,7 @@
 #include <netinet/icmp6.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
+#include <netinet/ip6.h>
 #include <netinet/ip_icmp.h>
 #include <netinet/udp.h>
 #include <net/if.h>
@@ -944,6 +945,59 @@ static int do_packet_dgram(char **args, const struct opts *o, struct result *r)
 	return packet_send(args, o, r, SOCK_DGRAM);
 }
 
+/*
+ * IPv6 + UDP built by hand (IPPROTO_RAW: the header is the caller's) from SRC
+ * to DST:PORT; the sockaddr names DST.
+ */
+static int do_raw6_hdrincl(char **args, const struct opts *o, struct result *r)
+{
+	uint8_t pkt[sizeof(struct ip6_hdr) + sizeof(struct udphdr) + MAX_TEXT];
+	struct ip6_hdr *ip6 = (struct ip6_hdr *)pkt;
+	struct udphdr *udp = (struct udphdr *)(pkt + sizeof(*ip6));
+	size_t udp_len = sizeof(*udp) + o->text_len, len = sizeof(*ip6) + udp_len;
+	struct addr src, dst;
+	uint32_t sum;
+	ssize_t n;
+	int fd, err = 0;
+
+	if (!parse_addr(args[0], NULL, &src) || !parse_addr(args[1], args[2], &dst))
+		return USAGE_ERR;
+	if (src.family != AF_INET6 || dst.family != AF_INET6) {
+		fprintf(stderr, "probe: raw6-hdrincl takes IPv6 addresses\n");
+		return USAGE_ERR;
+	}
+	memset(pkt, 0, sizeof(*ip6) + sizeof(*udp));
+	ip6->ip6_flow = htonl(6u << 28);
+	ip6->ip6_plen = htons((uint16_t)udp_len);
+	ip6->ip6_nxt = IPPROTO_UDP;
+	ip6->ip6_hlim = 64;
+	ip6->ip6_src = ((struct sockaddr_in6 *)&src.ss)->sin6_addr;
+	ip6->ip6_dst = ((struct sockaddr_in6 *)&dst.ss)->sin6_addr;
+	udp->source = htons(RAW_SPORT);
+	udp->dest = ((struct sockaddr_in6 *)&dst.ss)->sin6_port;
+	udp->len = htons((uint16_t)udp_len);
+	memcpy(pkt + sizeof(*ip6) + sizeof(*udp), o->text, o->text_len);
+	/* Pseudo header: both addresses, the UDP length, the next header. */
+	sum = sum16(&ip6->ip6_src, 32, 0);
+	sum += (uint32_t)udp_len + IPPROTO_UDP;
+	sum = sum16(udp, udp_len, sum);
+	udp->check = csum_fold(sum);
+	if (udp->check == 0)
+		udp->check = 0xffff;
+
+	set_port(&dst, 0); /* raw IPv6: 0 or the socket's protocol */
+	fd = new_socket(AF_INET6, SOCK_RAW, IPPROTO_RAW);
+	if (fd < 0)
+		return errno;
+	n = sendto(fd, pkt, len, 0, (const struct sockaddr *)&dst.ss, dst.len);
+	if (n < 0)
+		err = errno;
+	else
+		add_detail(r, " sent=%zd", n);
+	close(fd);
+	return err;
+}
+
 /* UDP header built by hand on an IPv6 raw socket; the kernel sums it. */
 static int do_raw6_udp(char **args, const struct opts *o, struct result *r)
 {
@@ -1773,6 +1827,7 @@ static const struct command commands[] = {
 	{ "raw-udp", "SRC DST PORT --send TEXT [--via ADDR]", 3, OPT_SEND | OPT_VIA, false,
 	  do_raw_udp },
 	{ "raw6-udp", "ADDR PORT [--send TEXT]", 2, OPT_SEND, false, do_raw6_udp },
+	{ "raw6-hdrincl", "SRC DST PORT [--send TEXT]", 3, OPT_SEND, false, do_raw6_hdrincl },
 	{ "tun-send", "IFNAME SRC DST PORT [--send TEXT]", 4, OPT_SEND, false, do_tun_send },
 	{ "packet", "IFNAME DSTMAC SRC DST PORT [--send TEXT]", 5, OPT_SEND, false, do_packet },
 	{ "packet-dgram", "IFNAME DSTMAC SRC DST PORT [--send TEXT]", 5, OPT_SEND, false,
