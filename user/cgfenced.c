@@ -932,24 +932,8 @@ static void handle_attach(struct client *c, json_t *req)
 			return reply_error(c, "attach: 'net_caps' entry %zu: not CAP_NET_RAW or "
 					   "CAP_NET_ADMIN", k);
 	}
-	/*
-	 * A workload that can put frames on the wire past the cgroup hooks
-	 * runs only behind a boundary, or with its policy's consent.
-	 */
+	/* refused below, once the workload is known to exist */
 	open_risk = boundary ? 0 : held & ~p->rules.accept_risk;
-	if (open_risk) {
-		bool raw = open_risk & CGF_RISK_NET_RAW, admin = open_risk & CGF_RISK_NET_ADMIN;
-
-		return reply_error(c, "attach: the workload holds %s%s%s and no boundary program "
-				   "can judge what leaves its network namespace (%s): drop it "
-				   "(podman --cap-drop %s) or add 'accept-risk %s' to policy '%s'",
-				   raw ? "CAP_NET_RAW" : "", raw && admin ? " and " : "",
-				   admin ? "CAP_NET_ADMIN" : "",
-				   boundary_missing ? boundary_missing : "none was given",
-				   raw && admin ? "NET_RAW,NET_ADMIN" : raw ? "NET_RAW" : "NET_ADMIN",
-				   raw && admin ? "net_raw net_admin" : raw ? "net_raw" : "net_admin",
-				   policy);
-	}
 	aopts.boundary_ifname = boundary;
 	aopts.boundary_netns = boundary_netns;
 	aopts.caps_known = jcaps != NULL;
@@ -975,6 +959,25 @@ static void handle_attach(struct client *c, json_t *req)
 	}
 	if (ret)
 		return reply_error(c, "attach: %s", err);
+	/*
+	 * A workload that can put frames on the wire past the cgroup hooks
+	 * runs only behind a boundary, or with its policy's consent.
+	 */
+	if (open_risk) {
+		bool raw = open_risk & CGF_RISK_NET_RAW, admin = open_risk & CGF_RISK_NET_ADMIN;
+
+		if (made_cgroup)
+			rmdir(path);
+		return reply_error(c, "attach: the workload holds %s%s%s and no boundary program "
+				   "can judge what leaves its network namespace (%s): drop it "
+				   "(podman --cap-drop %s) or add 'accept-risk %s' to policy '%s'",
+				   raw ? "CAP_NET_RAW" : "", raw && admin ? " and " : "",
+				   admin ? "CAP_NET_ADMIN" : "",
+				   boundary_missing ? boundary_missing : "none was given",
+				   raw && admin ? "NET_RAW,NET_ADMIN" : raw ? "NET_RAW" : "NET_ADMIN",
+				   raw && admin ? "net_raw net_admin" : raw ? "net_raw" : "net_admin",
+				   policy);
+	}
 	if (fence_covering(path)) {
 		if (made_cgroup)
 			rmdir(path);

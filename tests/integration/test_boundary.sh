@@ -297,4 +297,34 @@ test_run_drops_net_caps() {
 	assert_match "never kept" "$OUT" "--keep-cap bpf refused"
 }
 
+# The OCI hook's detection (cgfence-hook boundary, what create sends): for a
+# process in the client namespace, whose only veth has its peer in the server
+# namespace, the peer and that namespace; from inside the server namespace,
+# the peer with the hook's own namespace; none once the client namespace has
+# another way out (a tap device, as slirp4netns uses) or for a process in the
+# hook's own namespace.
+test_hook_finds_boundary() {
+	setup || return
+	local pid state
+	nsenter --net="/run/netns/$NS_C" -- sleep 30 &
+	pid=$!
+	echo "$pid" >>"$WORK/pids"
+	sleep 0.2
+	state() {
+		echo "{\"ociVersion\":\"1.0.2\",\"id\":\"c\",\"status\":\"created\",\"pid\":$1,
+			\"bundle\":\"/nonexistent\",\"annotations\":{\"cgfence.policy\":\"p\"}}"
+	}
+	OUT=$(state "$pid" | "$BUILD/cgfence-hook" boundary 2>&1)
+	assert_eq "${TAG}b /run/netns/$NS_S" "$OUT" "peer in a named namespace"
+	OUT=$(state "$pid" | in_server "$BUILD/cgfence-hook" boundary 2>&1)
+	assert_match "^${TAG}b (/proc/[0-9]+/ns/net|-)\$" "$OUT" "peer in the hook's own namespace"
+	OUT=$(state $$ | "$BUILD/cgfence-hook" boundary 2>&1)
+	assert_match "^none: no veth to the host in its network namespace: " "$OUT" \
+		"a process in the hook's own namespace"
+	ip -n "$NS_C" tuntap add dev "${TAG}p" mode tap || { fail "tuntap"; return; }
+	OUT=$(state "$pid" | "$BUILD/cgfence-hook" boundary 2>&1)
+	assert_eq "none: no veth to the host in its network namespace: interface ${TAG}p (tun) leaves the namespace by another way than a veth to another namespace" \
+		"$OUT" "a tap device besides the veth"
+}
+
 run_tests "$@"
