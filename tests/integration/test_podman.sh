@@ -710,7 +710,7 @@ test_rootful_boundary_found() {
 	wait_until 20 bnd_done || fail "the container did not finish its tries"
 	OUT=$(pm logs "$TAG-bnd" 2>&1)
 	expect_fenced_output "behind a boundary"
-	assert_match 'sending discover' "$OUT" "udhcpc sent (AF_PACKET)"
+	assert_match 'broadcasting discover' "$OUT" "udhcpc sent (AF_PACKET)"
 	expect_units dhcp 0 "DHCP discovers from an AF_PACKET socket through the boundary"
 	local j
 	j=$(status_json | "$PY" -c '
