@@ -110,7 +110,7 @@ $(BUILD)/tests/%: tests/tools/%.c | $(BUILD)/tests
 # Build dependencies, installed with apt-get when missing (Debian 12).
 BUILD_PKGS := clang llvm make gcc pkg-config libbpf-dev libelf-dev zlib1g-dev bpftool \
 	      libc-ares-dev libjansson-dev libcmocka-dev liburing-dev libclang-rt-14-dev
-TEST_PKGS := iproute2 dnsmasq-base util-linux libcap2-bin python3 jq
+TEST_PKGS := iproute2 dnsmasq-base util-linux libcap2-bin python3 jq nftables
 DEMO_PKGS := iproute2 python3 curl
 
 deps:

@@ -290,6 +290,7 @@ test_run_drops_net_caps() {
 		"$DENIED" 6000 2>&1)
 	assert_match 'warning: --keep-cap net_raw' "$OUT" "--keep-cap warns"
 	assert_match 'ok sent' "$OUT" "AF_PACKET with --keep-cap net_raw"
+	assert_match "denied udp $DENIED:6000 \(boundary\)" "$OUT" "run prints the boundary's denial"
 	assert_eq 0 "$(arrived d)" "frames that passed the boundary of a run"
 	OUT=$(in_client "$CGFENCE" run "${RULES[@]}" --keep-cap sys_admin -- true 2>&1)
 	assert_match "never kept" "$OUT" "--keep-cap sys_admin refused"
