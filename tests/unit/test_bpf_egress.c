@@ -4,8 +4,9 @@
  * with the verdict each must get, against an allowlist written into the maps
  * the way cgfence writes it.  The boundary program (tc) is loaded over the
  * same maps, as cgfence loads it, and judges the same table (ARP aside, which
- * it passes) plus the neighbour discovery it must let through.  The socket hooks have no test-run support; they
- * are tested with real sockets in tests/integration.
+ * it passes) plus the neighbour discovery it must let through.  The socket
+ * hooks have no test-run support; they are tested with real sockets in
+ * tests/integration.
  *
  * Needs root (BPF).  Outside CI it skips without; with CI=true it fails.
  */
