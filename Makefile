@@ -37,7 +37,8 @@ TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(TOOL_SRCS))
 # Fuzz targets (libFuzzer with ASan and UBSan), over the project's own parsers.
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
-FUZZ_LIB_SRCS := user/lib/policy.c user/lib/resolve.c user/lib/oci.c
+FUZZ_LIB_SRCS := user/lib/policy.c user/lib/resolve.c user/lib/oci.c user/lib/request.c \
+		 user/lib/conf.c
 FUZZ_LDLIBS := -lcares -ljansson
 
 # One object per BPF source, each with its skeleton (cgfence_bpf, boundary_bpf).

@@ -15,7 +15,7 @@
  * Passed: IPv4/IPv6 whose destination the allowlist allows (TCP/UDP, port
  * ranges, expiry: the same code as the egress hook, bpf/judge.h), ARP, and
  * the IPv6 neighbour discovery the link needs (hop limit 255, to a link-local
- * or link-scope multicast address, or to an address of this host), and
+ * or link-scope multicast address), and
  * replies of connections opened from outside toward the workload (published
  * ports), recognised by conntrack in this namespace where the kernel offers
  * the bpf_skb_ct_lookup kfunc.  Dropped: everything else, VLAN tags, other
@@ -47,10 +47,12 @@ void bpf_ct_release(struct nf_conn *ct) __ksym __weak;
 
 /*
  * Neighbour discovery (RFC 4861 types 133-137, no extension header) with hop
- * limit 255, which no router forwards to a receiver that would accept it,
- * sent to a link-local unicast or link-scope multicast address or to an
- * address of this host.  Anything else the workload addresses with ICMPv6 is
- * judged as any packet without ports: denied.
+ * limit 255, which no receiver accepts once a router has forwarded it, sent to
+ * a link-local unicast or link-scope multicast address: what address
+ * resolution and router discovery on the link need.  Unicast probes to a
+ * global address (neighbour unreachability detection of a gateway known by
+ * such an address) are not passed: a forwarded copy would still carry data
+ * past the policy; the neighbour falls back to multicast resolution.
  */
 static __always_inline bool is_neighbour_discovery(struct __sk_buff *skb)
 {
@@ -65,22 +67,8 @@ static __always_inline bool is_neighbour_discovery(struct __sk_buff *skb)
 		return false;
 	if (ip6.daddr.in6_u.u6_addr8[0] == 0xff && (ip6.daddr.in6_u.u6_addr8[1] & 0x0f) == 0x02)
 		return true; /* link-scope multicast: solicited-node, all-routers */
-	if (ip6.daddr.in6_u.u6_addr8[0] == 0xfe && (ip6.daddr.in6_u.u6_addr8[1] & 0xc0) == 0x80)
-		return true; /* link-local unicast */
-	{
-		/* Unicast neighbour unreachability probes to this host's own address. */
-		struct bpf_fib_lookup fib = {
-			.family = AF_INET6,
-			.ifindex = skb->ingress_ifindex,
-		};
-		long rc;
-
-		__builtin_memcpy(fib.ipv6_src, &ip6.saddr, 16);
-		__builtin_memcpy(fib.ipv6_dst, &ip6.daddr, 16);
-		rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
-		/* not forwarded: local (or forwarding is off, so it cannot go further) */
-		return rc == BPF_FIB_LKUP_RET_NOT_FWDED || rc == BPF_FIB_LKUP_RET_FWD_DISABLED;
-	}
+	/* link-local unicast */
+	return ip6.daddr.in6_u.u6_addr8[0] == 0xfe && (ip6.daddr.in6_u.u6_addr8[1] & 0xc0) == 0x80;
 }
 
 /*

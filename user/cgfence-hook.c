@@ -128,13 +128,8 @@ static int read_file(const char *path, size_t max, char **out, size_t *len)
 	return ret;
 }
 
-/*
- * The resolvers the container uses: the nameserver lines of the file that
- * the bundle's config.json mounts on /etc/resolv.conf (podman writes it from
- * --dns or the host's).  No such mount, no resolvers: that is not an error.
- */
-/* The bundle's config.json, parsed; says why on failure. */
-static int read_config(const char *bundle, struct cgf_oci_config *cfg)
+/* The bundle's config.json, parsed; 0 or -1 (said). */
+static int bundle_config(const char *bundle, struct cgf_oci_config *cfg)
 {
 	char path[PATH_MAX], err[CGF_OCI_ERR_LEN], *text = NULL;
 	size_t len;
@@ -278,7 +273,7 @@ static int hook_create(const char *socket, int timeout_ms)
 		cgf_oci_state_free(&st);
 		return 0;
 	}
-	if (read_config(st.bundle, &cfg)) {
+	if (bundle_config(st.bundle, &cfg)) {
 		cgf_oci_state_free(&st);
 		return 1;
 	}
@@ -374,7 +369,7 @@ static int show_boundary(void)
 		return 1;
 	}
 	/* the bundle's config when there is one; else assume a namespace of its own */
-	if (access(st.bundle, F_OK) == 0 && read_config(st.bundle, &cfg)) {
+	if (access(st.bundle, F_OK) == 0 && bundle_config(st.bundle, &cfg)) {
 		cgf_oci_state_free(&st);
 		return 1;
 	}

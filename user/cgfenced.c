@@ -34,6 +34,7 @@
 #include <bpf/libbpf.h>
 #include <jansson.h>
 
+#include "conf.h"
 #include "control.h"
 #include "domains.h"
 #include "fence.h"
@@ -858,22 +859,19 @@ static const struct dfence *fence_covering(const char *abs_path)
 	return hit;
 }
 
-static void handle_attach(struct client *c, json_t *req)
+static void handle_attach(struct client *c, const struct cgf_request *req)
 {
-	const char *policy = json_string_value(json_object_get(req, "policy"));
-	const char *cgroup = json_string_value(json_object_get(req, "cgroup"));
-	const char *label = json_string_value(json_object_get(req, "label"));
-	json_t *jpid = json_object_get(req, "pid");
-	bool audit = json_is_true(json_object_get(req, "audit"));
-	json_t *jdns = json_object_get(req, "dns"), *jd;
-	struct cgf_endpoint dns[CGF_FENCE_DNS_MAX] = { 0 };
+	const char *policy = req->policy;
+	const char *cgroup = req->cgroup[0] ? req->cgroup : NULL;
+	const char *label = req->has_label ? req->label : NULL;
+	bool audit = req->audit;
+	const struct cgf_endpoint *dns = req->dns;
 	struct cgf_attach_opts aopts = { .pin_root = d.opt.pin_root, .audit = audit };
-	const char *boundary = json_string_value(json_object_get(req, "boundary"));
-	const char *boundary_netns = json_string_value(json_object_get(req, "boundary_netns"));
-	const char *boundary_missing = json_string_value(json_object_get(req, "boundary_missing"));
-	json_t *jcaps = json_object_get(req, "net_caps");
-	uint32_t held = 0, open_risk;
-	size_t n_dns = 0, k;
+	const char *boundary = req->boundary[0] ? req->boundary : NULL;
+	const char *boundary_netns = req->boundary_netns[0] ? req->boundary_netns : NULL;
+	const char *boundary_missing = req->boundary_missing[0] ? req->boundary_missing : NULL;
+	uint32_t open_risk;
+	size_t n_dns = req->n_dns;
 	char path[PATH_MAX], err[CGF_ERR_LEN];
 	struct cgf_allowlist list = { 0 };
 	struct cgf_grant *grants = NULL;
@@ -884,62 +882,44 @@ static void handle_attach(struct client *c, json_t *req)
 	uint64_t id;
 	int ret;
 
-	if (!policy || !cgf_policy_name_valid_n(policy, strlen(policy)))
-		return reply_error(c, "attach: 'policy' must be a policy name (letters, digits, '.', "
-				   "'_', '-')");
 	p = find_policy(policy);
 	if (!p)
 		return reply_error(c, "attach: no policy '%s' in '%s'", policy, d.opt.policy_dir);
-	if (!cgroup == !jpid)
-		return reply_error(c, "attach: give exactly one of 'cgroup' and 'pid'");
-	if (label && strlen(label) >= CGF_LABEL_MAX)
-		return reply_error(c, "attach: 'label' longer than %d bytes", CGF_LABEL_MAX - 1);
-	if (jdns && (!json_is_array(jdns) || json_array_size(jdns) > CGF_FENCE_DNS_MAX))
-		return reply_error(c, "attach: 'dns' must be a list of at most %d resolvers",
-				   CGF_FENCE_DNS_MAX);
-	json_array_foreach(jdns, k, jd) {
-		struct cgf_server srv;
-		char e[256];
-
-		if (!json_is_string(jd) ||
-		    cgf_server_parse(json_string_value(jd), &srv, e, sizeof(e)))
-			return reply_error(c, "attach: 'dns' entry %zu: %s", k,
-					   json_is_string(jd) ? e : "not a string");
-		dns[n_dns].family = (uint8_t)srv.family;
-		dns[n_dns].port = srv.port;
-		memcpy(dns[n_dns].addr, srv.addr, sizeof(dns[n_dns].addr));
-		n_dns++;
-	}
-	if ((json_object_get(req, "boundary") && !boundary) ||
-	    (json_object_get(req, "boundary_netns") && !boundary_netns))
-		return reply_error(c, "attach: 'boundary' and 'boundary_netns' must be strings");
-	if (boundary_netns && !boundary)
-		return reply_error(c, "attach: 'boundary_netns' without 'boundary'");
 	/* a boundary drops traffic on an interface: not for anyone to put anywhere */
 	if (boundary && c->cred.uid != 0)
 		return reply_error(c, "attach: only root may attach a boundary program to an "
 				   "interface");
-	if (jcaps && !json_is_array(jcaps))
-		return reply_error(c, "attach: 'net_caps' must be a list of capability names");
-	json_array_foreach(jcaps, k, jd) {
-		const char *name = json_string_value(jd);
-
-		if (name && !strcmp(name, "CAP_NET_RAW"))
-			held |= CGF_RISK_NET_RAW;
-		else if (name && !strcmp(name, "CAP_NET_ADMIN"))
-			held |= CGF_RISK_NET_ADMIN;
-		else
-			return reply_error(c, "attach: 'net_caps' entry %zu: not CAP_NET_RAW or "
-					   "CAP_NET_ADMIN", k);
+	/* refused below, once the workload is known to exist */
+	open_risk = boundary ? 0 : req->net_caps & ~p->rules.accept_risk;
+	aopts.boundary_ifname = boundary;
+	aopts.boundary_netns = boundary_netns;
+	aopts.caps_known = req->has_net_caps;
+	aopts.caps_held = req->net_caps;
+	aopts.risk_accepted = p->rules.accept_risk;
+	if (cgroup) {
+		if (c->cred.uid != 0)
+			return reply_error(c, "attach: only root may fence a cgroup by path (give "
+					   "'pid' of a process you own)");
+		ret = cgf_control_cgroup_path(cgroup, path, sizeof(path), &id, err);
+	} else {
+		/* The host's init or the daemon itself in a fence is a mistake, never a wish. */
+		if (req->pid == 1 || req->pid == getpid())
+			return reply_error(c, "attach: refusing to fence process %d (%s)", req->pid,
+					   req->pid == 1 ? "the host's init" : "cgfenced itself");
+		ret = cgf_control_pid_cgroup((pid_t)req->pid, c->cred.uid, path, sizeof(path), &id,
+					     &made_cgroup, err);
 	}
+	if (ret)
+		return reply_error(c, "attach: %s", err);
 	/*
 	 * A workload that can put frames on the wire past the cgroup hooks
 	 * runs only behind a boundary, or with its policy's consent.
 	 */
-	open_risk = boundary ? 0 : held & ~p->rules.accept_risk;
 	if (open_risk) {
 		bool raw = open_risk & CGF_RISK_NET_RAW, admin = open_risk & CGF_RISK_NET_ADMIN;
 
+		if (made_cgroup)
+			rmdir(path);
 		return reply_error(c, "attach: the workload holds %s%s%s and no boundary program "
 				   "can judge what leaves its network namespace (%s): drop it "
 				   "(podman --cap-drop %s) or add 'accept-risk %s' to policy '%s'",
@@ -950,31 +930,6 @@ static void handle_attach(struct client *c, json_t *req)
 				   raw && admin ? "net_raw net_admin" : raw ? "net_raw" : "net_admin",
 				   policy);
 	}
-	aopts.boundary_ifname = boundary;
-	aopts.boundary_netns = boundary_netns;
-	aopts.caps_known = jcaps != NULL;
-	aopts.caps_held = held;
-	aopts.risk_accepted = p->rules.accept_risk;
-	if (cgroup) {
-		if (c->cred.uid != 0)
-			return reply_error(c, "attach: only root may fence a cgroup by path (give "
-					   "'pid' of a process you own)");
-		ret = cgf_control_cgroup_path(cgroup, path, sizeof(path), &id, err);
-	} else {
-		if (!json_is_integer(jpid) || json_integer_value(jpid) <= 0 ||
-		    json_integer_value(jpid) > INT_MAX)
-			return reply_error(c, "attach: 'pid' must be a positive integer");
-		/* The host's init or the daemon itself in a fence is a mistake, never a wish. */
-		if (json_integer_value(jpid) == 1 || json_integer_value(jpid) == getpid())
-			return reply_error(c, "attach: refusing to fence process %" JSON_INTEGER_FORMAT
-					   " (%s)", json_integer_value(jpid),
-					   json_integer_value(jpid) == 1 ? "the host's init" :
-								      "cgfenced itself");
-		ret = cgf_control_pid_cgroup((pid_t)json_integer_value(jpid), c->cred.uid, path,
-					     sizeof(path), &id, &made_cgroup, err);
-	}
-	if (ret)
-		return reply_error(c, "attach: %s", err);
 	if (fence_covering(path)) {
 		if (made_cgroup)
 			rmdir(path);
@@ -999,8 +954,7 @@ static void handle_attach(struct client *c, json_t *req)
 			rmdir(path);
 		return reply_error(c, "attach: %s", err);
 	}
-	if (made_cgroup && jpid &&
-	    cgf_control_move_pid((pid_t)json_integer_value(jpid), path, err)) {
+	if (made_cgroup && req->pid && cgf_control_move_pid((pid_t)req->pid, path, err)) {
 		char e2[CGF_ERR_LEN];
 
 		cgf_fence_close(f);
@@ -1020,18 +974,13 @@ static void handle_attach(struct client *c, json_t *req)
 			   (json_int_t)id, "policy", policy, "mode", audit ? "audit" : "enforce"));
 }
 
-static void handle_detach(struct client *c, json_t *req)
+static void handle_detach(struct client *c, const struct cgf_request *req)
 {
-	const char *cgroup = json_string_value(json_object_get(req, "cgroup"));
 	char path[PATH_MAX], err[CGF_ERR_LEN];
 	struct dfence *df;
 	uint64_t id;
 
-	if (c->cred.uid != 0)
-		return reply_error(c, "detach: only root may remove a fence");
-	if (!cgroup)
-		return reply_error(c, "detach: 'cgroup' is required");
-	if (cgf_control_cgroup_path(cgroup, path, sizeof(path), &id, err))
+	if (cgf_control_cgroup_path(req->cgroup, path, sizeof(path), &id, err))
 		return reply_error(c, "detach: %s", err);
 	df = find_fence(id);
 	if (df) {
@@ -1050,8 +999,6 @@ static void handle_status(struct client *c)
 	uint64_t *ids = NULL;
 	size_t n = 0, i;
 
-	if (c->cred.uid != 0)
-		return reply_error(c, "status: only root may see every fence");
 	if (cgf_fence_list(d.opt.pin_root, &ids, &n) == 0) {
 		for (i = 0; i < n; i++) {
 			struct dfence *df = find_fence(ids[i]);
@@ -1088,10 +1035,6 @@ static void handle_reload(struct client *c)
 	json_t *errors = json_array();
 	int ret;
 
-	if (c->cred.uid != 0) {
-		json_decref(errors);
-		return reply_error(c, "reload: only root may reload policies");
-	}
 	ret = load_policies(errors);
 	sync_dirty();
 	schedule_resolution(false);
@@ -1100,12 +1043,10 @@ static void handle_reload(struct client *c)
 			   "errors", errors));
 }
 
-static void handle_events(struct client *c, json_t *req)
+static void handle_events(struct client *c, const struct cgf_request *req)
 {
 	size_t i;
 
-	if (c->cred.uid != 0)
-		return reply_error(c, "events: only root may read deny events");
 	reply(c, json_pack("{s:b}", "ok", 1));
 	for (i = 0; i < EVENT_BACKLOG; i++) {
 		json_t *ev = d.backlog[(d.backlog_next + i) % EVENT_BACKLOG];
@@ -1120,7 +1061,7 @@ static void handle_events(struct client *c, json_t *req)
 		}
 		free(line);
 	}
-	if (json_is_true(json_object_get(req, "follow")))
+	if (req->follow)
 		c->follow = true;
 	else
 		c->close_after = true;
@@ -1141,36 +1082,42 @@ static void handle_release(struct client *c)
 
 static void handle_request(struct client *c, const char *line)
 {
-	json_error_t jerr;
-	json_t *req = json_loads(line, JSON_REJECT_DUPLICATES, &jerr);
-	const char *op;
+	/* what only root may ask, and what the others are told */
+	static const char *const root_only[] = {
+		[CGF_REQ_DETACH] = "detach: only root may remove a fence",
+		[CGF_REQ_STATUS] = "status: only root may see every fence",
+		[CGF_REQ_RELOAD] = "reload: only root may reload policies",
+		[CGF_REQ_EVENTS] = "events: only root may read deny events",
+		[CGF_REQ_RELEASE] = NULL,
+	};
+	struct cgf_request req;
+	char err[CGF_ERR_LEN];
+	int ret = cgf_request_parse(line, &req, err, sizeof(err));
 
-	if (!req || !json_is_object(req)) {
-		reply_error(c, "malformed request: %s", req ? "not a JSON object" : jerr.text);
-		json_decref(req);
-		return;
+	if (req.op_name[0])
+		log_info("request '%s' from pid %d uid %u cgroup %s", req.op_name, (int)c->cred.pid,
+			 (unsigned)c->cred.uid, c->cgroup);
+	/* who may ask comes before what is wrong with the request */
+	if (req.op != CGF_REQ_NONE && root_only[req.op] && c->cred.uid != 0)
+		return reply_error(c, "%s", root_only[req.op]);
+	if (ret)
+		return reply_error(c, "%s", err);
+	switch (req.op) {
+	case CGF_REQ_ATTACH:
+		return handle_attach(c, &req);
+	case CGF_REQ_DETACH:
+		return handle_detach(c, &req);
+	case CGF_REQ_STATUS:
+		return handle_status(c);
+	case CGF_REQ_RELOAD:
+		return handle_reload(c);
+	case CGF_REQ_EVENTS:
+		return handle_events(c, &req);
+	case CGF_REQ_RELEASE:
+		return handle_release(c);
+	case CGF_REQ_NONE:
+		break;
 	}
-	op = json_string_value(json_object_get(req, "op"));
-	log_info("request '%s' from pid %d uid %u cgroup %s", op ? op : "?", (int)c->cred.pid,
-		 (unsigned)c->cred.uid, c->cgroup);
-	if (!op)
-		reply_error(c, "request without 'op'");
-	else if (!strcmp(op, "attach"))
-		handle_attach(c, req);
-	else if (!strcmp(op, "detach"))
-		handle_detach(c, req);
-	else if (!strcmp(op, "status"))
-		handle_status(c);
-	else if (!strcmp(op, "reload"))
-		handle_reload(c);
-	else if (!strcmp(op, "events"))
-		handle_events(c, req);
-	else if (!strcmp(op, "release"))
-		handle_release(c);
-	else
-		reply_error(c, "unknown request '%.64s' (attach, detach, status, reload, events, "
-			    "release)", op);
-	json_decref(req);
 }
 
 static void refuse_busy(int fd, const char *why)
@@ -1399,9 +1346,11 @@ static int set_option(struct options *o, const char *key, const char *val)
 static int read_config(struct options *o, const char *path, bool must_exist,
 		       const bool *given, const char *const *keys)
 {
-	char line[1024];
+	char *line = NULL, *key, *val;
 	unsigned lineno = 0;
+	size_t cap = 0;
 	FILE *f = fopen(path, "re");
+	int ret = 0;
 
 	if (!f) {
 		if (errno == ENOENT && !must_exist)
@@ -1409,33 +1358,20 @@ static int read_config(struct options *o, const char *path, bool must_exist,
 		fprintf(stderr, "cgfenced: cannot read config '%s': %s\n", path, strerror(errno));
 		return -1;
 	}
-	while (fgets(line, sizeof(line), f)) {
-		char *key = line, *val, *eq, *end;
+	/* whole lines, however long: a long comment's tail is no option */
+	while (!ret && getline(&line, &cap, f) > 0) {
 		size_t k;
+		int n;
 
 		lineno++;
-		if ((end = strchr(line, '#')))
-			*end = '\0';
-		while (*key == ' ' || *key == '\t')
-			key++;
-		end = key + strlen(key);
-		while (end > key && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' ' ||
-				     end[-1] == '\t'))
-			*--end = '\0';
-		if (!*key)
+		n = cgf_conf_split(line, &key, &val);
+		if (n == 0)
 			continue;
-		eq = strchr(key, '=');
-		if (!eq) {
+		if (n < 0) {
 			fprintf(stderr, "cgfenced: %s:%u: expected 'key = value'\n", path, lineno);
-			fclose(f);
-			return -1;
+			ret = -1;
+			break;
 		}
-		val = eq + 1;
-		while (eq > key && (eq[-1] == ' ' || eq[-1] == '\t'))
-			eq--;
-		*eq = '\0';
-		while (*val == ' ' || *val == '\t')
-			val++;
 		/* the command line wins over the file */
 		for (k = 0; keys[k]; k++)
 			if (!strcmp(keys[k], key) && given[k])
@@ -1444,12 +1380,12 @@ static int read_config(struct options *o, const char *path, bool must_exist,
 			continue;
 		if (set_option(o, key, val)) {
 			fprintf(stderr, "cgfenced: (in %s:%u)\n", path, lineno);
-			fclose(f);
-			return -1;
+			ret = -1;
 		}
 	}
+	free(line);
 	fclose(f);
-	return 0;
+	return ret;
 }
 
 static int open_socket(const char *path)

@@ -25,6 +25,7 @@ DENIED=198.18.0.3
 RULES=(--allow "$ALLOWED:5000/udp" --allow "$ALLOWED:5001/tcp" --allow "[2001:db8::2]:5000/udp"
 	--allow "198.18.2.2:7000/udp")
 CGX=${CG2:+$CG2/$TAG-x}
+PY=/usr/bin/python3
 
 setup() {
 	need_root || return 1
@@ -50,6 +51,11 @@ setup() {
 
 suite_cleanup() {
 	kill_listeners
+	if [ -f "$WORK/daemon.pid" ]; then
+		kill -TERM "$(cat "$WORK/daemon.pid")" 2>/dev/null
+		sleep 0.3
+		rm -f "$WORK/daemon.pid"
+	fi
 	if [ -n "$CGX" ] && [ -d "$CGX" ]; then
 		"$CGFENCE" detach --cgroup "$CGX" --socket /nonexistent >/dev/null 2>&1
 		# a test's processes are gone by now; anything left is killed
@@ -57,7 +63,37 @@ suite_cleanup() {
 		sleep 0.1
 		rmdir "$CGX" 2>/dev/null
 	fi
+	# pins of this suite's daemon: links go with them
+	[ -d "/sys/fs/bpf/$TAG" ] && rm -rf "/sys/fs/bpf/${TAG:?}"
 	net_down
+}
+
+# start_daemon: cgfenced of this suite (policy p: the allowed host's UDP 5000),
+# pins under /sys/fs/bpf/$TAG; waits until it answers.
+start_daemon() {
+	local i
+	mkdir -p "$WORK/pol" && printf '%s\n' "$ALLOWED:5000/udp" >"$WORK/pol/p.policy"
+	"$BUILD/cgfenced" --config /dev/null --foreground --policy-dir "$WORK/pol" \
+		--socket "$WORK/d.sock" --bpffs "/sys/fs/bpf/$TAG" --resolver 127.0.0.1:1 \
+		>>"$WORK/daemon.log" 2>&1 </dev/null &
+	echo $! >"$WORK/daemon.pid"
+	for i in $(seq 1 50); do
+		"$CGFENCE" status --socket "$WORK/d.sock" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	echo "cgfenced did not start: $(tail -3 "$WORK/daemon.log")" >&2
+	return 1
+}
+
+stop_daemon() {
+	local pid
+	pid=$(cat "$WORK/daemon.pid" 2>/dev/null) || return 0
+	kill -TERM "$pid" 2>/dev/null
+	for _ in $(seq 1 50); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	rm -f "$WORK/daemon.pid"
 }
 
 # fenced CMD...: runs CMD in the fenced cgroup, in the client namespace, as
@@ -290,11 +326,69 @@ test_run_drops_net_caps() {
 		"$DENIED" 6000 2>&1)
 	assert_match 'warning: --keep-cap net_raw' "$OUT" "--keep-cap warns"
 	assert_match 'ok sent' "$OUT" "AF_PACKET with --keep-cap net_raw"
+	assert_match "denied udp $DENIED:6000 \(boundary\)" "$OUT" "run prints the boundary's denial"
 	assert_eq 0 "$(arrived d)" "frames that passed the boundary of a run"
 	OUT=$(in_client "$CGFENCE" run "${RULES[@]}" --keep-cap sys_admin -- true 2>&1)
 	assert_match "never kept" "$OUT" "--keep-cap sys_admin refused"
 	OUT=$(in_client "$CGFENCE" run "${RULES[@]}" --keep-cap BPF -- true 2>&1)
 	assert_match "never kept" "$OUT" "--keep-cap bpf refused"
+}
+
+# Through cgfenced: attach --policy with --boundary; the boundary is in force,
+# status shows it, and a restarted daemon adopts it from the pins.
+test_daemon_boundary() {
+	setup || return
+	start_daemon || { fail "cgfenced did not start"; return; }
+	OUT=$("$CGFENCE" attach --policy p --cgroup "$CGX" --boundary "${TAG}b" \
+		--boundary-netns "/run/netns/$NS_S" --socket "$WORK/d.sock" 2>&1) ||
+		{ fail "attach through cgfenced: $OUT"; return; }
+	listen_udp "$NS_S" "$DENIED" 6000 d || return
+	vector_packet >/dev/null 2>&1
+	assert_eq 0 "$(arrived d)" "AF_PACKET frames through a boundary the daemon attached"
+	assert_match "boundary on ${TAG}b" "$("$CGFENCE" status --socket "$WORK/d.sock")" \
+		"status through the daemon"
+	stop_daemon
+	start_daemon || { fail "cgfenced did not start again"; return; }
+	OUT=$("$CGFENCE" status --json --socket "$WORK/d.sock")
+	assert_eq "${TAG}b attached" "$(jq -r --arg p "$CGX" '.fences[] | select(.cgroup == $p) |
+		.protections.boundary | "\(.interface) \(.state)"' <<<"$OUT")" "adopted by the restarted daemon"
+	"$CGFENCE" detach --cgroup "$CGX" --socket "$WORK/d.sock" >/dev/null 2>&1 ||
+		fail "detach through the daemon"
+	OUT=$(echo '{"op":"attach","policy":"p","cgroup":"'"$CGX"'","boundary_netns":"/x"}' |
+		"$PY" -c 'import socket,sys
+s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(sys.stdin.buffer.read()+b"\n")
+print(s.makefile().readline())' "$WORK/d.sock" 2>&1)
+	assert_match "'boundary_netns' without 'boundary'" "$OUT" "daemon refuses a netns alone"
+}
+
+# The OCI hook's detection (cgfence-hook boundary, what create sends): for a
+# process in the client namespace, whose only veth has its peer in the server
+# namespace, the peer and that namespace; from inside the server namespace,
+# the peer with the hook's own namespace; none once the client namespace has
+# another way out (a tap device, as slirp4netns uses) or for a process in the
+# hook's own namespace.
+test_hook_finds_boundary() {
+	setup || return
+	local pid state
+	nsenter --net="/run/netns/$NS_C" -- sleep 30 &
+	pid=$!
+	echo "$pid" >>"$WORK/pids"
+	sleep 0.2
+	state() {
+		echo "{\"ociVersion\":\"1.0.2\",\"id\":\"c\",\"status\":\"created\",\"pid\":$1,
+			\"bundle\":\"/nonexistent\",\"annotations\":{\"cgfence.policy\":\"p\"}}"
+	}
+	OUT=$(state "$pid" | "$BUILD/cgfence-hook" boundary 2>&1)
+	assert_eq "${TAG}b /run/netns/$NS_S" "$OUT" "peer in a named namespace"
+	OUT=$(state "$pid" | in_server "$BUILD/cgfence-hook" boundary 2>&1)
+	assert_match "^${TAG}b (/proc/[0-9]+/ns/net|-)\$" "$OUT" "peer in the hook's own namespace"
+	OUT=$(state $$ | "$BUILD/cgfence-hook" boundary 2>&1)
+	assert_match "^none: no veth to the host in its network namespace: " "$OUT" \
+		"a process in the hook's own namespace"
+	ip -n "$NS_C" tuntap add dev "${TAG}p" mode tap || { fail "tuntap"; return; }
+	OUT=$(state "$pid" | "$BUILD/cgfence-hook" boundary 2>&1)
+	assert_eq "none: no veth to the host in its network namespace: interface ${TAG}p (tun) leaves the namespace by another way than a veth to another namespace" \
+		"$OUT" "a tap device besides the veth"
 }
 
 run_tests "$@"

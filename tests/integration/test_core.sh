@@ -487,7 +487,8 @@ test_icmp_raw_and_ping_denied() {
 			before=$((before + 1))
 			expect_units "$name" "$before" "unfenced $kind $addr"
 			# fenced, with every TCP/UDP port of the host allowed: nothing
-			fence --allow 198.18.0.3 --allow '[2001:db8::3]' -- \
+			# --keep-cap net_raw: raw sockets at all (run drops it)
+			fence --keep-cap net_raw --allow 198.18.0.3 --allow '[2001:db8::3]' -- \
 				"$PROBE" "$kind" "$addr" --timeout-ms 1000
 			if [ "$kind:$addr" = "ping:2001:db8::3" ]; then
 				# An IPv6 ping socket drops the error of its own send
@@ -516,14 +517,16 @@ test_raw_udp_hdrincl_denied() {
 	assert_match '^ok' "$OUT" "unfenced raw6-udp"
 	expect_units u63 1 "unfenced raw6-udp"
 	# fenced: judged from the header the program wrote, not from sendto's address
-	run_table "--allow 198.18.0.2:5000/udp" <<-EOF
+	# (--keep-cap net_raw: cgfence run drops it otherwise, and no raw socket opens)
+	run_table "--keep-cap net_raw --allow 198.18.0.2:5000/udp" <<-EOF
 		EPERM u3  1 raw-udp 198.18.0.1 198.18.0.3 5000
 		EPERM u3  1 raw-udp 198.18.0.1 198.18.0.3 5000 --via 198.18.0.2
 		EPERM u3  1 raw-udp 198.18.0.1 198.18.0.3 5000 --via 198.18.0.3
 		EPERM u63 1 raw6-udp 2001:db8::3 5000
 		ok    u2  1 raw-udp 198.18.0.1 198.18.0.2 5000
 	EOF
-	fence --allow 198.18.0.2:5000/udp -- "$PROBE" raw-udp 198.18.0.1 198.18.0.3 5000 --via 198.18.0.2
+	fence --keep-cap net_raw --allow 198.18.0.2:5000/udp -- "$PROBE" raw-udp 198.18.0.1 198.18.0.3 5000 \
+		--via 198.18.0.2
 	assert_match 'denied udp 198\.18\.0\.3:5000 \(egress\)' "$ERR" "raw-udp deny line"
 }
 
@@ -552,7 +555,7 @@ PY
 	OUT=$(in_client python3 "$WORK/rawconn.py" 198.18.0.3 5000)
 	assert_eq ok "$OUT" "unfenced connected raw socket"
 	expect_units u3 1 "unfenced connected raw socket"
-	fence --allow 198.18.0.2:5000/udp -- python3 "$WORK/rawconn.py" 198.18.0.3 5000
+	fence --keep-cap net_raw --allow 198.18.0.2:5000/udp -- python3 "$WORK/rawconn.py" 198.18.0.3 5000
 	assert_eq "error EPERM" "$OUT" "fenced connected raw socket"
 	expect_units u3 1 "fenced connected raw socket: nothing more arrived"
 	assert_match 'denied udp 198\.18\.0\.3:5000 \(egress\)' "$ERR" "deny line"

@@ -66,6 +66,9 @@ test_installed_daemon_loads_example() {
 		echo "socket = $WORK/cgfenced.sock"
 		echo "bpffs = /sys/fs/bpf/$TAG"
 		echo "resolver = 127.0.0.1:1"
+		# a comment longer than any line buffer: its tail is no option (the
+		# daemon would listen elsewhere and the status below would fail)
+		printf '# %s socket = %s\n' "$(printf '%.0sx' $(seq 1 1100))" "$WORK/wrong.sock"
 	} >"$conf"
 	"$DEST$PREFIX/sbin/cgfenced" --config "$conf" --foreground >"$WORK/daemon.log" 2>&1 &
 	echo $! >"$WORK/daemon.pid"

@@ -30,7 +30,10 @@ NETADMIN="setpriv --inh-caps=-all,+net_admin,+net_raw --ambient-caps=-all,+net_a
 # to the fence's cgroup.
 fenced_session() {
 	rm -f "$WORK/go" "$WORK/ids" "$WORK/session.out"
-	(exec nsenter --net="/run/netns/$NS_C" -- "$CGFENCE" run --allow 198.18.0.2:80/tcp -- \
+	# --keep-cap: the netadmin identity (a rootful container given CAP_NET_ADMIN
+	# and CAP_NET_RAW) needs them in the bounding set, which run empties of them
+	(exec nsenter --net="/run/netns/$NS_C" -- "$CGFENCE" run --allow 198.18.0.2:80/tcp \
+		--keep-cap net_admin --keep-cap net_raw -- \
 		bash -c "$1" >"$WORK/session.out" 2>&1) &
 	echo $! >"$WORK/run.pid"
 	local i

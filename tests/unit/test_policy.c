@@ -464,7 +464,8 @@ static const struct risk_case risk_cases[] = {
 	{ "capability name", "accept-risk cap_net_raw\n", -EINVAL, 0, 0,
 	  "unknown risk 'cap_net_raw'", 1, 13 },
 	{ "glued", "accept-risknet_raw\n", -EINVAL, 0, 0, "", 1, 0 },
-	{ "only directives", "accept-risk net_raw\n", -EINVAL, 0, 0, "empty policy: no rules", 0, 0 },
+	{ "only directives", "accept-risk net_raw\n", -EINVAL, 0, 0, "empty policy: no rules", 0,
+	  0 },
 };
 
 static void test_accept_risk(void **state)
@@ -478,7 +479,8 @@ static void test_accept_risk(void **state)
 
 		CHECK(ret == c->ret, "%s: returned %d (%s)", c->name, ret, err.reason);
 		if (ret) {
-			CHECK(strstr(err.reason, c->reason), "%s: reason '%s'", c->name, err.reason);
+			CHECK(strstr(err.reason, c->reason), "%s: reason '%s'", c->name,
+			      err.reason);
 			/* column 0: an error of the rule parser, whose column is its own */
 			CHECK(err.line == c->line && (!c->column || err.column == c->column),
 			      "%s: at %u:%u, expected %u:%u", c->name, err.line, err.column, c->line,

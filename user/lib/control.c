@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* Control-socket helpers shared by cgfenced and cgfence; see control.h. */
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -29,17 +28,6 @@ static int fail(char *err, size_t len, int ret, const char *fmt, ...)
 	vsnprintf(err, len, fmt, ap);
 	va_end(ap);
 	return ret;
-}
-
-bool cgf_policy_name_valid_n(const char *name, size_t len)
-{
-	if (len == 0 || len >= 64 || name[0] == '.')
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (!isalnum((unsigned char)name[i]) && name[i] != '.' && name[i] != '_' &&
-		    name[i] != '-')
-			return false;
-	return true;
 }
 
 int cgf_control_cgroup_path(const char *given, char *path, size_t len, uint64_t *id, char *err)

@@ -11,7 +11,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <limits.h>
+#include <linux/types.h>
 #include <jansson.h>
+#include "cgfence.h"
 
 #define CGF_CONFIG_DEFAULT "/etc/cgfence/cgfenced.conf"
 #define CGF_POLICY_DIR_DEFAULT "/etc/cgfence/policy.d"
@@ -19,6 +22,61 @@
 
 /* 1-63 of [A-Za-z0-9._-], not starting with '.'; no '/' ever. */
 bool cgf_policy_name_valid_n(const char *name, size_t len);
+
+/*
+ * A request to the daemon, one JSON object a line, checked field by field
+ * (request.c: no system access, so that it can be fuzzed).  What needs the
+ * daemon's state (is there such a policy, may this peer ask, does the
+ * process or cgroup exist) is the daemon's to check.
+ */
+enum cgf_request_op {
+	CGF_REQ_NONE,    /* no request: malformed, no "op", or an unknown one */
+	CGF_REQ_ATTACH,  /* policy, exactly one of cgroup and pid; audit, label, dns;
+			  * boundary, boundary_netns, boundary_missing, net_caps */
+	CGF_REQ_DETACH,  /* cgroup */
+	CGF_REQ_STATUS,
+	CGF_REQ_RELOAD,
+	CGF_REQ_EVENTS,  /* follow */
+	CGF_REQ_RELEASE,
+};
+
+struct cgf_request {
+	enum cgf_request_op op;
+	/*
+	 * "op" as given (cut to 64 bytes), for the log: "?" when the request has
+	 * none or it is not a string, "" when the line is not a JSON object.
+	 */
+	char op_name[65];
+	char policy[CGF_POLICY_NAME_MAX];   /* attach: a valid policy name */
+	char cgroup[PATH_MAX];              /* attach, detach: as given; "" when absent */
+	int pid;                            /* attach: 1..INT_MAX; 0 when absent */
+	bool audit;                         /* attach */
+	bool has_label;
+	char label[CGF_LABEL_MAX];          /* attach */
+	struct cgf_endpoint dns[CGF_FENCE_DNS_MAX]; /* attach: resolvers besides the policy */
+	size_t n_dns;
+	/*
+	 * attach, boundary: the host end of the workload's veth ("" = none), its
+	 * namespace's path ("" = the daemon's), why there is none (from the hook,
+	 * quoted when refusing), the CGF_RISK_* capabilities the workload holds.
+	 */
+	char boundary[CGF_IFNAME_MAX];
+	char boundary_netns[PATH_MAX];
+	char boundary_missing[256];
+	bool has_net_caps;                  /* net_caps was given: the holdings are known */
+	uint32_t net_caps;
+	bool follow;                        /* events */
+};
+
+/*
+ * Parses and checks one request line (NUL-terminated, without the newline).
+ * Returns 0, or -EINVAL with err the whole message the client gets, e.g.
+ * "attach: 'pid' must be a positive integer".  On an error in a field of a
+ * known op, req->op is still set (the daemon checks who may ask first) and
+ * the fields are not to be used.  JSON null is the same as an absent field;
+ * unknown fields are ignored.
+ */
+int cgf_request_parse(const char *line, struct cgf_request *req, char *err, size_t errlen);
 
 /*
  * A cgroup named in a request: refuses '..' components and anything outside

@@ -1398,6 +1398,16 @@ void cgf_event_format(const struct cgf_event *e, char *buf, size_t len)
 
 	inet_ntop(e->family == AF_INET ? AF_INET : AF_INET6, e->daddr, addr, sizeof(addr));
 	cgf_event_comm(e, comm);
+	/* the boundary meets packets on the wire: no process to name */
+	if (e->hook == CGF_HOOK_BOUNDARY) {
+		if (e->protocol == IPPROTO_TCP || e->protocol == IPPROTO_UDP)
+			snprintf(buf, len, "%s %s%s%s:%u (boundary)", proto,
+				 e->family == AF_INET6 ? "[" : "", addr,
+				 e->family == AF_INET6 ? "]" : "", e->dport);
+		else
+			snprintf(buf, len, "%s %s (boundary)", proto, addr);
+		return;
+	}
 	if (e->protocol == IPPROTO_TCP || e->protocol == IPPROTO_UDP)
 		snprintf(buf, len, "%s %s%s%s:%u (%s) pid %u (%s)", proto,
 			 e->family == AF_INET6 ? "[" : "", addr, e->family == AF_INET6 ? "]" : "",

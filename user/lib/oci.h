@@ -70,7 +70,10 @@ struct cgf_oci_config {
 	 * linux.namespaces has an entry of type "network": the container does not
 	 * share the runtime's network namespace.  netns_path is that entry's
 	 * "path" (a namespace it joins, e.g. podman --network ns:PATH), NULL when
-	 * the runtime makes a new one.
+	 * the runtime makes a new one.  A path may name any namespace, the host's
+	 * included: whoever needs "not the host's" compares it (stat st_dev and
+	 * st_ino against /proc/1/ns/net).  No entry (podman --network host): the
+	 * container shares the runtime's, own_netns is false.
 	 */
 	bool own_netns;
 	char *netns_path;

@@ -314,8 +314,12 @@ void cgf_event_print(FILE *out, const json_t *e)
 			json_integer_value(json_object_get(e, "dport")));
 	else
 		fprintf(out, "%s", addr);
-	fprintf(out, " (%s) pid %" JSON_INTEGER_FORMAT " (%s)", str(e, "hook"),
-		json_integer_value(json_object_get(e, "pid")), str(e, "comm"));
+	/* the boundary meets packets on the wire: no process to name */
+	if (!strcmp(str(e, "hook"), "boundary"))
+		fprintf(out, " (boundary)");
+	else
+		fprintf(out, " (%s) pid %" JSON_INTEGER_FORMAT " (%s)", str(e, "hook"),
+			json_integer_value(json_object_get(e, "pid")), str(e, "comm"));
 	if (*str(e, "cgroup"))
 		fprintf(out, " cgroup %s", str(e, "cgroup"));
 	if (*str(e, "policy"))

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -44,36 +45,45 @@ struct link {
 	bool loopback;
 };
 
-/* A netlink socket of the namespace at path: made there, used from here. */
+struct socket_req {
+	const char *path;
+	int fd; /* the socket, or -errno */
+};
+
+/* On a thread of its own, which ends in the namespace it entered. */
+static void *socket_thread(void *arg)
+{
+	struct socket_req *r = arg;
+	int target = open(r->path, O_RDONLY | O_CLOEXEC);
+
+	if (target < 0) {
+		r->fd = -errno;
+		return NULL;
+	}
+	if (setns(target, CLONE_NEWNET))
+		r->fd = -errno;
+	else if ((r->fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE)) < 0)
+		r->fd = -errno;
+	close(target);
+	return NULL;
+}
+
+/*
+ * A netlink socket of the namespace at path: made there, used from here.  A
+ * thread enters the namespace, makes the socket and ends: entering may be
+ * allowed where coming back is not (a hook in a rootless user namespace may
+ * join the container's namespace, never again the host's).
+ */
 static int socket_in(const char *path)
 {
-	int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-	int target = open(path, O_RDONLY | O_CLOEXEC);
-	int fd = -1, ret = 0;
+	struct socket_req r = { .path = path, .fd = -EIO };
+	pthread_t t;
+	int ret = pthread_create(&t, NULL, socket_thread, &r);
 
-	if (self < 0 || target < 0) {
-		ret = -errno;
-		goto out;
-	}
-	if (setns(target, CLONE_NEWNET)) {
-		ret = -errno;
-		goto out;
-	}
-	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-	if (fd < 0)
-		ret = -errno;
-	if (setns(self, CLONE_NEWNET)) {
-		/* a thread left in another namespace must not carry on */
-		fprintf(stderr, "cannot return to this thread's network namespace: %s\n",
-			strerror(errno));
-		abort();
-	}
-out:
-	if (self >= 0)
-		close(self);
-	if (target >= 0)
-		close(target);
-	return ret ? ret : fd;
+	if (ret)
+		return -ret;
+	pthread_join(t, NULL);
+	return r.fd;
 }
 
 static int nl_send(int fd, struct nlmsghdr *h)
