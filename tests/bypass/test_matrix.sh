@@ -665,21 +665,25 @@ test_socket_before_fence() {
 # ---- leaving the fence, undoing it ------------------------------------------------------
 
 # Every cgroup.procs in reach, the host's tree through /proc/PID/root of a
-# host process with the same credentials, cgroup namespaces; afterwards the
-# process must still be fenced.
+# host process with the same credentials (writes and clone3 into it),
+# cgroup namespaces; afterwards the process must still be fenced.
 test_cgroup_escape() {
 	setup || return
 	$NETADMIN sleep 120 &
 	echo $! >"$WORK/helper.pid"
 	local h=$!
 	for IDENT in $IDENTITIES; do
-		CELL_CHECK='assert_no_match "moved via|MOVED" "$(cat "$WORK/attack.out")" "no move out of the fence"
+		CELL_CHECK='assert_no_match "moved via|MOVED|ok cloned" "$(cat "$WORK/attack.out")" "no move out of the fence"
+			assert_match "clone-into .*: error" "$(cat "$WORK/attack.out")" "clone3 into a host cgroup tried"
 			assert_match "cgroup-now=0::/sub" "$(cat "$WORK/attack.out")" "still in the fence"
-			ROW_NOTE="$(grep -c "^refused via" "$WORK/attack.out") cgroup.procs writes and setns refused, still fenced; then "' \
+			ROW_NOTE="$(grep -c "^refused via" "$WORK/attack.out") cgroup.procs writes, 2 clone3(CLONE_INTO_CGROUP) and setns refused, still fenced; then "' \
 		cell "leave the cgroup (procs, cgroupns)" "tcp $D4 80" "$PROBE tcp $D4 80 --timeout-ms 1000" "
 		for f in /proc/$h/root$CG2/cgroup.procs /proc/1/root$CG2/cgroup.procs \\
 			/proc/$h/root$CG2/cgfence/cgroup.procs; do
 			if echo \$BASHPID 2>/dev/null >\$f; then echo moved via \$f; else echo refused via \$f; fi
+		done
+		for d in /proc/$h/root$CG2 /proc/$h/root$CG2/cgfence; do
+			echo clone-into \$d: \$($PROBE clone-into \$d 2>&1)
 		done
 		nsenter --cgroup=/proc/$h/ns/cgroup true 2>/dev/null && echo MOVED by setns || echo setns-refused
 		unshare --cgroup sh -c 'echo \$\$ >$CG2/cgroup.procs' 2>/dev/null && echo cgroupns-made || echo cgroupns-refused

@@ -53,6 +53,7 @@
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <linux/if_tun.h>
+#include <linux/sched.h>
 #include <sys/ioctl.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
@@ -1213,6 +1214,34 @@ static int do_fd_take(char **args, const struct opts *o, struct result *r)
 	return err;
 }
 
+/*
+ * clone3(CLONE_INTO_CGROUP) into the cgroup directory DIR: the child exits at
+ * once; "ok cloned" means a process of ours was started in DIR.
+ */
+static int do_clone_into(char **args, const struct opts *o, struct result *r)
+{
+	struct clone_args ca;
+	int cgfd, status, err = 0;
+	long pid;
+
+	cgfd = open(args[0], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cgfd < 0)
+		return errno;
+	memset(&ca, 0, sizeof(ca));
+	ca.flags = CLONE_INTO_CGROUP;
+	ca.exit_signal = SIGCHLD;
+	ca.cgroup = (__u64)cgfd;
+	pid = syscall(SYS_clone3, &ca, sizeof(ca));
+	if (pid == 0)
+		_exit(0);
+	if (pid < 0)
+		err = errno;
+	else if (waitpid((pid_t)pid, &status, 0) >= 0)
+		add_detail(r, " cloned");
+	close(cgfd);
+	return err;
+}
+
 /* ---- reaching into another process ------------------------------------------ */
 
 /* Remember the first refusal; note a success in the details. */
@@ -1850,6 +1879,7 @@ static const struct command commands[] = {
 	{ "fd-send", "FD ADDR PORT [--send TEXT]", 3, OPT_SEND, false, do_fd_send },
 	{ "fd-give", "UNIXPATH 4|6", 2, 0, false, do_fd_give },
 	{ "fd-take", "UNIXPATH ADDR PORT [--send TEXT]", 3, OPT_SEND, false, do_fd_take },
+	{ "clone-into", "CGROUPDIR", 1, 0, false, do_clone_into },
 	{ "ptrace", "PID", 1, 0, false, do_ptrace },
 };
 
