@@ -628,6 +628,13 @@ give_in() {
 	wait_file "$WORK/give.sock" 5 || fail "fd-give did not start: $(cat "$WORK/give.out")"
 }
 
+# A socket keeps the cgroup it was made in: the send on it succeeds, and no
+# hook of the fence's cgroup says a word about it.
+NOT_JUDGED='assert_match "^ok" "$RES" "a socket made outside the fence is not judged by its cgroup hooks"
+	assert_no_match "denied [^ ]+ 198\.18\.0\.3[: ].*\((connect|sendmsg|egress)[46]?\)" \
+		"$(cat "$WORK/fence.err")" "deny events of the cgroup hooks for the denied host"
+	ROW_NOTE="no cgroup hook judges it, the send succeeds: "'
+
 # A socket made by a trusted process outside the fence and outside the fence's
 # network namespace, handed in over a unix socket: nothing of the fence judges
 # it (its cgroup is its creator's, and it leaves through another link).
@@ -645,7 +652,8 @@ test_scm_rights_outside() {
 test_scm_rights_fence_netns() {
 	setup || return
 	for IDENT in $IDENTITIES; do
-		PRE_GO=give_from_fence_netns cell "SCM_RIGHTS socket of the fence's netns" "udp $D4 5000" attack \
+		PRE_GO=give_from_fence_netns CELL_CHECK=$NOT_JUDGED \
+			cell "SCM_RIGHTS socket of the fence's netns" "udp $D4 5000" attack \
 			"$PROBE fd-take $WORK/give.sock $D4 5000 --send x --timeout-ms 2000"
 	done
 }
@@ -656,7 +664,8 @@ test_scm_rights_fence_netns() {
 test_socket_before_fence() {
 	setup || return
 	for IDENT in $IDENTITIES; do
-		NOMOVE=1 PREFENCE="exec 7<>/dev/udp/$D4/5001" cell "socket made before entering" \
+		NOMOVE=1 PREFENCE="exec 7<>/dev/udp/$D4/5001" CELL_CHECK=$NOT_JUDGED \
+			cell "socket made before entering" \
 			"udp $D4 5000" attack \
 			"$PROBE fd-send 7 $D4 5000 --send x --timeout-ms 1000"
 	done
