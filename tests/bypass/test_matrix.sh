@@ -45,8 +45,12 @@ ROWS=$WORK/matrix.rows
 
 # The boundary program, where this cgfence has it; it pins one more link.
 BOUNDARY=no
-N_LINK_PINS=5
-"$CGFENCE" run --help 2>/dev/null | grep -q -- '--boundary' && BOUNDARY=yes N_LINK_PINS=6
+N_LINK_PINS=5 # read by a CELL_CHECK
+if "$CGFENCE" run --help 2>/dev/null | grep -q -- '--boundary'; then
+	BOUNDARY=yes
+	N_LINK_PINS=6
+fi
+export N_LINK_PINS
 
 suite_cleanup() {
 	[ -f "$WORK/release" ] || touch "$WORK/release"
@@ -126,8 +130,8 @@ listener() {
 
 # wait_units N SECONDS: until listener "denied" counted N (bounded).
 wait_units() {
-	local i
-	for i in $(seq 1 $(($2 * 20))); do
+	local _
+	for _ in $(seq 1 $(($2 * 20))); do
 		[ "$(units denied)" -ge "$1" ] && return 0
 		sleep 0.05
 	done
@@ -161,7 +165,7 @@ fence_net() {
 # process that made the namespace, here the fence, which denies them like any
 # other traffic of the fence; IPv6 could not find a neighbour otherwise.
 configure_userns_net() {
-	local ns=/proc/$INNER_PID/ns/net i mac
+	local ns=/proc/$INNER_PID/ns/net mac
 	ip -n "$NS_C" link set "${TAG}a" netns "$INNER_PID" || return 1
 	nsenter --net="$ns" -- sh -ec "
 		ip link set lo up
@@ -178,7 +182,7 @@ configure_userns_net() {
 	# Ready once a SYN to the allowed host gets its reset (from outside,
 	# unfenced: the boundary lets only what the fence allows in; IPv6 has
 	# static neighbours and no DAD, so it is ready with the link).
-	for i in $(seq 1 50); do
+	for _ in $(seq 1 50); do
 		[ "$(nsenter --net="$ns" -- "$PROBE" tcp 198.18.0.2 9 --timeout-ms 500 2>/dev/null)" = \
 			"error ECONNREFUSED" ] && return 0
 		sleep 0.1
@@ -198,7 +202,10 @@ start_session() {
 	rm -f "$WORK"/{go,attacked,release,inner.pid,control.pid,attack.out,fence.err}
 	case $IDENT in
 	userns) prefix=(unshare --user --map-root-user --net --) ;;
-	netadmin) prefix=($NETADMIN) ;;
+	netadmin)
+		# shellcheck disable=SC2206 # NETADMIN is a command line, split on purpose
+		prefix=($NETADMIN)
+		;;
 	esac
 	FENCE_CG=
 	if [ "$1" = fenced ]; then
