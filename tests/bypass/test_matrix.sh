@@ -112,7 +112,7 @@ setup() {
 # listener SPEC: starts listener "denied" in the server namespace.  SPEC is
 # tcp ADDR PORT | udp ADDR PORT [--via IFADDR] | icmp ADDR | raw PROTO ADDR.
 listener() {
-	local kind=$1 i
+	local kind=$1
 	shift
 	rm -f "$WORK/denied.count"
 	case $kind in
