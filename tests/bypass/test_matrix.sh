@@ -88,8 +88,8 @@ wait_gone() {
 
 # wait_file FILE SECONDS: true once FILE exists.
 wait_file() {
-	local i
-	for i in $(seq 1 $(($2 * 20))); do
+	local _
+	for _ in $(seq 1 $(($2 * 20))); do
 		[ -e "$1" ] && return 0
 		sleep 0.05
 	done
