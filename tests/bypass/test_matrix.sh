@@ -71,31 +71,6 @@ suite_cleanup() {
 
 # ---- helpers ----------------------------------------------------------------
 
-alive() {
-	local st
-	st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
-	[ -n "$st" ] && [ "$st" != Z ]
-}
-
-wait_gone() {
-	local i
-	for i in $(seq 1 $(($2 * 20))); do
-		alive "$1" || return 0
-		sleep 0.05
-	done
-	return 1
-}
-
-# wait_file FILE SECONDS: true once FILE exists.
-wait_file() {
-	local _
-	for _ in $(seq 1 $(($2 * 20))); do
-		[ -e "$1" ] && return 0
-		sleep 0.05
-	done
-	return 1
-}
-
 setup() {
 	need_root || return 1
 	local x

@@ -36,33 +36,6 @@ setup() {
 	net_up || { fail "the test network did not come up"; return 1; }
 }
 
-# alive PID: PID exists and is not a zombie.
-alive() {
-	local st
-	st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
-	[ -n "$st" ] && [ "$st" != Z ]
-}
-
-# wait_gone PID SECONDS: true once PID has ended (polls every 20 ms).
-wait_gone() {
-	local i
-	for i in $(seq 1 $(($2 * 50))); do
-		alive "$1" || return 0
-		sleep 0.02
-	done
-	return 1
-}
-
-# wait_file FILE SECONDS: true once FILE exists.
-wait_file() {
-	local i
-	for i in $(seq 1 $(($2 * 20))); do
-		[ -e "$1" ] && return 0
-		sleep 0.05
-	done
-	return 1
-}
-
 # start_fence ARGS...: `cgfence run ARGS` in the client namespace, in the
 # background (nsenter execs it: FPID is cgfence's own pid).
 start_fence() {
