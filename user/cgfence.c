@@ -1037,7 +1037,9 @@ static void usage_status(FILE *out)
 	fprintf(out,
 		"usage: cgfence status [--json] [--bpffs DIR] [--socket PATH]\n"
 		"\n"
-		"Lists every fenced cgroup: mode, allowlist entries, counters per hook.\n"
+		"Lists every fenced cgroup: mode, the protections in force (cgroup hooks,\n"
+		"boundary, LSM) and the vectors left open and why, allowlist entries,\n"
+		"counters per hook.\n"
 		"\n"
 		"      --json       one JSON document\n"
 		"      --bpffs DIR  pin directory (default " CGF_PIN_ROOT_DEFAULT ")\n"
