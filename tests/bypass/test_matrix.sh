@@ -84,8 +84,9 @@ setup() {
 	return 0
 }
 
-# listener SPEC: starts listener "denied" in the server namespace.  SPEC is
-# tcp ADDR PORT | udp ADDR PORT [--via IFADDR] | icmp ADDR | raw PROTO ADDR.
+# listener SPEC: starts listener "denied" in the server namespace (or in
+# $LISTEN_NET).  SPEC is tcp ADDR PORT | udp ADDR PORT [--via IFADDR] |
+# icmp ADDR | raw PROTO ADDR.
 listener() {
 	local kind=$1
 	shift
@@ -97,8 +98,8 @@ listener() {
 	raw) set -- listen-raw "$@" ;;
 	*) echo "unknown listener kind $kind" >&2; return 1 ;;
 	esac
-	in_server "$PROBE" "$@" --count-file "$WORK/denied.count" --max-seconds 120 \
-		>/dev/null 2>&1 &
+	nsenter --net="${LISTEN_NET:-/run/netns/$NS_S}" -- "$PROBE" "$@" \
+		--count-file "$WORK/denied.count" --max-seconds 120 >/dev/null 2>&1 &
 	echo $! >>"$WORK/pids"
 	wait_file "$WORK/denied.count" 5 || { echo "listener $* did not start" >&2; return 1; }
 }
@@ -259,7 +260,8 @@ attack_result() {
 
 # phase fenced|unfenced LISTENER SCRIPT: one session running SCRIPT as
 # $IDENT, in a fresh test network with listener LISTENER (a `listener` SPEC,
-# or -) on the denied host.  Sets GOT (what arrived) and RES (the last probe
+# or -) on the denied host ("fence-net SPEC": in the session's own network
+# namespace, started once that exists).  Sets GOT (what arrived) and RES (the last probe
 # line of the script's output).  @MAC@ in SCRIPT stands for the server end's
 # MAC, @FPID@ for the session's pid (cgfence run's, when fenced).  $PRE_GO,
 # if set, runs before the script starts; $CELL_CHECK (fenced only) after it,
@@ -268,7 +270,7 @@ phase() {
 	local script=$3
 	GOT=0 RES=
 	session_net || { fail "$VECTOR: test network"; return 1; }
-	if [ "$2" != - ]; then
+	if [ "$2" != - ] && [ "${2%% *}" != fence-net ]; then
 		# shellcheck disable=SC2086 # word splitting intended
 		listener $2 || { fail "$VECTOR: listener"; net_down; return 1; }
 	fi
@@ -277,6 +279,10 @@ phase() {
 		kill_listeners
 		net_down
 		return 1
+	fi
+	if [ "${2%% *}" = fence-net ]; then
+		# shellcheck disable=SC2086 # word splitting intended
+		LISTEN_NET=$(fence_net) listener ${2#fence-net } || fail "$VECTOR: listener"
 	fi
 	script=${script//@MAC@/$SERVER_MAC}
 	script=${script//@FPID@/$FPID}
@@ -548,6 +554,13 @@ test_nft_netdev_egress() {
 		}
 		NFT
 		$PROBE udp-sendto 198.18.0.2 5000 --send x --timeout-ms 1000"
+}
+
+# Loopback of the fence's own network namespace (a listener there, outside
+# the fence): judged like any address.
+test_loopback() {
+	each_identity "loopback of the fence's netns" "fence-net tcp 127.0.0.1 80" attack \
+		"$PROBE tcp 127.0.0.1 80 --timeout-ms 1000"
 }
 
 # A network namespace made inside the fence, routed out through the fence's
