@@ -61,12 +61,13 @@ suite_cleanup() {
 	kill_listeners
 	[ -f "$WORK/daemon.pid" ] && kill "$(cat "$WORK/daemon.pid")" 2>/dev/null
 	[ -f "$WORK/helper.pid" ] && kill "$(cat "$WORK/helper.pid")" 2>/dev/null
+	[ -f "$WORK/hook.pid" ] && kill "$(cat "$WORK/hook.pid")" 2>/dev/null
 	for p in $(cat "$WORK/session.pids" 2>/dev/null); do
 		wait_gone "$p" 5 || kill -KILL "$p" 2>/dev/null
 	done
 	net_down
 	rm -rf "/sys/fs/bpf/$TAG-d"
-	rm -f "$WORK"/{session.pids,daemon.pid,helper.pid,go,attacked,release,inner.pid,control.pid}
+	rm -f "$WORK"/{session.pids,daemon.pid,helper.pid,hook.pid,hook.in,go,attacked,release,inner.pid}
 }
 
 # ---- helpers ----------------------------------------------------------------
@@ -175,7 +176,7 @@ configure_userns_net() {
 # namespace): sockets it opens are inherited into the fence.
 start_session() {
 	local run=() prefix
-	rm -f "$WORK"/{go,attacked,release,inner.pid,control.pid,attack.out,fence.err}
+	rm -f "$WORK"/{go,attacked,release,inner.pid,attack.out,fence.err}
 	case $IDENT in
 	userns) prefix=(unshare --user --map-root-user --net --) ;;
 	netadmin)
@@ -738,8 +739,9 @@ test_bpffs_unmount_shadow() {
 }
 
 # ptrace and its relatives against cgfence's own processes: the `cgfence run`
-# that made the fence and a cgfenced.  The control (host root) shows that the
-# probe does reach a process when it may.
+# that made the fence, a cgfenced and a cgfence-hook (kept running by a stdin
+# that has not ended).  The control (host root) shows that the probe does
+# reach a process when it may.
 test_ptrace_cgfence() {
 	setup || return
 	mkdir -p "$WORK/pol" "/sys/fs/bpf/$TAG-d"
@@ -747,20 +749,30 @@ test_ptrace_cgfence() {
 		--socket "$WORK/cgfenced.sock" --bpffs "/sys/fs/bpf/$TAG-d" --resolver 198.18.0.5 \
 		>"$WORK/daemon.log" 2>&1 </dev/null &
 	echo $! >"$WORK/daemon.pid"
-	local d=$! r
+	local d=$! hk r
 	wait_file "$WORK/cgfenced.sock" 5 || { fail "cgfenced did not start: $(cat "$WORK/daemon.log")"; return; }
+	mkfifo "$WORK/hook.in"
+	"$BUILD/cgfence-hook" create --socket "$WORK/cgfenced.sock" <"$WORK/hook.in" \
+		>"$WORK/hook.log" 2>&1 &
+	hk=$!
+	echo "$hk" >"$WORK/hook.pid"
+	exec 8>"$WORK/hook.in" # the hook waits for the rest of its state
 	for IDENT in $IDENTITIES; do
-		CELL_CHECK='r=$(grep -E "^(ok|error)" "$WORK/attack.out" | head -1)
-			assert_match "^error" "$r" "ptrace of cgfence run refused"
-			ROW_NOTE="cgfence run: $r; cgfenced: "' \
+		CELL_CHECK='assert_eq 3 "$(grep -cE "^error" "$WORK/attack.out")" "ways into cgfence run, cgfence-hook and cgfenced refused"
+			assert_no_match "^ok" "$(cat "$WORK/attack.out")" "a way into a cgfence process"
+			alive "$hk" || fail "cgfence-hook ended before the attack"
+			ROW_NOTE="cgfence run, cgfence-hook and cgfenced each: "' \
 		cell "ptrace/vm_writev/pidfd_getfd cgfence" - - "
 		$PROBE ptrace @FPID@
+		$PROBE ptrace $hk
 		$PROBE ptrace $d"
-		assert_match "^error" "$(attack_result)" "ptrace of cgfenced refused"
 	done
 	r=$("$PROBE" ptrace "$d" 2>/dev/null)
 	assert_match "^ok .*ptrace-seize" "$r" "control: host root reaches cgfenced"
-	kill "$d"
+	r=$("$PROBE" ptrace "$hk" 2>/dev/null)
+	assert_match "^ok .*ptrace-seize" "$r" "control: host root reaches cgfence-hook"
+	exec 8>&-
+	kill "$d" "$hk" 2>/dev/null
 }
 
 # ---- run, then the table -------------------------------------------------------
