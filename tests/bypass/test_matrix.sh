@@ -366,6 +366,11 @@ test_tcp_connect() {
 	each_identity "TCP connect" "tcp $D4 80" "attack" "$PROBE tcp $D4 80 --timeout-ms 1000"
 }
 
+# MPTCP: the kernel makes the TCP subflows, in the socket's cgroup.
+test_mptcp_connect() {
+	each_identity "MPTCP connect" "tcp $D4 80" attack "$PROBE mptcp $D4 80 --timeout-ms 1000"
+}
+
 test_tcp_fastopen() {
 	each_identity "TCP Fast Open" "tcp $D4 80" "attack" \
 		"$PROBE tcp-fastopen $D4 80 --send x --timeout-ms 1000"
@@ -516,6 +521,21 @@ test_af_packet_dgram() {
 			"attack" \
 			"$PROBE packet-dgram ${TAG}a @MAC@ 198.18.0.1 $D4 5000 --send x --timeout-ms 1000"
 	done
+}
+
+# OUTPUT DNAT from the allowed host to the denied one: the socket hooks see
+# the address before NAT, egress the one after.
+test_output_dnat() {
+	each_identity "nft OUTPUT DNAT allowed→denied" "udp $D4 5000" attack "
+		nft -f - <<-NFT
+		table ip $TAG {
+			chain out {
+				type nat hook output priority -100;
+				ip daddr 198.18.0.2 udp dport 5000 dnat to $D4
+			}
+		}
+		NFT
+		$PROBE udp-sendto 198.18.0.2 5000 --send x --timeout-ms 1000"
 }
 
 # A TUN device and forwarding: the packet written into it is routed out with

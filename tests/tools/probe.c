@@ -485,7 +485,8 @@ static int await_echo_reply(int fd, int family, bool raw, uint16_t id, struct re
 
 /* ---- client actions ----------------------------------------------------- */
 
-static int do_tcp(char **args, const struct opts *o, struct result *r)
+/* A stream connection of protocol PROTO (TCP, or MPTCP) to ADDR PORT. */
+static int stream_connect(char **args, const struct opts *o, struct result *r, int proto)
 {
 	struct addr a;
 	size_t sent;
@@ -493,7 +494,7 @@ static int do_tcp(char **args, const struct opts *o, struct result *r)
 
 	if (!parse_addr(args[0], args[1], &a))
 		return USAGE_ERR;
-	fd = new_socket(a.family, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	fd = new_socket(a.family, SOCK_STREAM | SOCK_NONBLOCK, proto);
 	if (fd < 0)
 		return errno;
 	err = connect_bounded(fd, &a);
@@ -506,6 +507,21 @@ static int do_tcp(char **args, const struct opts *o, struct result *r)
 		err = await_reply(fd, r);
 	close(fd);
 	return err;
+}
+
+static int do_tcp(char **args, const struct opts *o, struct result *r)
+{
+	return stream_connect(args, o, r, 0);
+}
+
+#ifndef IPPROTO_MPTCP
+#define IPPROTO_MPTCP 262
+#endif
+
+/* MPTCP: its subflows are TCP sockets made by the kernel for this one. */
+static int do_mptcp(char **args, const struct opts *o, struct result *r)
+{
+	return stream_connect(args, o, r, IPPROTO_MPTCP);
 }
 
 static int do_tcp_fastopen(char **args, const struct opts *o, struct result *r)
@@ -1837,6 +1853,8 @@ struct command {
 static const struct command commands[] = {
 	{ "tcp", "ADDR PORT [--send TEXT] [--expect-reply]", 2, OPT_SEND | OPT_REPLY,
 	  false, do_tcp },
+	{ "mptcp", "ADDR PORT [--send TEXT] [--expect-reply]", 2, OPT_SEND | OPT_REPLY, false,
+	  do_mptcp },
 	{ "tcp-fastopen", "ADDR PORT --send TEXT [--expect-reply]", 2,
 	  OPT_SEND | OPT_REPLY, false, do_tcp_fastopen },
 	{ "udp-sendto", "ADDR PORT --send TEXT [--expect-reply]", 2, OPT_SEND | OPT_REPLY,
