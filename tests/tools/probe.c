@@ -1130,12 +1130,17 @@ static int do_fd_give(char **args, const struct opts *o, struct result *r)
 	} ctrl;
 	struct iovec iov = { .iov_base = "f", .iov_len = 1 };
 	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-	struct sockaddr_un sun;
+	struct sockaddr_un sun, tmp;
 	struct cmsghdr *cm;
 	int lfd, cfd = -1, ufd, err = 0;
 
 	if (unix_addr(args[0], &sun))
 		return USAGE_ERR;
+	if (strlen(args[0]) + 4 >= sizeof(sun.sun_path)) {
+		fprintf(stderr, "probe: unix socket path '%s' too long\n", args[0]);
+		return USAGE_ERR;
+	}
+	tmp = sun;
 	if (strcmp(args[1], "4") && strcmp(args[1], "6")) {
 		fprintf(stderr, "probe: family must be 4 or 6, not '%s'\n", args[1]);
 		return USAGE_ERR;
@@ -1149,8 +1154,14 @@ static int do_fd_give(char **args, const struct opts *o, struct result *r)
 		close(ufd);
 		return err;
 	}
-	unlink(args[0]);
-	if (bind(lfd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(lfd, 1) < 0)
+	/*
+	 * Bound and listening under PATH.tmp first, then renamed: whoever sees
+	 * PATH can connect at once.
+	 */
+	snprintf(tmp.sun_path, sizeof(tmp.sun_path), "%s.tmp", args[0]);
+	unlink(tmp.sun_path);
+	if (bind(lfd, (struct sockaddr *)&tmp, sizeof(tmp)) < 0 || listen(lfd, 1) < 0 ||
+	    rename(tmp.sun_path, args[0]) < 0)
 		err = errno;
 	if (!err)
 		err = wait_fd(lfd, POLLIN);
@@ -1175,6 +1186,7 @@ static int do_fd_give(char **args, const struct opts *o, struct result *r)
 		close(cfd);
 	close(lfd);
 	close(ufd);
+	unlink(tmp.sun_path);
 	unlink(args[0]);
 	if (!err)
 		add_detail(r, " given");
