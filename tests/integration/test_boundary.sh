@@ -328,6 +328,18 @@ test_run_drops_net_caps() {
 	assert_match 'ok sent' "$OUT" "AF_PACKET with --keep-cap net_raw"
 	assert_match "denied udp $DENIED:6000 \(boundary\)" "$OUT" "run prints the boundary's denial"
 	assert_eq 0 "$(arrived d)" "frames that passed the boundary of a run"
+	# status of a run: no boundary, and the capabilities are known to be gone
+	nsenter --net="/run/netns/$NS_C" -- "$CGFENCE" run "${RULES[@]}" -- sleep 3 >/dev/null 2>&1 &
+	local rpid=$! st i
+	for i in $(seq 1 30); do
+		st=$("$CGFENCE" status --socket /nonexistent 2>/dev/null |
+			grep -A4 "/cgfence/run-$rpid-")
+		[ -n "$st" ] && break
+		sleep 0.1
+	done
+	assert_match "closed: AF_PACKET \(CAP_NET_RAW\): the workload does not hold CAP_NET_RAW" \
+		"$st" "status of a run without --keep-cap"
+	wait "$rpid"
 	OUT=$(in_client "$CGFENCE" run "${RULES[@]}" --keep-cap sys_admin -- true 2>&1)
 	assert_match "never kept" "$OUT" "--keep-cap sys_admin refused"
 	OUT=$(in_client "$CGFENCE" run "${RULES[@]}" --keep-cap BPF -- true 2>&1)

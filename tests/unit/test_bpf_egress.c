@@ -485,6 +485,27 @@ static void test_boundary_event(void **state)
 	assert_int_equal(n, 1);
 }
 
+/* The boundary reads the fence's audit flag from the shared config too. */
+static void test_boundary_audit(void **state)
+{
+	struct fixture *fx = *state;
+	struct cgf_config cfg = { .abi_version = CGF_ABI_VERSION, .cgroup_id = 1,
+				  .flags = CGF_CONFIG_AUDIT };
+	int cfg_fd = bpf_map__fd(fx->skel->maps.cgf_config);
+	struct cgf_stats before, after;
+	uint32_t zero = 0;
+
+	sum_stats(fx, &before);
+	assert_int_equal(bpf_map_update_elem(cfg_fd, &zero, &cfg, BPF_ANY), 0);
+	assert_int_equal(run_boundary(fx, &cases[1]), TCX_NEXT);
+	cfg.flags = 0;
+	assert_int_equal(bpf_map_update_elem(cfg_fd, &zero, &cfg, BPF_ANY), 0);
+	assert_int_equal(run_boundary(fx, &cases[1]), TCX_DROP);
+	sum_stats(fx, &after);
+	assert_int_equal(after.audited[CGF_HOOK_BOUNDARY] - before.audited[CGF_HOOK_BOUNDARY], 1);
+	assert_int_equal(after.denied[CGF_HOOK_BOUNDARY] - before.denied[CGF_HOOK_BOUNDARY], 1);
+}
+
 /* An empty allowlist (a fence before its first sync) drops everything. */
 static void test_empty_denies(void **state)
 {
@@ -514,6 +535,7 @@ int main(void)
 		cmocka_unit_test(test_boundary_verdicts),
 		cmocka_unit_test(test_boundary_link_traffic),
 		cmocka_unit_test(test_boundary_event),
+		cmocka_unit_test(test_boundary_audit),
 	};
 
 	if (geteuid() != 0) {
