@@ -11,7 +11,7 @@
 
 ARCH ?= $(shell uname -m)
 BUILD := build
-# The BPF object and skeleton: one, shared by the sanitizer build (SAN=1 below).
+# The BPF objects and skeletons: one set, shared by the sanitizer build (SAN=1 below).
 BPF_BUILD := $(BUILD)
 CLANG ?= clang
 BPFTOOL ?= bpftool
@@ -58,8 +58,11 @@ FUZZ_LIB_SRCS := user/lib/policy.c user/lib/resolve.c user/lib/oci.c user/lib/re
 		 user/lib/conf.c
 FUZZ_LDLIBS := -lcares -ljansson
 
-SKEL := $(BPF_BUILD)/cgfence.skel.h
-BPF_OBJ := $(BPF_BUILD)/cgfence.bpf.o
+# One object per BPF source, each with its skeleton (cgfence_bpf, boundary_bpf),
+# shared by the sanitizer build.
+BPF_SRCS := bpf/cgfence.bpf.c bpf/boundary.bpf.c
+BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BPF_BUILD)/%.bpf.o,$(BPF_SRCS))
+SKELS := $(patsubst bpf/%.bpf.c,$(BPF_BUILD)/%.skel.h,$(BPF_SRCS))
 BPF_HDRS := $(wildcard bpf/*.h) include/cgfence.h $(VMLINUX_DIR)/vmlinux.h
 
 ifeq ($(V),1)
@@ -71,13 +74,14 @@ msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
 .DELETE_ON_ERROR:
+.SECONDARY: $(BPF_OBJS) $(SKELS)
 .PHONY: all deps test-deps demo-deps demo check fuzz bench bench-compare install vmlinux clean
 
 all: $(USER_BINS) $(FUZZ_BINS)
 
 # The sanitizer build: this Makefile again with SAN=1, once the skeleton it shares exists.
 .PHONY: san san-bins
-san: $(SKEL)
+san: $(SKELS)
 	$(Q)$(MAKE) --no-print-directory SAN=1 san-bins
 
 san-bins: $(USER_BINS)
@@ -85,17 +89,18 @@ san-bins: $(USER_BINS)
 $(BUILD) $(BUILD)/lib $(BUILD)/tests:
 	$(Q)mkdir -p $@
 
-$(BPF_OBJ): bpf/cgfence.bpf.c $(BPF_HDRS) | $(BUILD)
+$(BPF_BUILD)/%.bpf.o: bpf/%.bpf.c $(BPF_HDRS)
+	$(Q)mkdir -p $(BPF_BUILD)
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@.tmp.o
 	$(Q)$(BPFTOOL) gen object $@ $@.tmp.o
 	$(Q)rm -f $@.tmp.o
 
-$(SKEL): $(BPF_OBJ)
+$(BPF_BUILD)/%.skel.h: $(BPF_BUILD)/%.bpf.o
 	$(call msg,GEN-SKEL,$@)
-	$(Q)$(BPFTOOL) gen skeleton $< name cgfence_bpf > $@
+	$(Q)$(BPFTOOL) gen skeleton $< name $*_bpf > $@
 
-$(BUILD)/lib/%.o: user/lib/%.c $(wildcard user/lib/*.h) include/cgfence.h $(SKEL) | $(BUILD)/lib
+$(BUILD)/lib/%.o: user/lib/%.c $(wildcard user/lib/*.h) include/cgfence.h $(SKELS) | $(BUILD)/lib
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
@@ -132,7 +137,7 @@ $(BUILD)/tests/%: tests/tools/%.c | $(BUILD)/tests
 # Build dependencies, installed with apt-get when missing (Debian 12).
 BUILD_PKGS := clang llvm make gcc pkg-config libbpf-dev libelf-dev zlib1g-dev bpftool \
 	      libc-ares-dev libjansson-dev libcmocka-dev liburing-dev libclang-rt-14-dev
-TEST_PKGS := iproute2 dnsmasq-base util-linux libcap2-bin python3 jq valgrind
+TEST_PKGS := iproute2 dnsmasq-base util-linux libcap2-bin python3 jq valgrind nftables
 DEMO_PKGS := iproute2 python3 curl
 
 deps:

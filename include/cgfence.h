@@ -15,7 +15,7 @@
  * Bumped whenever a map layout below changes.  Stored in the pinned config
  * map, so a newer cgfence never misreads pins left by an older one.
  */
-#define CGF_ABI_VERSION 2
+#define CGF_ABI_VERSION 3
 
 /* Default bpffs directory that holds one subdirectory of pins per fence. */
 #define CGF_PIN_ROOT_DEFAULT "/sys/fs/bpf/cgfence"
@@ -29,6 +29,7 @@
 #define CGF_PIN_STATS "stats"
 #define CGF_PIN_EVENTS "events"
 #define CGF_PIN_LINK_PREFIX "link_"
+#define CGF_PIN_BOUNDARY "link_boundary" /* tcx link of the boundary program */
 
 /* Protocol bits of a port range. */
 #define CGF_PROTO_TCP 0x1
@@ -92,7 +93,8 @@ enum cgf_hook {
 	CGF_HOOK_SENDMSG4 = 2,
 	CGF_HOOK_SENDMSG6 = 3,
 	CGF_HOOK_EGRESS = 4,
-	CGF_HOOK_MAX = 5,
+	CGF_HOOK_BOUNDARY = 5, /* tc ingress on the host end of the workload's veth */
+	CGF_HOOK_MAX = 6,
 };
 
 /* Fence-wide settings, the single element of the config map. */
@@ -111,6 +113,17 @@ struct cgf_endpoint {
 };
 _Static_assert(sizeof(struct cgf_endpoint) == 20, "cgf_endpoint layout");
 
+/*
+ * Capabilities that let a workload send what the cgroup hooks never see
+ * (AF_PACKET, tunnels, netdev rewrites): bits of cgf_config.caps_held and
+ * .risk_accepted.
+ */
+#define CGF_RISK_NET_RAW 0x1
+#define CGF_RISK_NET_ADMIN 0x2
+
+#define CGF_IFNAME_MAX 16 /* IFNAMSIZ */
+#define CGF_NETNS_PATH_MAX 64 /* with the NUL; longer paths are cut (only shown) */
+
 struct cgf_config {
 	__u32 abi_version; /* CGF_ABI_VERSION of the writer */
 	__u32 flags;       /* CGF_CONFIG_* */
@@ -119,9 +132,18 @@ struct cgf_config {
 	char policy[CGF_POLICY_NAME_MAX]; /* policy name, "" for ad-hoc rules */
 	char label[CGF_LABEL_MAX];        /* who asked: "container <id> <name>", ... */
 	struct cgf_endpoint dns[CGF_FENCE_DNS_MAX]; /* allowed besides the policy */
+	/* What status says about protections, kept with the pins. */
+	__u32 caps_known;    /* 1: caps_held is what the workload was given */
+	__u32 caps_held;     /* CGF_RISK_* the workload holds over its netns */
+	__u32 risk_accepted; /* CGF_RISK_* its policy accepts without a boundary */
+	__u32 boundary_ifindex;   /* host end of the veth, 0 = no boundary */
+	__u64 boundary_netns_ino; /* inode of that interface's network namespace */
+	char boundary_ifname[CGF_IFNAME_MAX];
+	char boundary_netns[CGF_NETNS_PATH_MAX]; /* as given, "" = cgfence's own */
 };
-_Static_assert(sizeof(struct cgf_config) ==
-		       16 + CGF_POLICY_NAME_MAX + CGF_LABEL_MAX + 20 * CGF_FENCE_DNS_MAX,
+_Static_assert(sizeof(struct cgf_config) == 16 + CGF_POLICY_NAME_MAX + CGF_LABEL_MAX +
+						    20 * CGF_FENCE_DNS_MAX + 24 +
+						    CGF_IFNAME_MAX + CGF_NETNS_PATH_MAX,
 	       "cgf_config layout");
 
 /* Counters, the single element of the per-CPU stats map. */

@@ -118,6 +118,35 @@ _lib_exit() {
 trap _lib_exit EXIT
 trap 'exit 130' INT TERM
 
+# ---- processes and files ------------------------------------------------------
+
+# alive PID: PID exists and is not a zombie.
+alive() {
+	local st
+	st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
+	[ -n "$st" ] && [ "$st" != Z ]
+}
+
+# wait_gone PID SECONDS: true once PID has ended (polls every 20 ms).
+wait_gone() {
+	local i
+	for i in $(seq 1 $(($2 * 50))); do
+		alive "$1" || return 0
+		sleep 0.02
+	done
+	return 1
+}
+
+# wait_file FILE SECONDS: true once FILE exists.
+wait_file() {
+	local i
+	for i in $(seq 1 $(($2 * 20))); do
+		[ -e "$1" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
 # ---- the test network ------------------------------------------------------
 #
 # net_up creates two namespaces: "$TAG-c" (the client side, where fenced
@@ -217,4 +246,62 @@ count() {
 kill_listeners() {
 	[ -f "$WORK/pids" ] && xargs -r kill 2>/dev/null <"$WORK/pids"
 	rm -f "$WORK/pids"
+}
+
+# ---- fences ------------------------------------------------------------------
+
+# units NAME: what listener NAME counted (connections, datagrams, packets).
+units() {
+	local v
+	v=$(sed -n 's/^[a-z]*=\([0-9]*\).*/\1/p' "$WORK/$1.count" 2>/dev/null)
+	echo "${v:-0}"
+}
+
+# fence_ids CGROUP: the ids of the links, programs and maps fencing CGROUP
+# (its cgroup links, and every link pinned for it, such as the boundary's tc
+# link), and its pins, as options of the tamper tool.
+fence_ids() {
+	python3 - "$1" <<-'PY'
+	import glob, json, os, subprocess, sys
+	def bpftool(*args):
+	    out = subprocess.run(["bpftool", "-j", *args], capture_output=True, text=True).stdout
+	    return json.loads(out) if out.strip() else []
+	cgid = os.stat(sys.argv[1]).st_ino
+	pins = sorted(glob.glob("/sys/fs/bpf/cgfence/%d/*" % cgid))
+	links = {l["id"]: l for l in bpftool("link", "show")}
+	ids = {l for l, v in links.items() if v.get("cgroup_id") == cgid}
+	ids |= {bpftool("link", "show", "pinned", p).get("id") for p in pins
+	        if os.path.basename(p).startswith("link_")}
+	ids.discard(None)
+	progs = {p["id"] for p in bpftool("cgroup", "show", sys.argv[1])}
+	progs |= {links[l]["prog_id"] for l in ids if "prog_id" in links.get(l, {})}
+	maps = set()
+	for p in bpftool("prog", "show"):
+	    if p["id"] in progs:
+	        maps |= set(p.get("map_ids", []))
+	out = ["--link-id %d" % i for i in sorted(ids)] + ["--prog-id %d" % i for i in sorted(progs)]
+	out += ["--map-id %d" % i for i in sorted(maps)] + ["--pin %s" % p for p in pins]
+	print("\n".join(out))
+	PY
+}
+
+# attachments CGROUP: how many programs are attached to CGROUP with multi
+# semantics (a fence has 5, all bpf links).
+attachments() {
+	# bpftool prints nothing at all for a cgroup without programs
+	bpftool -j cgroup show "$1" 2>/dev/null | python3 -c '
+import json, sys
+text = sys.stdin.read().strip()
+progs = json.loads(text) if text else []
+print(len([p for p in progs if p.get("attach_flags", "multi") == "multi"]))'
+}
+
+# cgroup_links CGROUP: how many bpf links are attached to CGROUP.  Equal to
+# `attachments` when every attachment is a link (none is a legacy one, which
+# any process holding a cgroup fd could detach).
+cgroup_links() {
+	bpftool -j link show | python3 -c '
+import json, sys
+print(sum(1 for l in json.load(sys.stdin) if l.get("cgroup_id") == int(sys.argv[1])))' \
+		"$(stat -c %i "$1")"
 }

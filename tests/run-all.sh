@@ -1,7 +1,7 @@
 #!/bin/bash
 # Runs every test: unit tests (cmocka, TAP output), the fuzz targets, then the
-# shell suites (integration and security, root); then the unit tests and the
-# shell suites a second time against the sanitizer build (build/san, `make
+# shell suites (integration, security, the bypass matrix; root); then the unit
+# tests and the shell suites a second time against the sanitizer build (build/san, `make
 # san`: ASan with LeakSanitizer, UBSan).  Prints each suite's results and one
 # closing line "N passed, N failed, N skipped" over all of them.  Exits
 # non-zero when anything failed, or when anything was skipped under CI=true.
@@ -59,11 +59,11 @@ unit_tests() {
 	done
 }
 
-# shell_suites PREFIX: the integration and security suites, against the
+# shell_suites PREFIX: the integration, security and bypass suites, against the
 # binaries in $CGFENCE_BUILD (tests/lib.sh).
 shell_suites() {
 	local suite name rc line p f s
-	for suite in tests/integration/test_*.sh tests/security/test_*.sh; do
+	for suite in tests/integration/test_*.sh tests/security/test_*.sh tests/bypass/test_*.sh; do
 		[ -f "$suite" ] || continue
 		name=$1${suite#tests/}
 		timeout 1800 bash "$suite" >"$log" 2>&1

@@ -25,9 +25,12 @@
 #include <string.h>
 #include <unistd.h>
 #include <jansson.h>
+#include <linux/capability.h>
+#include <sys/stat.h>
 
 #include "control.h"
 #include "fence.h"
+#include "veth.h"
 #include "oci.h"
 
 #define DNS_MAX 4                   /* resolvers passed on (CGF_FENCE_DNS_MAX) */
@@ -181,11 +184,74 @@ static int container_dns(const char *bundle, const struct cgf_oci_config *cfg, j
 	return 0;
 }
 
+/*
+ * The capabilities that reach around the cgroup hooks (AF_PACKET, tunnels,
+ * netdev rules) which the container's process may hold: in any of its
+ * bounding, effective or permitted sets (a capability only in the bounding
+ * set comes back with a setuid or file-capability binary), as the names
+ * cgfenced takes.
+ */
+static json_t *net_caps(const struct cgf_oci_config *cfg)
+{
+	uint64_t any = cfg->caps.bounding | cfg->caps.effective | cfg->caps.permitted;
+	json_t *caps = json_array();
+
+	if (any >> CAP_NET_RAW & 1)
+		json_array_append_new(caps, json_string("CAP_NET_RAW"));
+	if (any >> CAP_NET_ADMIN & 1)
+		json_array_append_new(caps, json_string("CAP_NET_ADMIN"));
+	return caps;
+}
+
+/* Whether the hook runs in the network namespace of pid 1 (where cgfenced runs). */
+static bool same_netns_as_init(void)
+{
+	struct stat a, b;
+
+	return stat("/proc/self/ns/net", &a) == 0 && stat("/proc/1/ns/net", &b) == 0 &&
+	       a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+}
+
+/*
+ * Where the boundary program goes: for a container with its own network
+ * namespace, the host end of its only veth.  Adds "boundary" (and
+ * "boundary_netns" when the peer is not in the hook's own namespace) to req,
+ * or, when there is none, "boundary_missing": why, which cgfenced quotes if it
+ * must refuse.
+ */
+static void find_boundary(const struct cgf_oci_config *cfg, int pid, json_t *req)
+{
+	struct cgf_veth_peer peer;
+	char path[64], err[CGF_ERR_LEN];
+
+	if (!cfg->own_netns) {
+		json_object_set_new(req, "boundary_missing",
+				    json_string("the container shares the host's network namespace"));
+		return;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", pid);
+	if (cgf_veth_find_peer(path, &peer, err, sizeof(err))) {
+		char why[CGF_ERR_LEN + 64];
+
+		snprintf(why, sizeof(why), "no veth to the host in its network namespace: %s", err);
+		json_object_set_new(req, "boundary_missing", json_string(why));
+		return;
+	}
+	json_object_set_new(req, "boundary", json_string(peer.ifname));
+	if (*peer.netns)
+		json_object_set_new(req, "boundary_netns", json_string(peer.netns));
+	else if (!same_netns_as_init()) {
+		/* cgfenced looks the name up in its own namespace: name the hook's */
+		snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)getpid());
+		json_object_set_new(req, "boundary_netns", json_string(path));
+	}
+}
+
 static int hook_create(const char *socket, int timeout_ms)
 {
 	char label[LABEL_MAX + 1], err[CGF_ERR_LEN], *text = NULL;
-	struct cgf_oci_config cfg;
 	struct cgf_oci_state st;
+	struct cgf_oci_config cfg;
 	json_t *dns, *req, *rep = NULL;
 	size_t len;
 	int ret;
@@ -212,18 +278,21 @@ static int hook_create(const char *socket, int timeout_ms)
 		return 1;
 	}
 	dns = json_array();
-	ret = container_dns(st.bundle, &cfg, dns);
-	cgf_oci_config_free(&cfg);
-	if (ret) {
+	if (container_dns(st.bundle, &cfg, dns)) {
 		json_decref(dns);
+		cgf_oci_config_free(&cfg);
 		cgf_oci_state_free(&st);
 		return 1;
 	}
 	/* "container <id12> [<name>]", cut to what a fence's label holds */
 	snprintf(label, sizeof(label), "container %.12s%s%s", st.id, st.name ? " " : "",
 		 st.name ? st.name : "");
-	req = json_pack("{s:s,s:s,s:i,s:b,s:s,s:o}", "op", "attach", "policy", st.policy, "pid",
-			st.pid, "audit", st.audit, "label", label, "dns", dns);
+	req = json_pack("{s:s,s:s,s:i,s:b,s:s,s:o,s:o}", "op", "attach", "policy", st.policy,
+			"pid", st.pid, "audit", st.audit, "label", label, "dns", dns, "net_caps",
+			net_caps(&cfg));
+	if (req)
+		find_boundary(&cfg, st.pid, req);
+	cgf_oci_config_free(&cfg);
 	cgf_oci_state_free(&st);
 	if (!req) {
 		say("out of memory");
@@ -279,6 +348,48 @@ static int hook_poststop(const char *socket, int timeout_ms)
 	return 0;
 }
 
+/*
+ * cgfence-hook boundary < state: prints where the boundary of the container
+ * would go ("IFNAME [NETNS]"), or why there is none; what create sends.
+ */
+static int show_boundary(void)
+{
+	struct cgf_oci_config cfg = { .own_netns = true };
+	char err[CGF_OCI_ERR_LEN], *text = NULL;
+	struct cgf_oci_state st;
+	json_t *req = json_object();
+	size_t len;
+	int ret;
+
+	ret = read_all(stdin, CGF_OCI_STATE_MAX, &text, &len);
+	if (ret) {
+		say("cannot read the container state on stdin: %s", strerror(-ret));
+		return 1;
+	}
+	ret = cgf_oci_state_parse(text, len, &st, err, sizeof(err));
+	free(text);
+	if (ret || !st.policy) {
+		say("malformed container state: %s", ret ? err : "no cgfence.policy annotation");
+		return 1;
+	}
+	/* the bundle's config when there is one; else assume a namespace of its own */
+	if (access(st.bundle, F_OK) == 0 && bundle_config(st.bundle, &cfg)) {
+		cgf_oci_state_free(&st);
+		return 1;
+	}
+	find_boundary(&cfg, st.pid, req);
+	if (json_object_get(req, "boundary"))
+		printf("%s %s\n", json_string_value(json_object_get(req, "boundary")),
+		       json_object_get(req, "boundary_netns") ?
+			       json_string_value(json_object_get(req, "boundary_netns")) : "-");
+	else
+		printf("none: %s\n", json_string_value(json_object_get(req, "boundary_missing")));
+	json_decref(req);
+	cgf_oci_config_free(&cfg);
+	cgf_oci_state_free(&st);
+	return 0;
+}
+
 static void usage(FILE *out)
 {
 	fprintf(out,
@@ -289,7 +400,13 @@ static void usage(FILE *out)
 		"with policy NAME (cgfence.audit=true: audit mode) and fails, so that the\n"
 		"container does not start, unless the fence is in force.  poststop: asks\n"
 		"cgfenced to drop the fences of containers that are gone.  Socket: --socket,\n"
-		"else $CGFENCE_SOCKET, else " CGF_SOCKET_DEFAULT "; timeout 10000 ms.\n");
+		"else $CGFENCE_SOCKET, else " CGF_SOCKET_DEFAULT "; timeout 10000 ms.\n"
+		"\n"
+		"create also tells cgfenced which of CAP_NET_RAW and CAP_NET_ADMIN the\n"
+		"container holds and where its boundary program goes: the host end of the\n"
+		"only veth of its network namespace.  Without one, cgfenced refuses a\n"
+		"container holding either capability unless its policy says accept-risk.\n"
+		"`cgfence-hook boundary` prints, for a state on stdin, where that is.\n");
 }
 
 int main(int argc, char **argv)
@@ -334,6 +451,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	stage = argv[optind];
+	if (!strcmp(stage, "boundary"))
+		return show_boundary();
 	if (strcmp(stage, "create") && strcmp(stage, "poststop")) {
 		say("unknown stage '%s' (create or poststop)", stage);
 		return 1;

@@ -223,12 +223,22 @@ static void usage_run(FILE *out)
 		"      --grace SECONDS      added to every DNS expiry (default 5)\n"
 		"  -q, --quiet              do not print deny events\n"
 		"      --bpffs DIR          pin directory (default " CGF_PIN_ROOT_DEFAULT ")\n"
+		"      --boundary IFNAME    also judge every packet arriving from COMMAND's\n"
+		"                           network namespace at the ingress of IFNAME, the\n"
+		"                           host end of its veth (tc; holds against AF_PACKET,\n"
+		"                           tunnels, netdev rewrites)\n"
+		"      --boundary-netns PATH  look IFNAME up in this network namespace\n"
+		"                           (default: cgfence's own)\n"
+		"      --keep-cap NAME      leave COMMAND capability NAME (net_raw, net_admin,\n"
+		"                           ...; repeatable) that it would otherwise lose\n"
 		"  -v, --verbose            show libbpf's messages\n"
 		"  -h, --help               this text\n"
 		"\n"
-		"COMMAND runs without CAP_SYS_ADMIN, CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE and\n"
-		"other capabilities that could undo the fence, in private cgroup and mount\n"
-		"namespaces where no bpffs and no cgroup above the fence is visible.\n");
+		"COMMAND runs without the capabilities that could undo or get around the\n"
+		"fence (CAP_SYS_ADMIN, CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN, CAP_NET_RAW,\n"
+		"CAP_SYS_MODULE, CAP_SYS_PTRACE and more: not even in its bounding set), in\n"
+		"private cgroup and mount namespaces where no bpffs and no cgroup above the\n"
+		"fence is visible.  --keep-cap refuses sys_admin, bpf and perfmon.\n");
 }
 
 struct runner {
@@ -237,6 +247,7 @@ struct runner {
 	uint64_t cgroup_id;
 	struct cgf_fence *fence;
 	const char *pin_root;
+	struct cgf_keep keep; /* capabilities --keep-cap leaves COMMAND */
 };
 
 static int rmdir_visit(const char *fpath, const struct stat *sb, int type, struct FTW *ftw)
@@ -354,7 +365,7 @@ static void run_child(const struct runner *r, char **argv, int report_fd, const 
 	char err[CGF_ERR_LEN], msg[CGF_ERR_LEN + 64];
 
 	sigprocmask(SIG_SETMASK, saved, NULL);
-	if (cgf_confine_self(r->cgroup, err))
+	if (cgf_confine_self(r->cgroup, &r->keep, err))
 		child_fail(report_fd, EXIT_CGFENCE, err);
 	execvp(argv[0], argv);
 	snprintf(msg, sizeof(msg), "cannot run '%s': %s", argv[0], strerror(errno));
@@ -401,6 +412,9 @@ static int cmd_run(int argc, char **argv)
 		{ "grace", required_argument, NULL, 'g' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "bpffs", required_argument, NULL, 'b' },
+		{ "boundary", required_argument, NULL, 'B' },
+		{ "boundary-netns", required_argument, NULL, 'N' },
+		{ "keep-cap", required_argument, NULL, 'K' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -448,6 +462,18 @@ static int cmd_run(int argc, char **argv)
 		case 'b':
 			pa.pin_root = optarg;
 			break;
+		case 'B':
+			aopts.boundary_ifname = optarg;
+			break;
+		case 'N':
+			aopts.boundary_netns = optarg;
+			break;
+		case 'K':
+			if (cgf_keep_cap(&r.keep, optarg, err)) {
+				warnx("--keep-cap %s", err);
+				goto out;
+			}
+			break;
 		case 'v':
 			verbose = true;
 			break;
@@ -464,6 +490,11 @@ static int cmd_run(int argc, char **argv)
 		warnx("run: no COMMAND given (cgfence run [OPTIONS] -- COMMAND [ARG]...)");
 		goto out;
 	}
+	if (aopts.boundary_netns && !aopts.boundary_ifname) {
+		warnx("run: --boundary-netns goes with --boundary IFNAME");
+		goto out;
+	}
+	cgf_keep_warn(&r.keep, aopts.boundary_ifname != NULL);
 	if (pa.limits.min_ttl > pa.limits.max_ttl) {
 		warnx("--min-ttl %u is more than --max-ttl %u", pa.limits.min_ttl,
 		      pa.limits.max_ttl);
@@ -520,6 +551,9 @@ static int cmd_run(int argc, char **argv)
 	r.pin_root = pa.pin_root;
 	aopts.pin_root = pa.pin_root;
 	aopts.audit = pa.audit;
+	/* COMMAND gets no CAP_NET_RAW/CAP_NET_ADMIN unless --keep-cap gives them back */
+	aopts.caps_known = true;
+	aopts.caps_held = cgf_keep_risks(&r.keep);
 	if (cgf_fence_attach(r.cgroup, &list, &aopts, &r.fence, err)) {
 		warnx("%s", err);
 		goto out;
@@ -640,6 +674,7 @@ static void usage_attach(FILE *out)
 		"                      [--audit] [--resolver IP[:PORT]]...\n"
 		"       cgfence attach --policy NAME (--cgroup PATH | --pid PID) [--audit]\n"
 		"                      [--label TEXT] [--socket PATH]\n"
+		"       (both: [--boundary IFNAME [--boundary-netns PATH]])\n"
 		"\n"
 		"With --policy, cgfenced fences the cgroup (or the process's cgroup; a\n"
 		"process in a shared cgroup gets one of its own) with its policy NAME and\n"
@@ -663,6 +698,13 @@ static void usage_attach(FILE *out)
 		"      --audit              log what would be denied, deny nothing\n"
 		"  -r, --resolver IP[:PORT] DNS server for domain rules (repeatable)\n"
 		"      --bpffs DIR          pin directory (default " CGF_PIN_ROOT_DEFAULT ")\n"
+		"      --boundary IFNAME    also judge every packet arriving from the workload's\n"
+		"                           network namespace at the ingress of IFNAME, the host\n"
+		"                           end of its veth (tc; holds against AF_PACKET,\n"
+		"                           tunnels, netdev rewrites); detach removes it\n"
+		"      --boundary-netns PATH  look IFNAME up in this network namespace\n"
+		"                           (/run/netns/NAME, /proc/PID/ns/net; default:\n"
+		"                           cgfence's own)\n"
 		"  -v, --verbose            show libbpf's messages\n"
 		"  -h, --help               this text\n");
 }
@@ -677,7 +719,8 @@ static int daemon_error(const char *what, json_t *reply)
 }
 
 static int attach_via_daemon(const char *socket, const char *policy, const char *cgroup,
-			     const char *pid, bool audit, const char *label)
+			     const char *pid, bool audit, const char *label, const char *boundary,
+			     const char *boundary_netns)
 {
 	char err[CGF_ERR_LEN];
 	json_t *req = json_pack("{s:s,s:s,s:b}", "op", "attach", "policy", policy, "audit", audit);
@@ -705,6 +748,15 @@ static int attach_via_daemon(const char *socket, const char *policy, const char 
 	}
 	if (label)
 		json_object_set_new(req, "label", json_string(label));
+	if (boundary)
+		json_object_set_new(req, "boundary", json_string(boundary));
+	if (boundary_netns) {
+		char abs[PATH_MAX];
+
+		if (boundary_netns[0] != '/' && realpath(boundary_netns, abs))
+			boundary_netns = abs;
+		json_object_set_new(req, "boundary_netns", json_string(boundary_netns));
+	}
 	if (cgf_control_call(cgf_control_socket(socket), req, 30000, &rep, NULL, err,
 			     sizeof(err))) {
 		warnx("%s", err);
@@ -735,6 +787,8 @@ static int cmd_attach(int argc, char **argv)
 		{ "audit", no_argument, NULL, 'A' },
 		{ "resolver", required_argument, NULL, 'r' },
 		{ "bpffs", required_argument, NULL, 'b' },
+		{ "boundary", required_argument, NULL, 'B' },
+		{ "boundary-netns", required_argument, NULL, 'N' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -778,6 +832,12 @@ static int cmd_attach(int argc, char **argv)
 		case 'b':
 			pa.pin_root = optarg;
 			break;
+		case 'B':
+			aopts.boundary_ifname = optarg;
+			break;
+		case 'N':
+			aopts.boundary_netns = optarg;
+			break;
 		case 'v':
 			verbose = true;
 			break;
@@ -794,6 +854,10 @@ static int cmd_attach(int argc, char **argv)
 		warnx("attach: unexpected '%s'", argv[optind]);
 		goto out;
 	}
+	if (aopts.boundary_netns && !aopts.boundary_ifname) {
+		warnx("attach: --boundary-netns goes with --boundary IFNAME");
+		goto out;
+	}
 	if (policy) {
 		if (pa.policy.n_rules || pa.n_servers) {
 			warnx("attach: --policy takes its rules from cgfenced; no --allow, "
@@ -804,7 +868,8 @@ static int cmd_attach(int argc, char **argv)
 			warnx("attach: --policy needs exactly one of --cgroup PATH and --pid PID");
 			goto out;
 		}
-		status = attach_via_daemon(socket, policy, cgroup, pid, pa.audit, label);
+		status = attach_via_daemon(socket, policy, cgroup, pid, pa.audit, label,
+					   aopts.boundary_ifname, aopts.boundary_netns);
 		goto out;
 	}
 	if (pid || label || socket) {
@@ -848,8 +913,10 @@ static int cmd_attach(int argc, char **argv)
 		warnx("%s", err);
 		goto out;
 	}
-	printf("fenced %s (cgroup id %" PRIu64 ", %zu IPv4 and %zu IPv6 entries%s)\n", path, id,
-	       list.n_v4, list.n_v6, pa.audit ? ", audit mode" : "");
+	printf("fenced %s (cgroup id %" PRIu64 ", %zu IPv4 and %zu IPv6 entries%s%s%s)\n", path,
+	       id, list.n_v4, list.n_v6, pa.audit ? ", audit mode" : "",
+	       aopts.boundary_ifname ? ", boundary on " : "",
+	       aopts.boundary_ifname ? aopts.boundary_ifname : "");
 	status = 0;
 out:
 	cgf_allowlist_free(&list);
@@ -970,7 +1037,9 @@ static void usage_status(FILE *out)
 	fprintf(out,
 		"usage: cgfence status [--json] [--bpffs DIR] [--socket PATH]\n"
 		"\n"
-		"Lists every fenced cgroup: mode, allowlist entries, counters per hook.\n"
+		"Lists every fenced cgroup: mode, the protections in force (cgroup hooks,\n"
+		"boundary, LSM) and the vectors left open and why, allowlist entries,\n"
+		"counters per hook.\n"
 		"\n"
 		"      --json       one JSON document\n"
 		"      --bpffs DIR  pin directory (default " CGF_PIN_ROOT_DEFAULT ")\n"

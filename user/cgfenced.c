@@ -867,6 +867,10 @@ static void handle_attach(struct client *c, const struct cgf_request *req)
 	bool audit = req->audit;
 	const struct cgf_endpoint *dns = req->dns;
 	struct cgf_attach_opts aopts = { .pin_root = d.opt.pin_root, .audit = audit };
+	const char *boundary = req->boundary[0] ? req->boundary : NULL;
+	const char *boundary_netns = req->boundary_netns[0] ? req->boundary_netns : NULL;
+	const char *boundary_missing = req->boundary_missing[0] ? req->boundary_missing : NULL;
+	uint32_t open_risk;
 	size_t n_dns = req->n_dns;
 	char path[PATH_MAX], err[CGF_ERR_LEN];
 	struct cgf_allowlist list = { 0 };
@@ -881,6 +885,17 @@ static void handle_attach(struct client *c, const struct cgf_request *req)
 	p = find_policy(policy);
 	if (!p)
 		return reply_error(c, "attach: no policy '%s' in '%s'", policy, d.opt.policy_dir);
+	/* a boundary drops traffic on an interface: not for anyone to put anywhere */
+	if (boundary && c->cred.uid != 0)
+		return reply_error(c, "attach: only root may attach a boundary program to an "
+				   "interface");
+	/* refused below, once the workload is known to exist */
+	open_risk = boundary ? 0 : req->net_caps & ~p->rules.accept_risk;
+	aopts.boundary_ifname = boundary;
+	aopts.boundary_netns = boundary_netns;
+	aopts.caps_known = req->has_net_caps;
+	aopts.caps_held = req->net_caps;
+	aopts.risk_accepted = p->rules.accept_risk;
 	if (cgroup) {
 		if (c->cred.uid != 0)
 			return reply_error(c, "attach: only root may fence a cgroup by path (give "
@@ -896,6 +911,25 @@ static void handle_attach(struct client *c, const struct cgf_request *req)
 	}
 	if (ret)
 		return reply_error(c, "attach: %s", err);
+	/*
+	 * A workload that can put frames on the wire past the cgroup hooks
+	 * runs only behind a boundary, or with its policy's consent.
+	 */
+	if (open_risk) {
+		bool raw = open_risk & CGF_RISK_NET_RAW, admin = open_risk & CGF_RISK_NET_ADMIN;
+
+		if (made_cgroup)
+			rmdir(path);
+		return reply_error(c, "attach: the workload holds %s%s%s and no boundary program "
+				   "can judge what leaves its network namespace (%s): drop it "
+				   "(podman --cap-drop %s) or add 'accept-risk %s' to policy '%s'",
+				   raw ? "CAP_NET_RAW" : "", raw && admin ? " and " : "",
+				   admin ? "CAP_NET_ADMIN" : "",
+				   boundary_missing ? boundary_missing : "none was given",
+				   raw && admin ? "NET_RAW,NET_ADMIN" : raw ? "NET_RAW" : "NET_ADMIN",
+				   raw && admin ? "net_raw net_admin" : raw ? "net_raw" : "net_admin",
+				   policy);
+	}
 	if (fence_covering(path)) {
 		if (made_cgroup)
 			rmdir(path);
@@ -932,9 +966,10 @@ static void handle_attach(struct client *c, const struct cgf_request *req)
 		cgf_fence_close(f);
 		return reply_error(c, "attach: out of memory");
 	}
-	log_info("fenced %s with policy %s%s (cgroup id %" PRIu64 ")%s%s, asked by pid %d uid %u",
-		 path, policy, audit ? " in audit mode" : "", id, label ? " for " : "",
-		 label ? label : "", (int)c->cred.pid, (unsigned)c->cred.uid);
+	log_info("fenced %s with policy %s%s (cgroup id %" PRIu64 ")%s%s%s%s, asked by pid %d "
+		 "uid %u", path, policy, audit ? " in audit mode" : "", id, label ? " for " : "",
+		 label ? label : "", boundary ? ", boundary on " : "", boundary ? boundary : "",
+		 (int)c->cred.pid, (unsigned)c->cred.uid);
 	reply(c, json_pack("{s:b,s:s,s:I,s:s,s:s}", "ok", 1, "cgroup", path, "cgroup_id",
 			   (json_int_t)id, "policy", policy, "mode", audit ? "audit" : "enforce"));
 }

@@ -36,33 +36,6 @@ setup() {
 	net_up || { fail "the test network did not come up"; return 1; }
 }
 
-# alive PID: PID exists and is not a zombie.
-alive() {
-	local st
-	st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
-	[ -n "$st" ] && [ "$st" != Z ]
-}
-
-# wait_gone PID SECONDS: true once PID has ended (polls every 20 ms).
-wait_gone() {
-	local i
-	for i in $(seq 1 $(($2 * 50))); do
-		alive "$1" || return 0
-		sleep 0.02
-	done
-	return 1
-}
-
-# wait_file FILE SECONDS: true once FILE exists.
-wait_file() {
-	local i
-	for i in $(seq 1 $(($2 * 20))); do
-		[ -e "$1" ] && return 0
-		sleep 0.05
-	done
-	return 1
-}
-
 # start_fence ARGS...: `cgfence run ARGS` in the client namespace, in the
 # background (nsenter execs it: FPID is cgfence's own pid).
 start_fence() {
@@ -99,13 +72,6 @@ run_cgroup() {
 fence() {
 	start_fence "$@"
 	finish_fence
-}
-
-# units NAME: what listener NAME counted (connections, datagrams, packets).
-units() {
-	local v
-	v=$(sed -n 's/^[a-z]*=\([0-9]*\).*/\1/p' "$WORK/$1.count" 2>/dev/null)
-	echo "${v:-0}"
 }
 
 # expect_units NAME N WHAT: listener NAME counted N.  A positive count is
@@ -494,7 +460,8 @@ test_icmp_raw_and_ping_denied() {
 			before=$((before + 1))
 			expect_units "$name" "$before" "unfenced $kind $addr"
 			# fenced, with every TCP/UDP port of the host allowed: nothing
-			fence --allow 198.18.0.3 --allow '[2001:db8::3]' -- \
+			# --keep-cap net_raw: raw sockets at all (run drops it)
+			fence --keep-cap net_raw --allow 198.18.0.3 --allow '[2001:db8::3]' -- \
 				"$PROBE" "$kind" "$addr" --timeout-ms 1000
 			if [ "$kind:$addr" = "ping:2001:db8::3" ]; then
 				# An IPv6 ping socket drops the error of its own send
@@ -523,14 +490,16 @@ test_raw_udp_hdrincl_denied() {
 	assert_match '^ok' "$OUT" "unfenced raw6-udp"
 	expect_units u63 1 "unfenced raw6-udp"
 	# fenced: judged from the header the program wrote, not from sendto's address
-	run_table "--allow 198.18.0.2:5000/udp" <<-EOF
+	# (--keep-cap net_raw: cgfence run drops it otherwise, and no raw socket opens)
+	run_table "--keep-cap net_raw --allow 198.18.0.2:5000/udp" <<-EOF
 		EPERM u3  1 raw-udp 198.18.0.1 198.18.0.3 5000
 		EPERM u3  1 raw-udp 198.18.0.1 198.18.0.3 5000 --via 198.18.0.2
 		EPERM u3  1 raw-udp 198.18.0.1 198.18.0.3 5000 --via 198.18.0.3
 		EPERM u63 1 raw6-udp 2001:db8::3 5000
 		ok    u2  1 raw-udp 198.18.0.1 198.18.0.2 5000
 	EOF
-	fence --allow 198.18.0.2:5000/udp -- "$PROBE" raw-udp 198.18.0.1 198.18.0.3 5000 --via 198.18.0.2
+	fence --keep-cap net_raw --allow 198.18.0.2:5000/udp -- "$PROBE" raw-udp 198.18.0.1 198.18.0.3 5000 \
+		--via 198.18.0.2
 	assert_match 'denied udp 198\.18\.0\.3:5000 \(egress\)' "$ERR" "raw-udp deny line"
 }
 
@@ -559,7 +528,7 @@ PY
 	OUT=$(in_client python3 "$WORK/rawconn.py" 198.18.0.3 5000)
 	assert_eq ok "$OUT" "unfenced connected raw socket"
 	expect_units u3 1 "unfenced connected raw socket"
-	fence --allow 198.18.0.2:5000/udp -- python3 "$WORK/rawconn.py" 198.18.0.3 5000
+	fence --keep-cap net_raw --allow 198.18.0.2:5000/udp -- python3 "$WORK/rawconn.py" 198.18.0.3 5000
 	assert_eq "error EPERM" "$OUT" "fenced connected raw socket"
 	expect_units u3 1 "fenced connected raw socket: nothing more arrived"
 	assert_match 'denied udp 198\.18\.0\.3:5000 \(egress\)' "$ERR" "deny line"

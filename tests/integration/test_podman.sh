@@ -161,6 +161,8 @@ common_setup() {
 	make_rootfs || { fail "cannot build the rootfs"; return 1; }
 	policy web '198.18.0.2:80/tcp'
 	policy lo '127.0.0.1:8080/tcp'
+	# lo, and consent to run CAP_NET_RAW/CAP_NET_ADMIN without a boundary
+	policy lorisk '127.0.0.1:8080/tcp' 'accept-risk net_raw net_admin'
 	start_daemon || { fail "cgfenced did not start"; return 1; }
 }
 
@@ -700,6 +702,44 @@ test_rootful_subcgroup_still_fenced() {
 	expect_units b 0 "sub-cgroup"
 }
 
+# A rootful container in a namespace of its own gets a boundary on the host
+# end of its veth, found by the hook (here the veth's peer is in the server
+# namespace, named under /run/netns); status says which vectors it closes.
+# With CAP_NET_RAW the container sends a DHCP discover from an AF_PACKET
+# socket (busybox udhcpc), which no cgroup hook sees: the boundary drops it.
+test_rootful_boundary_found() {
+	setup || return
+	listen_udp "$NS_S" 0.0.0.0 67 dhcp || { fail "listener dhcp"; return; }
+	ctr_bg bnd --annotation cgfence.policy=web --cap-add NET_RAW,NET_ADMIN -- "
+		$TRY_DENIED; $TRY_ALLOWED
+		udhcpc -i ${TAG}a -n -q -t 2 -T 1 -s /bin/true 2>&1; echo \"udhcpc-rc=\$?\"
+		echo END; sleep 60" || { fail "podman run"; return; }
+	bnd_done() { pm logs "$TAG-bnd" 2>&1 | grep -q END; }
+	wait_until 20 bnd_done || fail "the container did not finish its tries"
+	OUT=$(pm logs "$TAG-bnd" 2>&1)
+	expect_fenced_output "behind a boundary"
+	assert_match 'broadcasting discover' "$OUT" "udhcpc sent (AF_PACKET)"
+	expect_units dhcp 0 "DHCP discovers from an AF_PACKET socket through the boundary"
+	local j
+	j=$(status_json | "$PY" -c '
+import json, sys
+cid = sys.argv[1][:12]
+for f in json.load(sys.stdin)["fences"]:
+    if f.get("label", "").startswith("container " + cid):
+        p = f["protections"]
+        b = p["boundary"] or {}
+        print(b.get("interface"), b.get("netns"), b.get("state"),
+              ",".join(str(v["open"]) for v in p["vectors"]), f["counters"]["boundary"]["denied"])
+' "$CID")
+	read -r ifname netns state opens denied <<<"$j"
+	assert_eq "${TAG}b" "$ifname" "the boundary's interface (status: $j)"
+	assert_eq "/run/netns/$NS_S" "$netns" "the boundary's namespace"
+	assert_eq attached "$state" "the boundary's state"
+	assert_eq "False,False" "$opens" "vectors open behind the boundary"
+	[ "${denied:-0}" -ge 1 ] || fail "the boundary counted no denial (status: $j)"
+	assert_match "boundary on ${TAG}b" "$(ctl status)" "status text"
+}
+
 # Fail closed: no daemon, no container; the hook's reason is what podman says.
 test_rootful_daemon_down_refuses() {
 	setup || return
@@ -846,13 +886,44 @@ test_rootless_unannotated_untouched() {
 	assert_eq 0 "$(n_fences)" "fences"
 }
 
+# A rootless container has no veth to the host (here --network none; slirp4netns
+# and pasta use a tap device): no boundary program can be put where its
+# traffic leaves.  Granted CAP_NET_RAW or CAP_NET_ADMIN it is refused, with
+# the capability and the fix named, unless its policy accepts the risk; status
+# then says the vectors are open and why.
+test_rootless_net_caps_need_consent() {
+	rl_setup || return
+	rctr rlraw --annotation cgfence.policy=lo --cap-add NET_RAW -- "echo STARTED"
+	[ "$RC" -ne 0 ] || fail "CAP_NET_RAW without a boundary: the container ran"
+	assert_no_match STARTED "$OUT" "CAP_NET_RAW without a boundary: the container's command"
+	assert_match "the workload holds CAP_NET_RAW and no boundary program" "$OUT" "the reason"
+	assert_match "podman --cap-drop NET_RAW\) or add 'accept-risk net_raw' to policy 'lo'" \
+		"$OUT" "the fix"
+	rctr rladm --annotation cgfence.policy=lo --cap-add NET_ADMIN -- "echo STARTED"
+	[ "$RC" -ne 0 ] || fail "CAP_NET_ADMIN without a boundary: the container ran"
+	assert_match "holds CAP_NET_ADMIN and no boundary program" "$OUT" "CAP_NET_ADMIN: the reason"
+	assert_eq 0 "$(n_fences)" "fences left by refused containers"
+	# the policy's consent
+	rlpm run -d --name "$TAG-rlok" "${RUN_OPTS[@]}" --network none --cap-add NET_RAW \
+		--annotation cgfence.policy=lorisk --rootfs "$ROOTFS" /bin/sh -c 'sleep 60' \
+		>/dev/null 2>"$WORK/rlok.err" || { fail "with accept-risk: $(cat "$WORK/rlok.err")"; return; }
+	local pid
+	pid=$(rlpm inspect -f '{{.State.Pid}}' "$TAG-rlok")
+	echo "$CG2/cgfence/pid-$pid" >>"$WORK/made.cgroups"
+	OUT=$(ctl status)
+	assert_match "open: AF_PACKET \(CAP_NET_RAW\): no boundary program and risk accepted by policy" \
+		"$OUT" "status: the open vector and why"
+	assert_match "closed: tunnels, TUN forwarding, nft netdev rewrites \(CAP_NET_ADMIN\): the workload does not hold CAP_NET_ADMIN" \
+		"$OUT" "status: the closed vector and why"
+}
+
 # Root in a rootless container (CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_NET_RAW in
 # its user namespace): it cannot make a sub-cgroup in, or leave, the cgroup
 # the daemon made, its ip commands change nothing, and as the user on the
 # host it cannot have the fence removed.
 test_rootless_cannot_unfence() {
 	rl_setup || return
-	rctr rlroot --annotation cgfence.policy=lo --cap-add SYS_ADMIN,NET_ADMIN,NET_RAW \
+	rctr rlroot --annotation cgfence.policy=lorisk --cap-add SYS_ADMIN,NET_ADMIN,NET_RAW \
 		--cgroupns=private -- "
 		$RL_SERVERS
 		mount -t cgroup2 none /mnt/cg || echo mount-failed

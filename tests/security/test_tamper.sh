@@ -30,7 +30,10 @@ NETADMIN="setpriv --inh-caps=-all,+net_admin,+net_raw --ambient-caps=-all,+net_a
 # to the fence's cgroup.
 fenced_session() {
 	rm -f "$WORK/go" "$WORK/ids" "$WORK/session.out"
-	(exec nsenter --net="/run/netns/$NS_C" -- "$CGFENCE" run --allow 198.18.0.2:80/tcp -- \
+	# --keep-cap: the netadmin identity (a rootful container given CAP_NET_ADMIN
+	# and CAP_NET_RAW) needs them in the bounding set, which run empties of them
+	(exec nsenter --net="/run/netns/$NS_C" -- "$CGFENCE" run --allow 198.18.0.2:80/tcp \
+		--keep-cap net_admin --keep-cap net_raw -- \
 		bash -c "$1" >"$WORK/session.out" 2>&1) &
 	echo $! >"$WORK/run.pid"
 	local i
@@ -43,33 +46,6 @@ fenced_session() {
 	[ -n "$RUN_CG" ] || { fail "fence cgroup did not appear"; return 1; }
 }
 
-# The ids of the fence's links, programs and maps, as tamper options.
-fence_ids() {
-	local cgid
-	cgid=$(stat -c %i "$RUN_CG")
-	bpftool -j link show | python3 -c '
-import json, sys
-cgid = int(sys.argv[1])
-progs, out = set(), []
-for l in json.load(sys.stdin):
-    if l.get("cgroup_id") == cgid:
-        out += ["--link-id", str(l["id"])]
-        progs.add(l["prog_id"])
-for p in sorted(progs):
-    out += ["--prog-id", str(p)]
-print(" ".join(out))' "$cgid"
-	local p
-	for p in $(bpftool -j cgroup show "$RUN_CG" | python3 -c '
-import json, sys
-print(" ".join(str(p["id"]) for p in json.load(sys.stdin)))'); do
-		bpftool -j prog show id "$p" | python3 -c '
-import json, sys
-print(" ".join("--map-id %d" % m for m in json.load(sys.stdin).get("map_ids", [])))'
-	done
-	local pin
-	for pin in /sys/fs/bpf/cgfence/"$cgid"/*; do echo "--pin $pin"; done
-}
-
 # Outcome of the session, once it has finished (bounded).
 wait_session() {
 	local i
@@ -80,16 +56,6 @@ wait_session() {
 	wait "$(cat "$WORK/run.pid")" 2>/dev/null
 	SESSION_STATUS=$?
 	rm -f "$WORK/run.pid"
-}
-
-# Counts the fence's attachments on its cgroup: 5 links, all multi.
-attachments() {
-	# bpftool prints nothing at all for a cgroup without programs
-	bpftool -j cgroup show "$1" 2>/dev/null | python3 -c '
-import json, sys
-text = sys.stdin.read().strip()
-progs = json.loads(text) if text else []
-print(len([p for p in progs if p.get("attach_flags", "multi") == "multi"]))'
 }
 
 tamper_as() {
@@ -111,7 +77,7 @@ tamper_as() {
 		$prefix $PROBE tcp 198.18.0.3 80 --timeout-ms 1000
 		$prefix $PROBE tcp 198.18.0.2 80 --timeout-ms 1000" || return
 	# from the fence's own view its cgroup is / of its cgroup2 mount
-	fence_ids >"$WORK/ids.tmp"
+	fence_ids "$RUN_CG" >"$WORK/ids.tmp"
 	mv "$WORK/ids.tmp" "$WORK/ids"
 	assert_eq 5 "$(attachments "$RUN_CG")" "attachments before"
 	assert_match -- "--link-id [0-9]+ .*--link-id" "$(cat "$WORK/ids")" "link ids found"

@@ -23,9 +23,22 @@
  *    no data and the text follows once the connection is up.
  *  - ping needs the caller's gid inside net.ipv4.ping_group_range (socket()
  *    fails with EACCES otherwise).
- *  - raw-icmp, raw-udp, raw6-udp and listen-raw-icmp need CAP_NET_RAW.
+ *  - raw-icmp, raw-udp, raw6-udp, raw6-hdrincl, packet, packet-dgram and
+ *    listen-raw-icmp need CAP_NET_RAW.  packet and packet-dgram send an IPv4
+ *    UDP datagram from an AF_PACKET socket (SOCK_RAW: Ethernet header built
+ *    by hand) to DSTMAC on IFNAME, past every cgroup hook.
+ *  - listen-raw PROTO counts IP packets of that protocol to ADDR as they are
+ *    delivered (a raw socket gets a copy whether or not the protocol exists
+ *    here); listen-udp on an IPv4 multicast group joins it (--via IFADDR4).
+ *  - fd-give hands an unconnected UDP socket it made to whoever connects to
+ *    UNIXPATH (SCM_RIGHTS); fd-take takes it and sends on it; fd-send sends
+ *    on an inherited fd: sockets made outside the process, or before it
+ *    entered its cgroup.
+ *  - ptrace PID tries every way into PID (ptrace, process_vm_*, /proc/PID/mem
+ *    and fd/N, pidfd_getfd): "ok NAMES" lists what was allowed.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -33,8 +46,20 @@
 #include <netinet/icmp6.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
+#include <netinet/ip6.h>
 #include <netinet/ip_icmp.h>
 #include <netinet/udp.h>
+#include <net/if.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <linux/if_tun.h>
+#include <linux/sched.h>
+#include <sys/ioctl.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -64,6 +89,8 @@
 #define RECV_BUF 65536
 #define MAX_CLIENTS 64	     /* listen-tcp: connections served at once */
 #define ECHO_ID_SEQ 1
+#define MAX_ARGS 5	     /* positional arguments of a command */
+#define MAX_FD_TRIES 256     /* ptrace: /proc/PID/fd entries tried */
 
 /* ---- errno names ------------------------------------------------------ */
 
@@ -196,6 +223,8 @@ struct addr {
 	socklen_t len;
 	int family;
 };
+
+static bool parse_int(const char *s, int lo, int hi, int *out);
 
 static bool parse_port(const char *s, uint16_t *port)
 {
@@ -456,7 +485,8 @@ static int await_echo_reply(int fd, int family, bool raw, uint16_t id, struct re
 
 /* ---- client actions ----------------------------------------------------- */
 
-static int do_tcp(char **args, const struct opts *o, struct result *r)
+/* A stream connection of protocol PROTO (TCP, or MPTCP) to ADDR PORT. */
+static int stream_connect(char **args, const struct opts *o, struct result *r, int proto)
 {
 	struct addr a;
 	size_t sent;
@@ -464,7 +494,7 @@ static int do_tcp(char **args, const struct opts *o, struct result *r)
 
 	if (!parse_addr(args[0], args[1], &a))
 		return USAGE_ERR;
-	fd = new_socket(a.family, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	fd = new_socket(a.family, SOCK_STREAM | SOCK_NONBLOCK, proto);
 	if (fd < 0)
 		return errno;
 	err = connect_bounded(fd, &a);
@@ -477,6 +507,21 @@ static int do_tcp(char **args, const struct opts *o, struct result *r)
 		err = await_reply(fd, r);
 	close(fd);
 	return err;
+}
+
+static int do_tcp(char **args, const struct opts *o, struct result *r)
+{
+	return stream_connect(args, o, r, 0);
+}
+
+#ifndef IPPROTO_MPTCP
+#define IPPROTO_MPTCP 262
+#endif
+
+/* MPTCP: its subflows are TCP sockets made by the kernel for this one. */
+static int do_mptcp(char **args, const struct opts *o, struct result *r)
+{
+	return stream_connect(args, o, r, IPPROTO_MPTCP);
 }
 
 static int do_tcp_fastopen(char **args, const struct opts *o, struct result *r)
@@ -743,21 +788,14 @@ static int do_ping(char **args, const struct opts *o, struct result *r)
  * says SRC -> DST:PORT; the packet is handed to the kernel with sockaddr DST,
  * or --via ADDR to route it somewhere other than what the header says.
  */
-static int do_raw_udp(char **args, const struct opts *o, struct result *r)
+/* An IPv4 + UDP packet with the text as payload, sums filled in; returns its length. */
+static size_t build_ipv4_udp(uint8_t *pkt, const struct addr *src, const struct addr *dst,
+			     const struct opts *o)
 {
-	uint8_t pkt[sizeof(struct iphdr) + sizeof(struct udphdr) + MAX_TEXT];
 	struct iphdr *ip = (struct iphdr *)pkt;
 	struct udphdr *udp = (struct udphdr *)(pkt + sizeof(*ip));
-	struct addr src, dst, to;
 	size_t udp_len = sizeof(*udp) + o->text_len, len = sizeof(*ip) + udp_len;
 	uint32_t sum;
-	ssize_t n;
-	int fd, err;
-
-	if (!parse_addr4(args[0], NULL, &src) || !parse_addr4(args[1], args[2], &dst))
-		return USAGE_ERR;
-	if ((o->given & OPT_VIA) ? !parse_addr4(o->via, NULL, &to) : !parse_addr4(args[1], NULL, &to))
-		return USAGE_ERR;
 
 	memset(pkt, 0, sizeof(*ip) + sizeof(*udp));
 	ip->version = 4;
@@ -766,12 +804,12 @@ static int do_raw_udp(char **args, const struct opts *o, struct result *r)
 	ip->id = htons((uint16_t)getpid());
 	ip->ttl = 64;
 	ip->protocol = IPPROTO_UDP;
-	ip->saddr = ((struct sockaddr_in *)&src.ss)->sin_addr.s_addr;
-	ip->daddr = ((struct sockaddr_in *)&dst.ss)->sin_addr.s_addr;
+	ip->saddr = ((const struct sockaddr_in *)&src->ss)->sin_addr.s_addr;
+	ip->daddr = ((const struct sockaddr_in *)&dst->ss)->sin_addr.s_addr;
 	ip->check = csum_fold(sum16(ip, sizeof(*ip), 0));
 
 	udp->source = htons(RAW_SPORT);
-	udp->dest = ((struct sockaddr_in *)&dst.ss)->sin_port;
+	udp->dest = ((const struct sockaddr_in *)&dst->ss)->sin_port;
 	udp->len = htons((uint16_t)udp_len);
 	memcpy(pkt + sizeof(*ip) + sizeof(*udp), o->text, o->text_len);
 	/* Pseudo header: saddr, daddr, zero + protocol, UDP length. */
@@ -781,6 +819,22 @@ static int do_raw_udp(char **args, const struct opts *o, struct result *r)
 	udp->check = csum_fold(sum);
 	if (udp->check == 0)
 		udp->check = 0xffff; /* zero means "no checksum" */
+	return len;
+}
+
+static int do_raw_udp(char **args, const struct opts *o, struct result *r)
+{
+	uint8_t pkt[sizeof(struct iphdr) + sizeof(struct udphdr) + MAX_TEXT];
+	struct addr src, dst, to;
+	size_t len;
+	ssize_t n;
+	int fd, err;
+
+	if (!parse_addr4(args[0], NULL, &src) || !parse_addr4(args[1], args[2], &dst))
+		return USAGE_ERR;
+	if ((o->given & OPT_VIA) ? !parse_addr4(o->via, NULL, &to) : !parse_addr4(args[1], NULL, &to))
+		return USAGE_ERR;
+	len = build_ipv4_udp(pkt, &src, &dst, o);
 
 	fd = new_socket(AF_INET, SOCK_RAW, IPPROTO_RAW);
 	if (fd < 0)
@@ -793,6 +847,170 @@ static int do_raw_udp(char **args, const struct opts *o, struct result *r)
 		else
 			add_detail(r, " sent=%zd", n);
 	}
+	close(fd);
+	return err;
+}
+
+static bool parse_mac(const char *s, uint8_t mac[ETH_ALEN])
+{
+	unsigned v[ETH_ALEN];
+	char end;
+
+	if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+		   &end) != ETH_ALEN)
+		return false;
+	for (int i = 0; i < ETH_ALEN; i++)
+		mac[i] = (uint8_t)v[i];
+	return true;
+}
+
+/*
+ * An IPv4 UDP datagram put on the link by an AF_PACKET socket: SOCK_RAW with
+ * a hand-built Ethernet header, SOCK_DGRAM with the kernel's.  No socket of
+ * the IP stack is involved, so no cgroup hook sees it.
+ */
+static int packet_send(char **args, const struct opts *o, struct result *r, int type)
+{
+	uint8_t frame[ETH_HLEN + sizeof(struct iphdr) + sizeof(struct udphdr) + MAX_TEXT];
+	struct ethhdr *eth = (struct ethhdr *)frame;
+	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_IP),
+				   .sll_halen = ETH_ALEN };
+	uint8_t mac[ETH_ALEN];
+	struct addr src, dst;
+	size_t len, off = type == SOCK_RAW ? ETH_HLEN : 0;
+	unsigned ifindex = if_nametoindex(args[0]);
+	ssize_t n;
+	int fd, err = 0;
+
+	if (!ifindex) {
+		fprintf(stderr, "probe: no interface '%s'\n", args[0]);
+		return USAGE_ERR;
+	}
+	if (!parse_mac(args[1], mac) || !parse_addr4(args[2], NULL, &src) ||
+	    !parse_addr4(args[3], args[4], &dst))
+		return USAGE_ERR;
+	len = off + build_ipv4_udp(frame + off, &src, &dst, o);
+	sll.sll_ifindex = (int)ifindex;
+	memcpy(sll.sll_addr, mac, ETH_ALEN);
+	fd = new_socket(AF_PACKET, type, 0);
+	if (fd < 0)
+		return errno;
+	if (type == SOCK_RAW) {
+		struct ifreq ifr = { 0 };
+
+		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", args[0]);
+		if (ioctl(fd, SIOCGIFHWADDR, &ifr)) {
+			err = errno;
+			goto out;
+		}
+		memcpy(eth->h_dest, mac, ETH_ALEN);
+		memcpy(eth->h_source, ifr.ifr_hwaddr.sa_data, ETH_ALEN);
+		eth->h_proto = htons(ETH_P_IP);
+	}
+	n = sendto(fd, frame, len, 0, (const struct sockaddr *)&sll, sizeof(sll));
+	if (n < 0)
+		err = errno;
+	else
+		add_detail(r, " sent=%zd", n);
+out:
+	close(fd);
+	return err;
+}
+
+/*
+ * An IPv4 UDP datagram written into TUN device IFNAME (which must exist, e.g.
+ * `ip tuntap add mode tun`): the kernel receives it as if from that device and,
+ * with forwarding on, routes it on.  No socket sends it.
+ */
+static int do_tun_send(char **args, const struct opts *o, struct result *r)
+{
+	uint8_t pkt[sizeof(struct iphdr) + sizeof(struct udphdr) + MAX_TEXT];
+	struct ifreq ifr = { .ifr_flags = IFF_TUN | IFF_NO_PI };
+	struct addr src, dst;
+	size_t len;
+	ssize_t n;
+	int fd, err = 0;
+
+	if (strlen(args[0]) >= sizeof(ifr.ifr_name) || !parse_addr4(args[1], NULL, &src) ||
+	    !parse_addr4(args[2], args[3], &dst))
+		return USAGE_ERR;
+	len = build_ipv4_udp(pkt, &src, &dst, o);
+	fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return errno;
+	memcpy(ifr.ifr_name, args[0], strlen(args[0]) + 1);
+	if (ioctl(fd, TUNSETIFF, &ifr)) {
+		err = errno;
+	} else {
+		n = write(fd, pkt, len);
+		if (n < 0)
+			err = errno;
+		else
+			add_detail(r, " sent=%zd", n);
+	}
+	close(fd);
+	return err;
+}
+
+static int do_packet(char **args, const struct opts *o, struct result *r)
+{
+	return packet_send(args, o, r, SOCK_RAW);
+}
+
+static int do_packet_dgram(char **args, const struct opts *o, struct result *r)
+{
+	return packet_send(args, o, r, SOCK_DGRAM);
+}
+
+/*
+ * IPv6 + UDP built by hand (IPPROTO_RAW: the header is the caller's) from SRC
+ * to DST:PORT; the sockaddr names DST.
+ */
+static int do_raw6_hdrincl(char **args, const struct opts *o, struct result *r)
+{
+	uint8_t pkt[sizeof(struct ip6_hdr) + sizeof(struct udphdr) + MAX_TEXT];
+	struct ip6_hdr *ip6 = (struct ip6_hdr *)pkt;
+	struct udphdr *udp = (struct udphdr *)(pkt + sizeof(*ip6));
+	size_t udp_len = sizeof(*udp) + o->text_len, len = sizeof(*ip6) + udp_len;
+	struct addr src, dst;
+	uint32_t sum;
+	ssize_t n;
+	int fd, err = 0;
+
+	if (!parse_addr(args[0], NULL, &src) || !parse_addr(args[1], args[2], &dst))
+		return USAGE_ERR;
+	if (src.family != AF_INET6 || dst.family != AF_INET6) {
+		fprintf(stderr, "probe: raw6-hdrincl takes IPv6 addresses\n");
+		return USAGE_ERR;
+	}
+	memset(pkt, 0, sizeof(*ip6) + sizeof(*udp));
+	ip6->ip6_flow = htonl(6u << 28);
+	ip6->ip6_plen = htons((uint16_t)udp_len);
+	ip6->ip6_nxt = IPPROTO_UDP;
+	ip6->ip6_hlim = 64;
+	ip6->ip6_src = ((struct sockaddr_in6 *)&src.ss)->sin6_addr;
+	ip6->ip6_dst = ((struct sockaddr_in6 *)&dst.ss)->sin6_addr;
+	udp->source = htons(RAW_SPORT);
+	udp->dest = ((struct sockaddr_in6 *)&dst.ss)->sin6_port;
+	udp->len = htons((uint16_t)udp_len);
+	memcpy(pkt + sizeof(*ip6) + sizeof(*udp), o->text, o->text_len);
+	/* Pseudo header: both addresses, the UDP length, the next header. */
+	sum = sum16(&ip6->ip6_src, 32, 0);
+	sum += (uint32_t)udp_len + IPPROTO_UDP;
+	sum = sum16(udp, udp_len, sum);
+	udp->check = csum_fold(sum);
+	if (udp->check == 0)
+		udp->check = 0xffff;
+
+	set_port(&dst, 0); /* raw IPv6: 0 or the socket's protocol */
+	fd = new_socket(AF_INET6, SOCK_RAW, IPPROTO_RAW);
+	if (fd < 0)
+		return errno;
+	n = sendto(fd, pkt, len, 0, (const struct sockaddr *)&dst.ss, dst.len);
+	if (n < 0)
+		err = errno;
+	else
+		add_detail(r, " sent=%zd", n);
 	close(fd);
 	return err;
 }
@@ -836,6 +1054,325 @@ static int do_raw6_udp(char **args, const struct opts *o, struct result *r)
 	}
 	close(fd);
 	return err;
+}
+
+/* An SCTP message on a one-to-many socket: sendto() starts an association (INIT). */
+static int do_sctp(char **args, const struct opts *o, struct result *r)
+{
+	struct addr a;
+	ssize_t n;
+	int fd, err = 0;
+
+	if (!parse_addr(args[0], args[1], &a))
+		return USAGE_ERR;
+	fd = new_socket(a.family, SOCK_SEQPACKET, IPPROTO_SCTP);
+	if (fd < 0)
+		return errno;
+	n = sendto(fd, o->text, o->text_len, 0, (const struct sockaddr *)&a.ss, a.len);
+	if (n < 0)
+		err = errno;
+	else
+		add_detail(r, " sent=%zd", n);
+	close(fd);
+	return err;
+}
+
+/* ---- sockets made elsewhere ------------------------------------------------- */
+
+static bool parse_fd(const char *s, int *fd)
+{
+	return parse_int(s, 0, INT_MAX, fd);
+}
+
+/* sendto(ADDR:PORT) on the fd FD this process was given (inherited). */
+static int do_fd_send(char **args, const struct opts *o, struct result *r)
+{
+	struct addr a;
+	ssize_t n;
+	int fd;
+
+	if (!parse_fd(args[0], &fd)) {
+		fprintf(stderr, "probe: bad fd '%s'\n", args[0]);
+		return USAGE_ERR;
+	}
+	if (!parse_addr(args[1], args[2], &a))
+		return USAGE_ERR;
+	n = sendto(fd, o->text, o->text_len, MSG_DONTWAIT | MSG_NOSIGNAL,
+		   (const struct sockaddr *)&a.ss, a.len);
+	if (n < 0)
+		return errno;
+	add_detail(r, " sent=%zd", n);
+	return 0;
+}
+
+static int unix_addr(const char *path, struct sockaddr_un *sun)
+{
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun->sun_path)) {
+		fprintf(stderr, "probe: unix socket path '%s' too long\n", path);
+		return USAGE_ERR;
+	}
+	memcpy(sun->sun_path, path, strlen(path));
+	return 0;
+}
+
+/*
+ * Makes an unconnected UDP socket of FAMILY (4 or 6) and hands it, with
+ * SCM_RIGHTS, to the first process that connects to the unix socket PATH;
+ * waits (bounded) for that one.
+ */
+static int do_fd_give(char **args, const struct opts *o, struct result *r)
+{
+	union {
+		char space[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} ctrl;
+	struct iovec iov = { .iov_base = "f", .iov_len = 1 };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct sockaddr_un sun, tmp;
+	struct cmsghdr *cm;
+	int lfd, cfd = -1, ufd, err = 0;
+
+	if (unix_addr(args[0], &sun))
+		return USAGE_ERR;
+	if (strlen(args[0]) + 4 >= sizeof(sun.sun_path)) {
+		fprintf(stderr, "probe: unix socket path '%s' too long\n", args[0]);
+		return USAGE_ERR;
+	}
+	tmp = sun;
+	if (strcmp(args[1], "4") && strcmp(args[1], "6")) {
+		fprintf(stderr, "probe: family must be 4 or 6, not '%s'\n", args[1]);
+		return USAGE_ERR;
+	}
+	ufd = new_socket(args[1][0] == '4' ? AF_INET : AF_INET6, SOCK_DGRAM, 0);
+	if (ufd < 0)
+		return errno;
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (lfd < 0) {
+		err = errno;
+		close(ufd);
+		return err;
+	}
+	/*
+	 * Bound and listening under PATH.tmp first, then renamed: whoever sees
+	 * PATH can connect at once.
+	 */
+	snprintf(tmp.sun_path, sizeof(tmp.sun_path), "%s.tmp", args[0]);
+	unlink(tmp.sun_path);
+	if (bind(lfd, (struct sockaddr *)&tmp, sizeof(tmp)) < 0 || listen(lfd, 1) < 0 ||
+	    rename(tmp.sun_path, args[0]) < 0)
+		err = errno;
+	if (!err)
+		err = wait_fd(lfd, POLLIN);
+	if (!err) {
+		cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (cfd < 0)
+			err = errno;
+	}
+	if (!err) {
+		memset(&ctrl, 0, sizeof(ctrl));
+		msg.msg_control = ctrl.space;
+		msg.msg_controllen = sizeof(ctrl.space);
+		cm = CMSG_FIRSTHDR(&msg);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &ufd, sizeof(int));
+		if (sendmsg(cfd, &msg, MSG_NOSIGNAL) < 0)
+			err = errno;
+	}
+	if (cfd >= 0)
+		close(cfd);
+	close(lfd);
+	close(ufd);
+	unlink(tmp.sun_path);
+	unlink(args[0]);
+	if (!err)
+		add_detail(r, " given");
+	return err;
+}
+
+/* Takes a socket from the unix socket PATH (SCM_RIGHTS) and sendto(ADDR:PORT) on it. */
+static int do_fd_take(char **args, const struct opts *o, struct result *r)
+{
+	union {
+		char space[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} ctrl;
+	char byte;
+	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct sockaddr_un sun;
+	struct cmsghdr *cm;
+	struct addr a;
+	ssize_t n;
+	int fd, ufd = -1, err = 0;
+
+	if (unix_addr(args[0], &sun) || !parse_addr(args[1], args[2], &a))
+		return USAGE_ERR;
+	fd = new_socket(AF_UNIX, SOCK_STREAM, 0);
+	if (fd < 0)
+		return errno;
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0)
+		err = errno;
+	if (!err) {
+		msg.msg_control = ctrl.space;
+		msg.msg_controllen = sizeof(ctrl.space);
+		n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+		if (n < 0)
+			err = errno;
+		cm = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL;
+		if (!err && (!cm || cm->cmsg_type != SCM_RIGHTS))
+			err = EBADMSG;
+		if (!err)
+			memcpy(&ufd, CMSG_DATA(cm), sizeof(int));
+	}
+	if (!err) {
+		n = sendto(ufd, o->text, o->text_len, MSG_DONTWAIT,
+			   (const struct sockaddr *)&a.ss, a.len);
+		if (n < 0)
+			err = errno;
+		else
+			add_detail(r, " sent=%zd", n);
+	}
+	if (ufd >= 0)
+		close(ufd);
+	close(fd);
+	return err;
+}
+
+/*
+ * clone3(CLONE_INTO_CGROUP) into the cgroup directory DIR: the child exits at
+ * once; "ok cloned" means a process of ours was started in DIR.
+ */
+static int do_clone_into(char **args, const struct opts *o, struct result *r)
+{
+	struct clone_args ca;
+	int cgfd, status, err = 0;
+	long pid;
+
+	cgfd = open(args[0], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cgfd < 0)
+		return errno;
+	memset(&ca, 0, sizeof(ca));
+	ca.flags = CLONE_INTO_CGROUP;
+	ca.exit_signal = SIGCHLD;
+	ca.cgroup = (__u64)cgfd;
+	pid = syscall(SYS_clone3, &ca, sizeof(ca));
+	if (pid == 0)
+		_exit(0);
+	if (pid < 0)
+		err = errno;
+	else if (waitpid((pid_t)pid, &status, 0) >= 0)
+		add_detail(r, " cloned");
+	close(cgfd);
+	return err;
+}
+
+/* ---- reaching into another process ------------------------------------------ */
+
+/* Remember the first refusal; note a success in the details. */
+static void reach_note(struct result *r, const char *what, bool allowed, int err, int *first)
+{
+	if (allowed)
+		add_detail(r, " %s", what);
+	else if (!*first)
+		*first = err;
+	fprintf(stderr, "probe: %s: %s\n", what, allowed ? "ALLOWED" : errno_name(err));
+}
+
+/*
+ * Every way to reach into process PID: ptrace (PTRACE_SEIZE, PTRACE_ATTACH),
+ * process_vm_readv/writev, /proc/PID/mem, opening /proc/PID/fd/N,
+ * pidfd_getfd.  An
+ * address of 1 makes the vm calls fail with EFAULT when they are allowed,
+ * and nothing is written.  "ok NAMES" lists what was allowed (a breach);
+ * "error ENAME" (the first refusal's errno) when everything was refused.
+ */
+static int do_ptrace(char **args, const struct opts *o, struct result *r)
+{
+	char path[64], byte = 0;
+	struct iovec local = { .iov_base = &byte, .iov_len = 1 };
+	struct iovec remote = { .iov_base = (void *)1, .iov_len = 1 };
+	int pid, first = 0, fd, pidfd, status, i;
+	bool allowed;
+	ssize_t n;
+	DIR *d;
+
+	if (!parse_int(args[0], 1, INT_MAX, &pid)) {
+		fprintf(stderr, "probe: bad pid '%s'\n", args[0]);
+		return USAGE_ERR;
+	}
+	/* A seized tracee is not stopped; it is let go when this process exits. */
+	allowed = ptrace(PTRACE_SEIZE, pid, NULL, NULL) == 0;
+	reach_note(r, "ptrace-seize", allowed, errno, &first);
+	if (!allowed) {
+		allowed = ptrace(PTRACE_ATTACH, pid, NULL, NULL) == 0;
+		reach_note(r, "ptrace-attach", allowed, errno, &first);
+		if (allowed) {
+			for (i = 0; i < 100 && waitpid(pid, &status, __WALL | WNOHANG) == 0; i++)
+				usleep(10000);
+			ptrace(PTRACE_DETACH, pid, NULL, NULL);
+			kill(pid, SIGCONT);
+		}
+	}
+	n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+	allowed = n >= 0 || errno == EFAULT;
+	reach_note(r, "process_vm_readv", allowed, errno, &first);
+	n = process_vm_writev(pid, &local, 1, &remote, 1, 0);
+	allowed = n >= 0 || errno == EFAULT;
+	reach_note(r, "process_vm_writev", allowed, errno, &first);
+	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	reach_note(r, "proc-mem", fd >= 0, errno, &first);
+	if (fd >= 0)
+		close(fd);
+	/*
+	 * Listing /proc/PID/fd is plain DAC (a uid-0 caller may) and shows only
+	 * numbers; opening an entry would hand over the file itself (a bpf
+	 * link, say), and needs ptrace access.
+	 */
+	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	d = opendir(path);
+	if (!d) {
+		reach_note(r, "proc-fd-open", false, errno, &first);
+	} else {
+		struct dirent *de;
+		int tried = 0, opened = 0, err = 0;
+
+		while ((de = readdir(d)) && tried < MAX_FD_TRIES) {
+			char entry[sizeof(path) + sizeof(de->d_name)];
+
+			if (de->d_name[0] == '.')
+				continue;
+			snprintf(entry, sizeof(entry), "%s/%s", path, de->d_name);
+			tried++;
+			fd = open(entry, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+			if (fd >= 0) {
+				opened++;
+				close(fd);
+			} else if (!err) {
+				err = errno;
+			}
+		}
+		closedir(d);
+		reach_note(r, "proc-fd-open", opened > 0, err ? err : ENOENT, &first);
+	}
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd < 0) {
+		reach_note(r, "pidfd_open", false, errno, &first);
+	} else {
+		/* EBADF would mean: allowed, but no fd 0 there. */
+		fd = (int)syscall(SYS_pidfd_getfd, pidfd, 0, 0);
+		reach_note(r, "pidfd_getfd", fd >= 0 || errno == EBADF, errno, &first);
+		if (fd >= 0)
+			close(fd);
+		close(pidfd);
+	}
+	if (r->detail[0])
+		return 0;
+	return first ? first : EPERM;
 }
 
 /* ---- io_uring ------------------------------------------------------------- */
@@ -1140,6 +1677,29 @@ static int do_listen_tcp(char **args, const struct opts *o, struct result *r)
 	return 0;
 }
 
+/*
+ * A listener bound to an IPv4 multicast group joins it (on the interface of
+ * --via IFADDR4, else the kernel's choice): without membership the group's
+ * datagrams are not delivered at all, and nothing arriving would prove nothing.
+ */
+static int join_group(int fd, const struct addr *a, const struct opts *o)
+{
+	struct ip_mreqn mreq;
+	struct addr via;
+
+	if (a->family != AF_INET ||
+	    !IN_MULTICAST(ntohl(((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr)))
+		return 0;
+	memset(&mreq, 0, sizeof(mreq));
+	mreq.imr_multiaddr = ((const struct sockaddr_in *)&a->ss)->sin_addr;
+	if (o->given & OPT_VIA) {
+		if (!parse_addr4(o->via, NULL, &via))
+			return EINVAL;
+		mreq.imr_address = ((struct sockaddr_in *)&via.ss)->sin_addr;
+	}
+	return setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mreq, sizeof(mreq)) < 0 ? errno : 0;
+}
+
 static int do_listen_udp(char **args, const struct opts *o, struct result *r)
 {
 	struct counts c = { .unit = "datagrams", .with_bytes = true };
@@ -1156,7 +1716,9 @@ static int do_listen_udp(char **args, const struct opts *o, struct result *r)
 	fd = listen_socket(&a, SOCK_DGRAM, 0);
 	if (fd < 0)
 		return -fd;
-	err = publish_counts(o, &c);
+	err = join_group(fd, &a, o);
+	if (!err)
+		err = publish_counts(o, &c);
 	if (err) {
 		close(fd);
 		return err;
@@ -1180,12 +1742,14 @@ static int do_listen_udp(char **args, const struct opts *o, struct result *r)
 }
 
 /*
- * Count ICMP/ICMPv6 echo requests addressed to ADDR.  A raw socket gets a
- * copy of every ICMP message delivered in this network namespace; IPv4 ones
- * carry the IP header, IPv6 ones tell the destination through IPV6_PKTINFO.
+ * Count packets of IP protocol PROTO addressed to ADDR (for ICMP and ICMPv6:
+ * echo requests only).  A raw socket gets a copy of every packet of its
+ * protocol delivered in this network namespace, whether or not a socket of
+ * that protocol (or the protocol itself) exists; IPv4 ones carry the IP
+ * header, IPv6 ones tell the destination through IPV6_PKTINFO.
  */
-static bool is_echo_request_to(const struct addr *a, const uint8_t *buf, size_t len,
-			       const struct msghdr *msg)
+static bool is_packet_to(const struct addr *a, int proto, const uint8_t *buf, size_t len,
+			 const struct msghdr *msg)
 {
 	if (a->family == AF_INET) {
 		const struct iphdr *ip = (const struct iphdr *)buf;
@@ -1194,10 +1758,12 @@ static bool is_echo_request_to(const struct addr *a, const uint8_t *buf, size_t 
 		if (len < sizeof(*ip))
 			return false;
 		off = (size_t)ip->ihl * 4;
-		return len >= off + 8 && buf[off] == ICMP_ECHO &&
-		       ip->daddr == ((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr;
+		if (ip->protocol != proto ||
+		    ip->daddr != ((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr)
+			return false;
+		return proto != IPPROTO_ICMP || (len >= off + 8 && buf[off] == ICMP_ECHO);
 	}
-	if (len < 8 || buf[0] != ICMP6_ECHO_REQUEST)
+	if (proto == IPPROTO_ICMPV6 && (len < 8 || buf[0] != ICMP6_ECHO_REQUEST))
 		return false;
 	for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm; cm = CMSG_NXTHDR((struct msghdr *)msg, cm)) {
 		const struct in6_pktinfo *pi = (const struct in6_pktinfo *)CMSG_DATA(cm);
@@ -1209,7 +1775,7 @@ static bool is_echo_request_to(const struct addr *a, const uint8_t *buf, size_t 
 	return false;
 }
 
-static int do_listen_raw_icmp(char **args, const struct opts *o, struct result *r)
+static int listen_raw(const char *addr_s, int proto, const struct opts *o, struct result *r)
 {
 	struct counts c = { .unit = "packets" };
 	uint8_t buf[RECV_BUF];
@@ -1224,22 +1790,21 @@ static int do_listen_raw_icmp(char **args, const struct opts *o, struct result *
 	ssize_t got;
 	int fd, err = 0;
 
-	if (!parse_addr(args[0], NULL, &a))
+	if (!parse_addr(addr_s, NULL, &a))
 		return USAGE_ERR;
-	fd = socket(a.family, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK,
-		    a.family == AF_INET ? IPPROTO_ICMP : IPPROTO_ICMPV6);
+	fd = socket(a.family, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, proto);
 	if (fd < 0)
 		return errno;
-	if (a.family == AF_INET6) {
+	if (a.family == AF_INET6 && proto == IPPROTO_ICMPV6) {
 		struct icmp6_filter filter;
 
 		ICMP6_FILTER_SETBLOCKALL(&filter);
 		ICMP6_FILTER_SETPASS(ICMP6_ECHO_REQUEST, &filter);
 		if (setsockopt(fd, IPPROTO_ICMPV6, ICMP6_FILTER, &filter, sizeof(filter)) < 0)
 			err = errno;
-		if (!err)
-			err = set_int_opt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1);
 	}
+	if (!err && a.family == AF_INET6)
+		err = set_int_opt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1);
 	if (!err)
 		err = publish_counts(o, &c);
 	if (err) {
@@ -1254,7 +1819,7 @@ static int do_listen_raw_icmp(char **args, const struct opts *o, struct result *
 		msg.msg_control = ctrl.space;
 		msg.msg_controllen = sizeof(ctrl.space);
 		got = recvmsg(fd, &msg, 0);
-		if (got < 0 || !is_echo_request_to(&a, buf, (size_t)got, &msg))
+		if (got < 0 || !is_packet_to(&a, proto, buf, (size_t)got, &msg))
 			continue;
 		c.units++;
 		publish_counts(o, &c);
@@ -1262,6 +1827,26 @@ static int do_listen_raw_icmp(char **args, const struct opts *o, struct result *
 	close(fd);
 	listener_done(&c, r);
 	return 0;
+}
+
+static int do_listen_raw_icmp(char **args, const struct opts *o, struct result *r)
+{
+	struct addr a;
+
+	if (!parse_addr(args[0], NULL, &a))
+		return USAGE_ERR;
+	return listen_raw(args[0], a.family == AF_INET ? IPPROTO_ICMP : IPPROTO_ICMPV6, o, r);
+}
+
+static int do_listen_raw(char **args, const struct opts *o, struct result *r)
+{
+	int proto;
+
+	if (!parse_int(args[0], 1, 255, &proto)) {
+		fprintf(stderr, "probe: bad IP protocol number '%s'\n", args[0]);
+		return USAGE_ERR;
+	}
+	return listen_raw(args[1], proto, o, r);
 }
 
 /* ---- command table -------------------------------------------------------- */
@@ -1280,6 +1865,8 @@ struct command {
 static const struct command commands[] = {
 	{ "tcp", "ADDR PORT [--send TEXT] [--expect-reply]", 2, OPT_SEND | OPT_REPLY,
 	  false, do_tcp },
+	{ "mptcp", "ADDR PORT [--send TEXT] [--expect-reply]", 2, OPT_SEND | OPT_REPLY, false,
+	  do_mptcp },
 	{ "tcp-fastopen", "ADDR PORT --send TEXT [--expect-reply]", 2,
 	  OPT_SEND | OPT_REPLY, false, do_tcp_fastopen },
 	{ "udp-sendto", "ADDR PORT --send TEXT [--expect-reply]", 2, OPT_SEND | OPT_REPLY,
@@ -1299,6 +1886,11 @@ static const struct command commands[] = {
 	{ "raw-udp", "SRC DST PORT --send TEXT [--via ADDR]", 3, OPT_SEND | OPT_VIA, false,
 	  do_raw_udp },
 	{ "raw6-udp", "ADDR PORT [--send TEXT]", 2, OPT_SEND, false, do_raw6_udp },
+	{ "raw6-hdrincl", "SRC DST PORT [--send TEXT]", 3, OPT_SEND, false, do_raw6_hdrincl },
+	{ "tun-send", "IFNAME SRC DST PORT [--send TEXT]", 4, OPT_SEND, false, do_tun_send },
+	{ "packet", "IFNAME DSTMAC SRC DST PORT [--send TEXT]", 5, OPT_SEND, false, do_packet },
+	{ "packet-dgram", "IFNAME DSTMAC SRC DST PORT [--send TEXT]", 5, OPT_SEND, false,
+	  do_packet_dgram },
 	{ "uring-connect", "ADDR PORT", 2, 0, false, do_uring_connect },
 	{ "uring-sendmsg", "ADDR PORT --send TEXT", 2, OPT_SEND, false, do_uring_sendmsg },
 	{ "udp-multicast", "GROUP PORT --send TEXT [--via IFADDR4]", 2,
@@ -1307,10 +1899,18 @@ static const struct command commands[] = {
 	  do_udp_broadcast },
 	{ "listen-tcp", "ADDR PORT --count-file FILE [--max-seconds N] [--echo]", 2,
 	  LISTEN_OPTS, true, do_listen_tcp },
-	{ "listen-udp", "ADDR PORT --count-file FILE [--max-seconds N] [--echo]", 2,
-	  LISTEN_OPTS, true, do_listen_udp },
+	{ "listen-udp", "ADDR PORT --count-file FILE [--max-seconds N] [--echo] [--via IFADDR4]",
+	  2, LISTEN_OPTS | OPT_VIA, true, do_listen_udp },
 	{ "listen-raw-icmp", "ADDR --count-file FILE [--max-seconds N]", 1,
 	  OPT_COUNT_FILE | OPT_MAX_SECONDS, true, do_listen_raw_icmp },
+	{ "listen-raw", "PROTO ADDR --count-file FILE [--max-seconds N]", 2,
+	  OPT_COUNT_FILE | OPT_MAX_SECONDS, true, do_listen_raw },
+	{ "sctp", "ADDR PORT [--send TEXT]", 2, OPT_SEND, false, do_sctp },
+	{ "fd-send", "FD ADDR PORT [--send TEXT]", 3, OPT_SEND, false, do_fd_send },
+	{ "fd-give", "UNIXPATH 4|6", 2, 0, false, do_fd_give },
+	{ "fd-take", "UNIXPATH ADDR PORT [--send TEXT]", 3, OPT_SEND, false, do_fd_take },
+	{ "clone-into", "CGROUPDIR", 1, 0, false, do_clone_into },
+	{ "ptrace", "PID", 1, 0, false, do_ptrace },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -1438,7 +2038,7 @@ int main(int argc, char **argv)
 	};
 	const struct command *cmd = NULL;
 	struct result r = { .detail = "" };
-	char *pos[4];
+	char *pos[MAX_ARGS];
 	size_t i;
 	int npos, err;
 

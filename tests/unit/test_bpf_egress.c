@@ -2,14 +2,18 @@
 /*
  * The egress program judged through BPF_PROG_TEST_RUN: a table of packets
  * with the verdict each must get, against an allowlist written into the maps
- * the way cgfence writes it.  The socket hooks have no test-run support; they
- * are tested with real sockets in tests/integration.
+ * the way cgfence writes it.  The boundary program (tc) is loaded over the
+ * same maps, as cgfence loads it, and judges the same table (ARP aside, which
+ * it passes) plus the neighbour discovery it must let through.  The socket
+ * hooks have no test-run support; they are tested with real sockets in
+ * tests/integration.
  *
  * Needs root (BPF).  Outside CI it skips without; with CI=true it fails.
  */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -27,6 +31,7 @@
 
 #include "cgfence.h"
 #include "cgfence.skel.h"
+#include "boundary.skel.h"
 #include "fence.h"
 #include "policy.h"
 
@@ -90,7 +95,11 @@ static const char *const rules[] = {
 
 struct fixture {
 	struct cgfence_bpf *skel;
+	struct boundary_bpf *boundary; /* over skel's maps */
 };
+
+#define TCX_NEXT (-1) /* the boundary's pass: on to what follows */
+#define TCX_DROP 2
 
 static size_t build_frame(const struct packet_case *c, uint8_t *buf, size_t len)
 {
@@ -192,6 +201,27 @@ static int setup(void **state)
 	cgf_allowlist_free(&list);
 	free(grants);
 	cgf_policy_free(&policy);
+	/* the boundary, as cgfence loads it: the fence's maps, reused */
+	fx->boundary = boundary_bpf__open();
+	assert_non_null(fx->boundary);
+	{
+		struct bpf_map *mine[] = {
+			fx->boundary->maps.cgf_allow4, fx->boundary->maps.cgf_allow6,
+			fx->boundary->maps.cgf_exact4, fx->boundary->maps.cgf_exact6,
+			fx->boundary->maps.cgf_config, fx->boundary->maps.cgf_stats,
+			fx->boundary->maps.cgf_events,
+		};
+		struct bpf_map *theirs[] = {
+			fx->skel->maps.cgf_allow4, fx->skel->maps.cgf_allow6,
+			fx->skel->maps.cgf_exact4, fx->skel->maps.cgf_exact6,
+			fx->skel->maps.cgf_config, fx->skel->maps.cgf_stats,
+			fx->skel->maps.cgf_events,
+		};
+
+		for (i = 0; i < sizeof(mine) / sizeof(mine[0]); i++)
+			assert_int_equal(bpf_map__reuse_fd(mine[i], bpf_map__fd(theirs[i])), 0);
+	}
+	assert_int_equal(boundary_bpf__load(fx->boundary), 0);
 	*state = fx;
 	return 0;
 }
@@ -201,6 +231,7 @@ static int teardown(void **state)
 	struct fixture *fx = *state;
 
 	if (fx) {
+		boundary_bpf__destroy(fx->boundary);
 		cgfence_bpf__destroy(fx->skel);
 		free(fx);
 	}
@@ -225,6 +256,24 @@ static int run_egress(struct fixture *fx, const struct packet_case *c)
 	return (int)opts.retval;
 }
 
+static int run_frame(int prog_fd, const uint8_t *frame, size_t len, const char *name)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = (uint32_t)len,
+		    .repeat = 1);
+
+	if (bpf_prog_test_run_opts(prog_fd, &opts))
+		fail_msg("test run of '%s' failed: %s", name, strerror(errno));
+	return (int)opts.retval;
+}
+
+static int run_boundary(struct fixture *fx, const struct packet_case *c)
+{
+	uint8_t frame[256];
+	size_t len = build_frame(c, frame, sizeof(frame));
+
+	return run_frame(bpf_program__fd(fx->boundary->progs.cgf_boundary), frame, len, c->name);
+}
+
 static void sum_stats(struct fixture *fx, struct cgf_stats *sum)
 {
 	int ncpu = libbpf_num_possible_cpus();
@@ -236,9 +285,11 @@ static void sum_stats(struct fixture *fx, struct cgf_stats *sum)
 			 0);
 	memset(sum, 0, sizeof(*sum));
 	for (int cpu = 0; cpu < ncpu; cpu++) {
-		sum->allowed[CGF_HOOK_EGRESS] += per_cpu[cpu].allowed[CGF_HOOK_EGRESS];
-		sum->denied[CGF_HOOK_EGRESS] += per_cpu[cpu].denied[CGF_HOOK_EGRESS];
-		sum->audited[CGF_HOOK_EGRESS] += per_cpu[cpu].audited[CGF_HOOK_EGRESS];
+		for (int h = 0; h < CGF_HOOK_MAX; h++) {
+			sum->allowed[h] += per_cpu[cpu].allowed[h];
+			sum->denied[h] += per_cpu[cpu].denied[h];
+			sum->audited[h] += per_cpu[cpu].audited[h];
+		}
 	}
 	free(per_cpu);
 }
@@ -320,6 +371,146 @@ static void test_audit_mode(void **state)
 	assert_int_equal(after.denied[CGF_HOOK_EGRESS] - before.denied[CGF_HOOK_EGRESS], 1);
 }
 
+/*
+ * The boundary judges the same table from the same maps, and passes ARP (the
+ * link needs it); it counts into the fence's stats as its own hook.
+ */
+static void test_boundary_verdicts(void **state)
+{
+	struct fixture *fx = *state;
+	struct cgf_stats before, after;
+	unsigned expect_allowed = 0, expect_denied = 0, wrong = 0;
+
+	sum_stats(fx, &before);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		bool arp = cases[i].family == 0;
+		int want = arp || cases[i].verdict ? TCX_NEXT : TCX_DROP;
+		int got = run_boundary(fx, &cases[i]);
+
+		if (got != want) {
+			print_error("boundary, case '%s': verdict %d, expected %d\n", cases[i].name,
+				    got, want);
+			wrong++;
+		}
+		if (!arp && cases[i].verdict)
+			expect_allowed++;
+		else if (!arp)
+			expect_denied++;
+	}
+	assert_int_equal(wrong, 0);
+	sum_stats(fx, &after);
+	assert_int_equal(after.allowed[CGF_HOOK_BOUNDARY] - before.allowed[CGF_HOOK_BOUNDARY],
+			 expect_allowed);
+	assert_int_equal(after.denied[CGF_HOOK_BOUNDARY] - before.denied[CGF_HOOK_BOUNDARY],
+			 expect_denied);
+	assert_int_equal(after.denied[CGF_HOOK_EGRESS] - before.denied[CGF_HOOK_EGRESS], 0);
+}
+
+struct nd_case {
+	const char *name;
+	const char *dst;
+	uint8_t type;      /* ICMPv6 type */
+	uint8_t hop_limit;
+	uint16_t ethertype; /* 0: IPv6 */
+	int verdict;        /* TCX_NEXT or TCX_DROP */
+};
+
+static const struct nd_case nd_cases[] = {
+	{ "neighbour solicitation, solicited-node", "ff02::1:ff00:2", 135, 255, 0, TCX_NEXT },
+	{ "neighbour advertisement, link-local", "fe80::2", 136, 255, 0, TCX_NEXT },
+	{ "router solicitation, all-routers", "ff02::2", 133, 255, 0, TCX_NEXT },
+	{ "solicitation with hop limit 64", "ff02::1:ff00:2", 135, 64, 0, TCX_DROP },
+	{ "echo request to all-nodes", "ff02::1", 128, 255, 0, TCX_DROP },
+	{ "solicitation to a site-scope group", "ff05::1:ff00:2", 135, 255, 0, TCX_DROP },
+	{ "solicitation to a global address", "2001:db8::9", 135, 255, 0, TCX_DROP },
+	{ "other ethertype (802.1Q)", "ff02::1", 135, 255, 0x8100, TCX_DROP },
+	{ "other ethertype (IPX)", "ff02::1", 135, 255, 0x8137, TCX_DROP },
+};
+
+/* What the link needs of ICMPv6 passes the boundary; nothing else does. */
+static void test_boundary_link_traffic(void **state)
+{
+	struct fixture *fx = *state;
+	unsigned wrong = 0;
+
+	for (size_t i = 0; i < sizeof(nd_cases) / sizeof(nd_cases[0]); i++) {
+		const struct nd_case *c = &nd_cases[i];
+		uint8_t frame[ETH_HLEN + sizeof(struct ip6_hdr) + 24] = { 0 };
+		struct ethhdr *eth = (struct ethhdr *)frame;
+		struct ip6_hdr *ip6 = (struct ip6_hdr *)(frame + ETH_HLEN);
+		uint8_t *icmp = frame + ETH_HLEN + sizeof(*ip6);
+		int got;
+
+		memset(eth->h_dest, 0x33, ETH_ALEN);
+		memset(eth->h_source, 0x04, ETH_ALEN);
+		eth->h_proto = htons(c->ethertype ? c->ethertype : ETH_P_IPV6);
+		ip6->ip6_vfc = 0x60;
+		ip6->ip6_hlim = c->hop_limit;
+		ip6->ip6_nxt = IPPROTO_ICMPV6;
+		ip6->ip6_plen = htons(24);
+		inet_pton(AF_INET6, "fe80::1", &ip6->ip6_src);
+		assert_int_equal(inet_pton(AF_INET6, c->dst, &ip6->ip6_dst), 1);
+		icmp[0] = c->type;
+		got = run_frame(bpf_program__fd(fx->boundary->progs.cgf_boundary), frame,
+				sizeof(frame), c->name);
+		if (got != c->verdict) {
+			print_error("boundary, case '%s': verdict %d, expected %d\n", c->name, got,
+				    c->verdict);
+			wrong++;
+		}
+	}
+	assert_int_equal(wrong, 0);
+}
+
+/* A boundary drop is reported like the hooks' own, without a process. */
+static int count_boundary_event(void *ctx, void *data, size_t size)
+{
+	const struct cgf_event *e = data;
+	unsigned *n = ctx;
+
+	if (size >= sizeof(*e) && e->hook == CGF_HOOK_BOUNDARY && e->dport == 81 &&
+	    e->pid == 0 && e->comm[0] == '\0' && e->cgroup_id == 1)
+		(*n)++;
+	return 0;
+}
+
+static void test_boundary_event(void **state)
+{
+	struct fixture *fx = *state;
+	unsigned n = 0;
+	struct ring_buffer *rb = ring_buffer__new(bpf_map__fd(fx->skel->maps.cgf_events),
+						  count_boundary_event, &n, NULL);
+
+	assert_non_null(rb);
+	ring_buffer__consume(rb);
+	n = 0;
+	assert_int_equal(run_boundary(fx, &cases[1]), TCX_DROP);
+	ring_buffer__consume(rb);
+	ring_buffer__free(rb);
+	assert_int_equal(n, 1);
+}
+
+/* The boundary reads the fence's audit flag from the shared config too. */
+static void test_boundary_audit(void **state)
+{
+	struct fixture *fx = *state;
+	struct cgf_config cfg = { .abi_version = CGF_ABI_VERSION, .cgroup_id = 1,
+				  .flags = CGF_CONFIG_AUDIT };
+	int cfg_fd = bpf_map__fd(fx->skel->maps.cgf_config);
+	struct cgf_stats before, after;
+	uint32_t zero = 0;
+
+	sum_stats(fx, &before);
+	assert_int_equal(bpf_map_update_elem(cfg_fd, &zero, &cfg, BPF_ANY), 0);
+	assert_int_equal(run_boundary(fx, &cases[1]), TCX_NEXT);
+	cfg.flags = 0;
+	assert_int_equal(bpf_map_update_elem(cfg_fd, &zero, &cfg, BPF_ANY), 0);
+	assert_int_equal(run_boundary(fx, &cases[1]), TCX_DROP);
+	sum_stats(fx, &after);
+	assert_int_equal(after.audited[CGF_HOOK_BOUNDARY] - before.audited[CGF_HOOK_BOUNDARY], 1);
+	assert_int_equal(after.denied[CGF_HOOK_BOUNDARY] - before.denied[CGF_HOOK_BOUNDARY], 1);
+}
+
 /* An empty allowlist (a fence before its first sync) drops everything. */
 static void test_empty_denies(void **state)
 {
@@ -346,6 +537,10 @@ int main(void)
 		cmocka_unit_test(test_deny_event),
 		cmocka_unit_test(test_audit_mode),
 		cmocka_unit_test(test_empty_denies),
+		cmocka_unit_test(test_boundary_verdicts),
+		cmocka_unit_test(test_boundary_link_traffic),
+		cmocka_unit_test(test_boundary_event),
+		cmocka_unit_test(test_boundary_audit),
 	};
 
 	if (geteuid() != 0) {

@@ -75,6 +75,28 @@ static void test_attach_cgroup(void **unused)
 	assert_false(req.audit);
 }
 
+/* The boundary fields: what the hook sends with and without a veth to the host. */
+static void test_attach_boundary(void **unused)
+{
+	parse_ok("{\"op\":\"attach\",\"policy\":\"web\",\"pid\":7,\"boundary\":\"veth1a2b\","
+		 "\"boundary_netns\":\"/run/netns/box\",\"net_caps\":[\"CAP_NET_RAW\","
+		 "\"CAP_NET_ADMIN\"]}");
+	assert_string_equal(req.boundary, "veth1a2b");
+	assert_string_equal(req.boundary_netns, "/run/netns/box");
+	assert_true(req.has_net_caps);
+	assert_int_equal(req.net_caps, CGF_RISK_NET_RAW | CGF_RISK_NET_ADMIN);
+	parse_ok("{\"op\":\"attach\",\"policy\":\"web\",\"pid\":7,\"net_caps\":[],"
+		 "\"boundary_missing\":\"no veth to the host\"}");
+	assert_string_equal(req.boundary, "");
+	assert_string_equal(req.boundary_missing, "no veth to the host");
+	assert_true(req.has_net_caps);
+	assert_int_equal(req.net_caps, 0);
+	/* cgfence attach sends no capabilities: they stay unknown */
+	parse_ok("{\"op\":\"attach\",\"policy\":\"web\",\"cgroup\":\"/x\",\"boundary\":\"v\"}");
+	assert_false(req.has_net_caps);
+	assert_string_equal(req.boundary_netns, "");
+}
+
 static void test_other_ops(void **unused)
 {
 	parse_ok("{\"op\":\"detach\",\"cgroup\":\"demo\"}");
@@ -156,6 +178,25 @@ static const struct {
 	  CGF_REQ_ATTACH, "attach", "attach: 'dns' entry 0: *" },
 	{ "{\"op\":\"attach\",\"policy\":\"web\",\"pid\":5,\"audit\":\"true\"}", CGF_REQ_ATTACH,
 	  "attach", "attach: 'audit' must be true or false" },
+	{ "{\"op\":\"attach\",\"policy\":\"web\",\"pid\":5,\"boundary\":5}", CGF_REQ_ATTACH,
+	  "attach", "attach: 'boundary' must be a string" },
+	{ "{\"op\":\"attach\",\"policy\":\"web\",\"pid\":5,\"boundary\":\"\"}", CGF_REQ_ATTACH,
+	  "attach", "attach: 'boundary' must be 1 to 15 bytes, without NUL" },
+	{ "{\"op\":\"attach\",\"policy\":\"web\",\"pid\":5,\"boundary\":\"0123456789abcdef\"}",
+	  CGF_REQ_ATTACH, "attach", "attach: 'boundary' must be 1 to 15 bytes, without NUL" },
+	{ "{\"op\":\"attach\",\"policy\":\"web\",\"pid\":5,\"boundary\":\"../x\"}",
+	  CGF_REQ_ATTACH, "attach", "attach: 'boundary' must be an interface name" },
+	{ "{\"op\":\"attach\",\"policy\":\"web\",\"pid\":5,\"boundary\":\"v\","
+	  "\"boundary_netns\":\"run/netns/x\"}", CGF_REQ_ATTACH, "attach",
+	  "attach: 'boundary_netns' must be an absolute path" },
+	{ "{\"op\":\"attach\",\"policy\":\"web\",\"pid\":5,\"boundary_netns\":\"/x\"}",
+	  CGF_REQ_ATTACH, "attach", "attach: 'boundary_netns' without 'boundary'" },
+	{ "{\"op\":\"attach\",\"policy\":\"web\",\"pid\":5,\"net_caps\":\"CAP_NET_RAW\"}",
+	  CGF_REQ_ATTACH, "attach", "attach: 'net_caps' must be a list of capability names" },
+	{ "{\"op\":\"attach\",\"policy\":\"web\",\"pid\":5,\"net_caps\":[\"CAP_SYS_ADMIN\"]}",
+	  CGF_REQ_ATTACH, "attach", "attach: 'net_caps' entry 0: not CAP_NET_RAW or CAP_NET_ADMIN" },
+	{ "{\"op\":\"attach\",\"policy\":\"web\",\"pid\":5,\"boundary_missing\":1}",
+	  CGF_REQ_ATTACH, "attach", "attach: 'boundary_missing' must be a string" },
 	{ "{\"op\":\"detach\"}", CGF_REQ_DETACH, "detach", "detach: 'cgroup' is required" },
 	{ "{\"op\":\"detach\",\"cgroup\":null}", CGF_REQ_DETACH, "detach",
 	  "detach: 'cgroup' is required" },
@@ -226,6 +267,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_attach_pid),
 		cmocka_unit_test(test_attach_cgroup),
+		cmocka_unit_test(test_attach_boundary),
 		cmocka_unit_test(test_other_ops),
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_lengths),

@@ -434,6 +434,87 @@ static void test_buffer_cases(void **state)
 	}
 }
 
+/* ---- accept-risk ------------------------------------------------------- */
+
+struct risk_case {
+	const char *name;
+	const char *data;
+	int ret;
+	uint32_t risk;      /* when ret == 0 */
+	size_t n_rules;     /* when ret == 0 */
+	const char *reason; /* substring, when ret != 0 */
+	unsigned line, column;
+};
+
+static const struct risk_case risk_cases[] = {
+	{ "net_raw", "a.com\naccept-risk net_raw\n", 0, CGF_RISK_NET_RAW, 1, NULL, 0, 0 },
+	{ "net_admin", "accept-risk net_admin\na.com\n", 0, CGF_RISK_NET_ADMIN, 1, NULL, 0, 0 },
+	{ "both on one line", "accept-risk net_raw net_admin # both\na.com\n", 0,
+	  CGF_RISK_NET_RAW | CGF_RISK_NET_ADMIN, 1, NULL, 0, 0 },
+	{ "two lines, tabs, repeats", "\taccept-risk\tnet_raw\naccept-risk net_raw  net_admin\n"
+	  "1.2.3.4\n", 0, CGF_RISK_NET_RAW | CGF_RISK_NET_ADMIN, 1, NULL, 0, 0 },
+	{ "none", "a.com\n", 0, 0, 1, NULL, 0, 0 },
+	{ "no name", "a.com\naccept-risk\n", -EINVAL, 0, 0,
+	  "accept-risk: which risk? name net_raw and/or net_admin", 2, 12 },
+	{ "no name, blanks", "accept-risk   # nothing\n", -EINVAL, 0, 0, "which risk?", 1, 15 },
+	{ "unknown name", "a.com\naccept-risk net_raw sys_admin\n", -EINVAL, 0, 0,
+	  "accept-risk: unknown risk 'sys_admin' (net_raw: AF_PACKET", 2, 21 },
+	{ "upper case", "accept-risk NET_RAW\na.com\n", -EINVAL, 0, 0,
+	  "unknown risk 'NET_RAW'", 1, 13 },
+	{ "capability name", "accept-risk cap_net_raw\n", -EINVAL, 0, 0,
+	  "unknown risk 'cap_net_raw'", 1, 13 },
+	{ "glued", "accept-risknet_raw\n", -EINVAL, 0, 0, "", 1, 0 },
+	{ "only directives", "accept-risk net_raw\n", -EINVAL, 0, 0, "empty policy: no rules", 0,
+	  0 },
+};
+
+static void test_accept_risk(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(risk_cases); i++) {
+		const struct risk_case *c = &risk_cases[i];
+		struct cgf_policy pol = { 0 };
+		struct cgf_error err;
+		int ret = cgf_policy_parse_buffer(&pol, "r.policy", c->data, strlen(c->data), &err);
+
+		CHECK(ret == c->ret, "%s: returned %d (%s)", c->name, ret, err.reason);
+		if (ret) {
+			CHECK(strstr(err.reason, c->reason), "%s: reason '%s'", c->name,
+			      err.reason);
+			/* column 0: an error of the rule parser, whose column is its own */
+			CHECK(err.line == c->line && (!c->column || err.column == c->column),
+			      "%s: at %u:%u, expected %u:%u", c->name, err.line, err.column, c->line,
+			      c->column);
+			CHECK(pol.accept_risk == 0 && pol.n_rules == 0, "%s: applied on error",
+			      c->name);
+		} else {
+			CHECK(pol.accept_risk == c->risk, "%s: risk %#x, expected %#x", c->name,
+			      pol.accept_risk, c->risk);
+			CHECK(pol.n_rules == c->n_rules, "%s: %zu rules", c->name, pol.n_rules);
+		}
+		cgf_policy_free(&pol);
+	}
+}
+
+/* Files add up: what one accepts stays accepted when the next is loaded. */
+static void test_accept_risk_accumulates(void **state)
+{
+	struct cgf_policy pol = { 0 };
+	struct cgf_error err;
+	const char *a = "accept-risk net_raw\na.com\n", *b = "b.com\n",
+		   *bad = "accept-risk net_admin\nbad_name.com\n";
+
+	(void)state;
+	assert_int_equal(cgf_policy_parse_buffer(&pol, "a", a, strlen(a), &err), 0);
+	assert_int_equal(cgf_policy_parse_buffer(&pol, "b", b, strlen(b), &err), 0);
+	assert_int_equal(pol.accept_risk, CGF_RISK_NET_RAW);
+	/* a file that fails adds nothing, its accept-risk included */
+	assert_int_equal(cgf_policy_parse_buffer(&pol, "bad", bad, strlen(bad), &err), -EINVAL);
+	assert_int_equal(pol.accept_risk, CGF_RISK_NET_RAW);
+	assert_int_equal(pol.n_rules, 2);
+	cgf_policy_free(&pol);
+}
+
 static void test_buffer_long_lines(void **state)
 {
 	struct cgf_policy pol = { 0 };
@@ -1349,6 +1430,8 @@ int main(void)
 		cmocka_unit_test(test_rule_invalid_long_names),
 		cmocka_unit_test(test_rule_null_err),
 		cmocka_unit_test(test_buffer_cases),
+		cmocka_unit_test(test_accept_risk),
+		cmocka_unit_test(test_accept_risk_accumulates),
 		cmocka_unit_test(test_buffer_long_lines),
 		cmocka_unit_test(test_buffer_line_numbers),
 		cmocka_unit_test(test_buffer_all_or_nothing),

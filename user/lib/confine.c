@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include <linux/capability.h>
 #include <sys/mount.h>
@@ -135,27 +136,104 @@ out:
 	return ret;
 }
 
-static const int dropped_caps[] = {
-	CAP_SYS_ADMIN, CAP_BPF,	 CAP_PERFMON, CAP_SYS_PTRACE,  CAP_SYS_MODULE, CAP_DAC_READ_SEARCH,
-	CAP_SYS_RAWIO, CAP_MKNOD, CAP_SYS_BOOT, CAP_MAC_ADMIN, CAP_MAC_OVERRIDE,
+/*
+ * What each dropped capability would let a fenced process do, as --keep-cap
+ * warns.  NET_RAW and NET_ADMIN reach around the cgroup hooks (frames no
+ * socket sends, packets changed after the hook); the others reach the fence
+ * itself or the kernel under it.
+ */
+static const struct {
+	int cap;
+	const char *name;
+	const char *vector; /* NULL: never kept (would detach the fence) */
+} dropped[] = {
+	{ CAP_SYS_ADMIN, "sys_admin", NULL },
+	{ CAP_BPF, "bpf", NULL },
+	{ CAP_PERFMON, "perfmon", NULL },
+	{ CAP_NET_RAW, "net_raw", "AF_PACKET frames that no cgroup hook sees" },
+	{ CAP_NET_ADMIN, "net_admin",
+	  "tunnels, TUN devices and nft netdev rules that change packets after the cgroup hooks" },
+	{ CAP_SYS_PTRACE, "sys_ptrace", "ptrace of processes outside the fence" },
+	{ CAP_SYS_MODULE, "sys_module", "kernel modules: anything at all" },
+	{ CAP_DAC_READ_SEARCH, "dac_read_search",
+	  "open_by_handle_at: files outside its mount namespace" },
+	{ CAP_SYS_RAWIO, "sys_rawio", "raw I/O to memory and devices" },
+	{ CAP_MKNOD, "mknod", "device nodes for disks and memory" },
+	{ CAP_SYS_BOOT, "sys_boot", "kexec: another kernel" },
+	{ CAP_MAC_ADMIN, "mac_admin", "the LSM policy" },
+	{ CAP_MAC_OVERRIDE, "mac_override", "the LSM policy" },
 };
 
-static int drop_caps(char *err)
+#define N_DROPPED (sizeof(dropped) / sizeof(dropped[0]))
+
+int cgf_keep_cap(struct cgf_keep *keep, const char *name, char *err)
+{
+	const char *n = name;
+
+	if (!strncasecmp(n, "cap_", 4))
+		n += 4;
+	for (size_t i = 0; i < N_DROPPED; i++) {
+		if (strcasecmp(n, dropped[i].name))
+			continue;
+		if (!dropped[i].vector)
+			return fail(err, -EINVAL,
+				    "'%s': never kept, it would let the command detach its own fence",
+				    name);
+		keep->caps |= 1ull << dropped[i].cap;
+		return 0;
+	}
+	return fail(err, -EINVAL,
+		    "'%s': not a capability the fence drops (net_raw, net_admin, sys_ptrace, "
+		    "sys_module, dac_read_search, sys_rawio, mknod, sys_boot, mac_admin, "
+		    "mac_override)",
+		    name);
+}
+
+uint32_t cgf_keep_risks(const struct cgf_keep *keep)
+{
+	return ((keep->caps >> CAP_NET_RAW) & 1 ? CGF_RISK_NET_RAW : 0) |
+	       ((keep->caps >> CAP_NET_ADMIN) & 1 ? CGF_RISK_NET_ADMIN : 0);
+}
+
+void cgf_keep_warn(const struct cgf_keep *keep, bool boundary)
+{
+	for (size_t i = 0; i < N_DROPPED; i++) {
+		bool net = dropped[i].cap == CAP_NET_RAW || dropped[i].cap == CAP_NET_ADMIN;
+
+		if (!(keep->caps >> dropped[i].cap & 1))
+			continue;
+		fprintf(stderr, "cgfence: warning: --keep-cap %s lets COMMAND use %s%s\n",
+			dropped[i].name, dropped[i].vector,
+			!net	   ? ""
+			: boundary ? " (the boundary still judges what leaves its network namespace)"
+				   : "; no boundary program stops them (add --boundary IFNAME)");
+	}
+}
+
+static bool kept(const struct cgf_keep *keep, int cap)
+{
+	return keep && (keep->caps >> cap & 1);
+}
+
+static int drop_caps(const struct cgf_keep *keep, char *err)
 {
 	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
 	struct __user_cap_data_struct data[2];
 	size_t i;
 
-	for (i = 0; i < sizeof(dropped_caps) / sizeof(dropped_caps[0]); i++)
-		if (prctl(PR_CAPBSET_DROP, dropped_caps[i], 0, 0, 0) && errno != EINVAL)
-			return fail(err, -errno, "cannot drop capability %d from the bounding set: %s",
-				    dropped_caps[i], strerror(errno));
+	for (i = 0; i < N_DROPPED; i++)
+		if (!kept(keep, dropped[i].cap) && prctl(PR_CAPBSET_DROP, dropped[i].cap, 0, 0, 0) &&
+		    errno != EINVAL)
+			return fail(err, -errno, "cannot drop CAP_%s from the bounding set: %s",
+				    dropped[i].name, strerror(errno));
 	if (syscall(SYS_capget, &hdr, data))
 		return fail(err, -errno, "cannot read capabilities: %s", strerror(errno));
-	for (i = 0; i < sizeof(dropped_caps) / sizeof(dropped_caps[0]); i++) {
-		int cap = dropped_caps[i];
+	for (i = 0; i < N_DROPPED; i++) {
+		int cap = dropped[i].cap;
 		__u32 bit = 1u << (cap % 32);
 
+		if (kept(keep, cap))
+			continue;
 		data[cap / 32].effective &= ~bit;
 		data[cap / 32].permitted &= ~bit;
 		data[cap / 32].inheritable &= ~bit;
@@ -166,7 +244,7 @@ static int drop_caps(char *err)
 	return 0;
 }
 
-int cgf_confine_self(const char *cgroup_path, char *err)
+int cgf_confine_self(const char *cgroup_path, const struct cgf_keep *keep, char *err)
 {
 	char procs[PATH_MAX + 32];
 	struct mount_list *cg2 = NULL;
@@ -201,7 +279,7 @@ int cgf_confine_self(const char *cgroup_path, char *err)
 			goto out;
 		}
 	}
-	ret = drop_caps(err);
+	ret = drop_caps(keep, err);
 out:
 	free(cg2);
 	return ret;

@@ -14,16 +14,39 @@
  */
 int cgf_cgroup2_nsdelegate(char *err);
 
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Capabilities the confined process keeps although they are on the drop list. */
+struct cgf_keep {
+	uint64_t caps; /* bit N: capability N */
+};
+
+/*
+ * Adds capability name ("net_raw", "NET_RAW", "CAP_NET_RAW") to keep.  Refused
+ * for CAP_SYS_ADMIN, CAP_BPF and CAP_PERFMON (they would let the process detach
+ * its own fence), for names that are not capabilities and for capabilities the
+ * fence does not drop.  Returns 0 or -EINVAL with err set ("'x': reason").
+ */
+int cgf_keep_cap(struct cgf_keep *keep, const char *name, char *err);
+
+/* The CGF_RISK_* bits of what keep gives back (CAP_NET_RAW, CAP_NET_ADMIN). */
+uint32_t cgf_keep_risks(const struct cgf_keep *keep);
+
+/* Warns on stderr, per kept capability, which way around the fence it reopens. */
+void cgf_keep_warn(const struct cgf_keep *keep, bool boundary);
+
 /*
  * In the calling process: joins the cgroup at cgroup_path, enters new cgroup
  * and mount namespaces, unmounts every bpf filesystem (the fence's pins
  * become unreachable), replaces every cgroup2 mount by one rooted at the
- * fence, and drops the capabilities that could undo the fence (CAP_SYS_ADMIN,
- * CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE, CAP_SYS_MODULE, CAP_DAC_READ_SEARCH,
- * CAP_SYS_RAWIO, CAP_MKNOD, CAP_SYS_BOOT, CAP_MAC_ADMIN, CAP_MAC_OVERRIDE) from
- * every set, the bounding set included.  CAP_NET_ADMIN and CAP_NET_RAW stay:
- * the fence holds against them.  Returns 0 or a negative errno with err set.
+ * fence, and drops the capabilities that could undo or get around the fence
+ * (CAP_SYS_ADMIN, CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN, CAP_NET_RAW,
+ * CAP_SYS_PTRACE, CAP_SYS_MODULE, CAP_DAC_READ_SEARCH, CAP_SYS_RAWIO,
+ * CAP_MKNOD, CAP_SYS_BOOT, CAP_MAC_ADMIN, CAP_MAC_OVERRIDE) from every set,
+ * the bounding set included, except those in keep (NULL: none).  Returns 0
+ * or a negative errno with err set.
  */
-int cgf_confine_self(const char *cgroup_path, char *err);
+int cgf_confine_self(const char *cgroup_path, const struct cgf_keep *keep, char *err);
 
 #endif /* CGF_CONFINE_H */

@@ -31,7 +31,8 @@ bool cgf_policy_name_valid_n(const char *name, size_t len);
  */
 enum cgf_request_op {
 	CGF_REQ_NONE,    /* no request: malformed, no "op", or an unknown one */
-	CGF_REQ_ATTACH,  /* policy, exactly one of cgroup and pid; audit, label, dns */
+	CGF_REQ_ATTACH,  /* policy, exactly one of cgroup and pid; audit, label, dns;
+			  * boundary, boundary_netns, boundary_missing, net_caps */
 	CGF_REQ_DETACH,  /* cgroup */
 	CGF_REQ_STATUS,
 	CGF_REQ_RELOAD,
@@ -54,6 +55,16 @@ struct cgf_request {
 	char label[CGF_LABEL_MAX];          /* attach */
 	struct cgf_endpoint dns[CGF_FENCE_DNS_MAX]; /* attach: resolvers besides the policy */
 	size_t n_dns;
+	/*
+	 * attach, boundary: the host end of the workload's veth ("" = none), its
+	 * namespace's path ("" = the daemon's), why there is none (from the hook,
+	 * quoted when refusing), the CGF_RISK_* capabilities the workload holds.
+	 */
+	char boundary[CGF_IFNAME_MAX];
+	char boundary_netns[PATH_MAX];
+	char boundary_missing[256];
+	bool has_net_caps;                  /* net_caps was given: the holdings are known */
+	uint32_t net_caps;
 	bool follow;                        /* events */
 };
 

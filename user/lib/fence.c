@@ -15,6 +15,8 @@
 #include <arpa/inet.h>
 #include <linux/magic.h>
 #include <netinet/in.h>
+#include <net/if.h>
+#include <sched.h>
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -24,10 +26,18 @@
 
 #include "fence.h"
 #include "cgfence.skel.h"
+#include "boundary.skel.h"
 
 #ifndef BPF_FS_MAGIC
 #define BPF_FS_MAGIC 0xcafe4a11
 #endif
+/* tcx (6.6) postdates the uapi headers of Debian 12; the values are ABI. */
+#ifndef BPF_F_BEFORE
+#define BPF_F_BEFORE (1U << 3)
+#endif
+#define CGF_BPF_TCX_INGRESS 46
+#define CGF_BPF_LINK_TYPE_TCX 11
+
 #ifndef CGROUP2_SUPER_MAGIC
 #define CGROUP2_SUPER_MAGIC 0x63677270
 #endif
@@ -296,6 +306,8 @@ struct cgf_fence {
 	int config_fd;
 	int stats_fd;
 	int events_fd;
+	struct cgf_config cfg; /* as pinned: protections, boundary */
+	char dir[PATH_MAX];    /* its pins */
 	/*
 	 * What the maps hold, as this process last wrote or read them, sorted by
 	 * key: a sync writes only the difference.
@@ -347,6 +359,9 @@ static int unpin_dir(const char *dir)
 		if (unlink(path) && errno != ENOENT)
 			ret = -errno;
 	}
+	snprintf(path, sizeof(path), "%s/%s", dir, CGF_PIN_BOUNDARY);
+	if (unlink(path) && errno != ENOENT)
+		ret = -errno;
 	for (i = 0; i < sizeof(map_pins) / sizeof(map_pins[0]); i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, map_pins[i]);
 		if (unlink(path) && errno != ENOENT)
@@ -489,6 +504,18 @@ const char *cgf_fence_label(const struct cgf_fence *f)
 	return f->label;
 }
 
+static int boundary_link_ifindex(const char *dir);
+
+const struct cgf_config *cgf_fence_config(const struct cgf_fence *f)
+{
+	return &f->cfg;
+}
+
+int cgf_fence_boundary_ifindex(const struct cgf_fence *f)
+{
+	return boundary_link_ifindex(f->dir);
+}
+
 size_t cgf_fence_dns(const struct cgf_fence *f, const struct cgf_endpoint **dns)
 {
 	*dns = f->dns;
@@ -524,6 +551,201 @@ int cgf_fence_events_fd(const struct cgf_fence *f)
 static int dup_cloexec(int fd)
 {
 	return fcntl(fd, F_DUPFD_CLOEXEC, 3);
+}
+
+/* ---- the boundary ---------------------------------------------------- */
+
+/*
+ * Runs fn in the network namespace at netns_path (NULL: the caller's own), on
+ * this thread only, and comes back.  A thread that cannot come back is a
+ * thread in the wrong namespace: that aborts rather than carry on there.
+ */
+static int in_netns(const char *netns_path, int (*fn)(void *arg, char *err), void *arg,
+		    char *err)
+{
+	int self = -1, target = -1, ret;
+
+	if (!netns_path || !*netns_path)
+		return fn(arg, err);
+	target = open(netns_path, O_RDONLY | O_CLOEXEC);
+	if (target < 0)
+		return fail(err, -errno, "network namespace '%s': %s", netns_path, strerror(errno));
+	self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (self < 0) {
+		ret = fail(err, -errno, "cannot open this thread's network namespace: %s",
+			   strerror(errno));
+		goto out;
+	}
+	if (setns(target, CLONE_NEWNET)) {
+		ret = fail(err, -errno, "cannot enter network namespace '%s': %s", netns_path,
+			   strerror(errno));
+		goto out;
+	}
+	ret = fn(arg, err);
+	if (setns(self, CLONE_NEWNET)) {
+		fprintf(stderr, "cgfence: cannot return from network namespace '%s': %s\n",
+			netns_path, strerror(errno));
+		abort();
+	}
+out:
+	if (self >= 0)
+		close(self);
+	close(target);
+	return ret;
+}
+
+struct boundary_req {
+	const char *ifname;
+	const char *netns; /* for messages */
+	struct cgf_config *cfg; /* gets ifindex, netns inode, names */
+	int prog_fd;            /* attach: the program; resolve: -1 */
+	int link_fd;            /* attach: the new link */
+};
+
+/* In the interface's namespace: its index and the namespace's inode. */
+static int boundary_resolve_here(void *arg, char *err)
+{
+	struct boundary_req *r = arg;
+	struct stat st;
+	unsigned idx = if_nametoindex(r->ifname);
+
+	if (!idx)
+		return fail(err, errno == ENODEV || errno == ENXIO ? -ENODEV : -errno,
+			    "boundary interface '%s' not found in network namespace '%s': %s",
+			    r->ifname, r->netns, strerror(errno));
+	if (stat("/proc/thread-self/ns/net", &st))
+		return fail(err, -errno, "cannot read the network namespace's inode: %s",
+			    strerror(errno));
+	r->cfg->boundary_ifindex = idx;
+	r->cfg->boundary_netns_ino = st.st_ino;
+	return 0;
+}
+
+/* In the interface's namespace: a tcx ingress link at the head of the chain. */
+static int boundary_link_here(void *arg, char *err)
+{
+	struct boundary_req *r = arg;
+	LIBBPF_OPTS(bpf_link_create_opts, lo, .flags = BPF_F_BEFORE);
+	struct stat st;
+
+	/* the namespace must still be the one resolved, the index still the name's */
+	if (stat("/proc/thread-self/ns/net", &st) || st.st_ino != r->cfg->boundary_netns_ino ||
+	    if_nametoindex(r->ifname) != r->cfg->boundary_ifindex)
+		return fail(err, -ESTALE, "boundary interface '%s' changed while attaching",
+			    r->ifname);
+	r->link_fd = bpf_link_create(r->prog_fd, (int)r->cfg->boundary_ifindex,
+				     (enum bpf_attach_type)CGF_BPF_TCX_INGRESS, &lo);
+	if (r->link_fd < 0)
+		return fail(err, r->link_fd,
+			    "cannot attach the boundary to the ingress of '%s' (tcx, kernel 6.6+): %s",
+			    r->ifname, strerror(-r->link_fd));
+	return 0;
+}
+
+/* Checks the boundary options and fills the config's boundary fields. */
+static int boundary_resolve(const struct cgf_attach_opts *opts, struct cgf_config *cfg,
+			    char *err)
+{
+	struct boundary_req r = { .ifname = opts->boundary_ifname, .cfg = cfg, .prog_fd = -1 };
+
+	r.netns = opts->boundary_netns ? opts->boundary_netns : "(cgfence's own)";
+	if (!*r.ifname || strlen(r.ifname) >= CGF_IFNAME_MAX || strchr(r.ifname, '/'))
+		return fail(err, -EINVAL, "boundary interface '%s': not an interface name",
+			    r.ifname);
+	snprintf(cfg->boundary_ifname, sizeof(cfg->boundary_ifname), "%s", r.ifname);
+	/* only shown: a long path is cut */
+	snprintf(cfg->boundary_netns, sizeof(cfg->boundary_netns), "%s",
+		 opts->boundary_netns ? opts->boundary_netns : "");
+	return in_netns(opts->boundary_netns, boundary_resolve_here, &r, err);
+}
+
+/*
+ * Loads the boundary program over the fence's own maps (one allowlist, one
+ * config, one set of counters and events), attaches it to the ingress of the
+ * interface and pins the link in dir.  Returns 0 or a negative errno.
+ */
+static int boundary_attach(struct cgfence_bpf *fence_skel, const struct cgf_attach_opts *opts,
+			   struct cgf_config *cfg, const char *dir, char *err)
+{
+	struct boundary_req r = { .ifname = opts->boundary_ifname, .cfg = cfg, .link_fd = -1 };
+	struct boundary_bpf *skel = boundary_bpf__open();
+	char path[PATH_MAX + 64];
+	int ret;
+
+	r.netns = opts->boundary_netns ? opts->boundary_netns : "(cgfence's own)";
+	if (!skel)
+		return fail(err, -errno, "cannot open the boundary BPF object: %s",
+			    strerror(errno));
+	struct {
+		struct bpf_map *mine, *fence;
+	} maps[] = {
+		{ skel->maps.cgf_allow4, fence_skel->maps.cgf_allow4 },
+		{ skel->maps.cgf_allow6, fence_skel->maps.cgf_allow6 },
+		{ skel->maps.cgf_exact4, fence_skel->maps.cgf_exact4 },
+		{ skel->maps.cgf_exact6, fence_skel->maps.cgf_exact6 },
+		{ skel->maps.cgf_config, fence_skel->maps.cgf_config },
+		{ skel->maps.cgf_stats, fence_skel->maps.cgf_stats },
+		{ skel->maps.cgf_events, fence_skel->maps.cgf_events },
+	};
+	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
+		ret = bpf_map__reuse_fd(maps[i].mine, bpf_map__fd(maps[i].fence));
+		if (ret) {
+			fail(err, ret, "cannot give the boundary the fence's map '%s': %s",
+			     bpf_map__name(maps[i].mine), strerror(-ret));
+			goto out;
+		}
+	}
+	ret = boundary_bpf__load(skel);
+	if (ret) {
+		fail(err, ret, "cannot load the boundary program: %s", strerror(-ret));
+		goto out;
+	}
+	r.prog_fd = bpf_program__fd(skel->progs.cgf_boundary);
+	ret = in_netns(opts->boundary_netns, boundary_link_here, &r, err);
+	if (ret)
+		goto out;
+	snprintf(path, sizeof(path), "%s/%s", dir, CGF_PIN_BOUNDARY);
+	if (bpf_obj_pin(r.link_fd, path)) {
+		ret = fail(err, -errno, "cannot pin link '%s': %s", path, strerror(errno));
+		goto out;
+	}
+	ret = 0;
+out:
+	/* pinned, the link stays; unpinned, closing its fd detaches it */
+	if (r.link_fd >= 0)
+		close(r.link_fd);
+	boundary_bpf__destroy(skel);
+	return ret;
+}
+
+/*
+ * Whether the pinned boundary link is still attached: its interface index,
+ * 0 when the interface is gone (the link outlives it, defunct), -errno when
+ * there is no link.
+ */
+static int boundary_link_ifindex(const char *dir)
+{
+	char path[PATH_MAX + 64];
+	/* struct bpf_link_info with the tcx member (ifindex, attach_type) at 16 */
+	union {
+		struct bpf_link_info info;
+		__u32 words[32];
+	} u;
+	__u32 len = sizeof(u);
+	int fd, ret;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, CGF_PIN_BOUNDARY);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return -errno;
+	memset(&u, 0, sizeof(u));
+	ret = bpf_obj_get_info_by_fd(fd, &u, &len) ? -errno : 0;
+	close(fd);
+	if (ret)
+		return ret;
+	if (u.info.type != CGF_BPF_LINK_TYPE_TCX)
+		return -EPROTO;
+	return (int)u.words[4];
 }
 
 int cgf_fence_attach(const char *cgroup_path, const struct cgf_allowlist *list,
@@ -595,6 +817,20 @@ int cgf_fence_attach(const char *cgroup_path, const struct cgf_allowlist *list,
 	}
 	for (size_t k = 0; opts && k < opts->n_dns; k++)
 		cfg.dns[k] = opts->dns[k];
+	if (opts) {
+		cfg.caps_known = opts->caps_known;
+		cfg.caps_held = opts->caps_held;
+		cfg.risk_accepted = opts->risk_accepted;
+	}
+	if (opts && opts->boundary_ifname) {
+		ret = boundary_resolve(opts, &cfg, err);
+		if (ret)
+			goto out;
+	} else if (opts && opts->boundary_netns) {
+		ret = fail(err, -EINVAL, "a boundary network namespace ('%s') without an interface",
+			   opts->boundary_netns);
+		goto out;
+	}
 	if (bpf_map_update_elem(bpf_map__fd(skel->maps.cgf_config), &zero, &cfg, BPF_ANY)) {
 		ret = fail(err, -errno, "cannot write the fence config: %s", strerror(errno));
 		goto out;
@@ -661,6 +897,11 @@ int cgf_fence_attach(const char *cgroup_path, const struct cgf_allowlist *list,
 			goto out;
 		}
 	}
+	if (cfg.boundary_ifindex) {
+		ret = boundary_attach(skel, opts, &cfg, tmpdir, err);
+		if (ret)
+			goto out;
+	}
 	/* Publish: the fence exists under its final name only when complete. */
 	if (rename(tmpdir, dir)) {
 		ret = fail(err, -errno, "cannot rename '%s' to '%s': %s", tmpdir, dir,
@@ -676,6 +917,8 @@ int cgf_fence_attach(const char *cgroup_path, const struct cgf_allowlist *list,
 			goto out_published;
 		}
 		fence->cgroup_id = id;
+		fence->cfg = cfg;
+		snprintf(fence->dir, sizeof(fence->dir), "%s", dir);
 		fence->audit = cfg.flags & CGF_CONFIG_AUDIT;
 		memcpy(fence->policy, cfg.policy, sizeof(fence->policy));
 		memcpy(fence->label, cfg.label, sizeof(fence->label));
@@ -778,6 +1021,10 @@ int cgf_fence_open(const char *pin_root, uint64_t id, struct cgf_fence **out, ch
 	f->audit = cfg.flags & CGF_CONFIG_AUDIT;
 	cfg.policy[sizeof(cfg.policy) - 1] = '\0';
 	cfg.label[sizeof(cfg.label) - 1] = '\0';
+	cfg.boundary_ifname[sizeof(cfg.boundary_ifname) - 1] = '\0';
+	cfg.boundary_netns[sizeof(cfg.boundary_netns) - 1] = '\0';
+	f->cfg = cfg;
+	snprintf(f->dir, sizeof(f->dir), "%s", dir);
 	memcpy(f->policy, cfg.policy, sizeof(f->policy));
 	memcpy(f->label, cfg.label, sizeof(f->label));
 	fence_take_dns(f, &cfg);
@@ -1112,7 +1359,7 @@ const char *cgf_hook_name(unsigned hook)
 	static const char *const names[CGF_HOOK_MAX] = {
 		[CGF_HOOK_CONNECT4] = "connect4", [CGF_HOOK_CONNECT6] = "connect6",
 		[CGF_HOOK_SENDMSG4] = "sendmsg4", [CGF_HOOK_SENDMSG6] = "sendmsg6",
-		[CGF_HOOK_EGRESS] = "egress",
+		[CGF_HOOK_EGRESS] = "egress",	  [CGF_HOOK_BOUNDARY] = "boundary",
 	};
 
 	return hook < CGF_HOOK_MAX ? names[hook] : "unknown";
@@ -1154,6 +1401,16 @@ void cgf_event_format(const struct cgf_event *e, char *buf, size_t len)
 
 	inet_ntop(e->family == AF_INET ? AF_INET : AF_INET6, e->daddr, addr, sizeof(addr));
 	cgf_event_comm(e, comm);
+	/* the boundary meets packets on the wire: no process to name */
+	if (e->hook == CGF_HOOK_BOUNDARY) {
+		if (e->protocol == IPPROTO_TCP || e->protocol == IPPROTO_UDP)
+			snprintf(buf, len, "%s %s%s%s:%u (boundary)", proto,
+				 e->family == AF_INET6 ? "[" : "", addr,
+				 e->family == AF_INET6 ? "]" : "", e->dport);
+		else
+			snprintf(buf, len, "%s %s (boundary)", proto, addr);
+		return;
+	}
 	if (e->protocol == IPPROTO_TCP || e->protocol == IPPROTO_UDP)
 		snprintf(buf, len, "%s %s%s%s:%u (%s) pid %u (%s)", proto,
 			 e->family == AF_INET6 ? "[" : "", addr, e->family == AF_INET6 ? "]" : "",

@@ -63,12 +63,24 @@ struct cgf_attach_opts {
 	const char *label;     /* who the fence is for, or NULL */
 	const struct cgf_endpoint *dns; /* resolvers allowed besides the policy */
 	size_t n_dns;                   /* at most CGF_FENCE_DNS_MAX */
+	/*
+	 * Boundary: the fence's allowlist also judged at tc ingress of this
+	 * interface (the host end of the workload's veth), found in the network
+	 * namespace at boundary_netns (NULL: the caller's).  NULL: none.
+	 */
+	const char *boundary_ifname;
+	const char *boundary_netns;
+	/* Kept for status: what the workload may do beyond the cgroup hooks. */
+	bool caps_known;         /* caps_held says what the workload was given */
+	uint32_t caps_held;      /* CGF_RISK_* capabilities it holds */
+	uint32_t risk_accepted;  /* CGF_RISK_* its policy accepts without a boundary */
 };
 
 /*
  * Loads a fresh instance of the programs, fills the allowlist, attaches every
  * program to the cgroup with bpf links and pins it all, in that order: the
- * filter is complete before the first packet meets it.  All or nothing: on any
+ * filter is complete before the first packet meets it; the boundary program,
+ * when asked for, is attached last, before the fence is published.  All or nothing: on any
  * failure nothing stays attached or pinned.  -EEXIST if already fenced.
  */
 int cgf_fence_attach(const char *cgroup_path, const struct cgf_allowlist *list,
@@ -97,6 +109,15 @@ uint64_t cgf_fence_cgroup_id(const struct cgf_fence *fence);
 bool cgf_fence_audit(const struct cgf_fence *fence);
 const char *cgf_fence_policy(const struct cgf_fence *fence); /* "" when ad-hoc */
 const char *cgf_fence_label(const struct cgf_fence *fence);  /* "" when none */
+/* The fence's pinned config: protections, boundary interface. */
+const struct cgf_config *cgf_fence_config(const struct cgf_fence *fence);
+
+/*
+ * The interface index the pinned boundary link is attached to, 0 when that
+ * interface is gone (the link is defunct), -ENOENT when there is no boundary.
+ */
+int cgf_fence_boundary_ifindex(const struct cgf_fence *fence);
+
 /* The resolvers the fence allows besides its policy; returns how many. */
 size_t cgf_fence_dns(const struct cgf_fence *fence, const struct cgf_endpoint **dns);
 

@@ -793,6 +793,63 @@ int cgf_policy_add_rule(struct cgf_policy *policy, const char *text, struct cgf_
 	return 0;
 }
 
+/* ---- directives: accept-risk ------------------------------------------ */
+
+#define ACCEPT_RISK "accept-risk"
+
+/*
+ * "accept-risk NAME..." (NAME: net_raw, net_admin): the policy lets a
+ * workload that holds that capability run where no boundary program judges
+ * what leaves its network namespace.  Returns 1 when line is not this
+ * directive, 0 with the bits in *risk, or -EINVAL with err's column and reason.
+ */
+static int parse_accept_risk(const char *line, const char *s, uint32_t *risk,
+			     struct cgf_error *err)
+{
+	static const struct {
+		const char *name;
+		uint32_t bit;
+	} names[] = {
+		{ "net_raw", CGF_RISK_NET_RAW },
+		{ "net_admin", CGF_RISK_NET_ADMIN },
+	};
+	size_t klen = sizeof(ACCEPT_RISK) - 1;
+	unsigned n = 0;
+
+	if (strncmp(s, ACCEPT_RISK, klen) || (s[klen] && !is_blank(s[klen])))
+		return 1;
+	s += klen;
+	for (;;) {
+		const char *w, *e;
+		struct qbuf q;
+		size_t i;
+
+		for (w = s; is_blank(*w); w++)
+			;
+		s = w;
+		if (!*w)
+			break;
+		for (e = w; *e && !is_blank(*e); e++)
+			;
+		for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+			if ((size_t)(e - w) == strlen(names[i].name) &&
+			    !strncmp(w, names[i].name, (size_t)(e - w)))
+				break;
+		if (i == sizeof(names) / sizeof(names[0]))
+			return fail_at(err, line, w,
+				       "accept-risk: unknown risk '%s' (net_raw: AF_PACKET; net_admin: "
+				       "tunnels, TUN devices, netdev rules)",
+				       quote(&q, w, (size_t)(e - w)));
+		*risk |= names[i].bit;
+		n++;
+		s = e;
+	}
+	if (!n)
+		return fail_at(err, line, s,
+			       "accept-risk: which risk? name net_raw and/or net_admin");
+	return 0;
+}
+
 /*
  * Rules are parsed into the spare capacity after policy->n_rules, which is only
  * raised once the whole buffer parsed: the rules already there never change.
@@ -804,6 +861,7 @@ int cgf_policy_parse_buffer(struct cgf_policy *policy, const char *source,
 	char line[CGF_LINE_MAX + 1];
 	size_t off = 0, n = 0;
 	unsigned lineno = 0;
+	uint32_t risk = 0;
 	const char *nul;
 	int ret;
 
@@ -855,6 +913,14 @@ int cgf_policy_parse_buffer(struct cgf_policy *policy, const char *source,
 			;
 		if (!*s)
 			continue;
+		ret = parse_accept_risk(line, s, &risk, err);
+		if (ret <= 0) {
+			if (ret) {
+				err->line = lineno;
+				return ret;
+			}
+			continue;
+		}
 		ret = reserve_rules(policy, n + 1);
 		if (ret) {
 			err->line = lineno;
@@ -874,6 +940,7 @@ int cgf_policy_parse_buffer(struct cgf_policy *policy, const char *source,
 		return -EINVAL;
 	}
 	policy->n_rules += n;
+	policy->accept_risk |= risk;
 	return 0;
 }
 

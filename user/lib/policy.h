@@ -56,6 +56,11 @@ struct cgf_policy {
 	struct cgf_rule *rules;
 	size_t n_rules;
 	size_t cap_rules;
+	/*
+	 * CGF_RISK_* a policy file accepts with "accept-risk net_raw|net_admin":
+	 * a workload holding that capability may run with no boundary program.
+	 */
+	uint32_t accept_risk;
 };
 
 /*

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* Fences and events as JSON and text; see report.h. */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdint.h>
 #include <string.h>
@@ -41,6 +42,97 @@ static json_t *entry_json(int family, const uint8_t *addr, unsigned prefixlen,
 	return json_pack("{s:s,s:o}", "prefix", prefix, "allow", ranges);
 }
 
+/* Why no LSM program is in force: cgfence has none; what the kernel says about lockdown. */
+static json_t *lsm_json(void)
+{
+	char buf[128] = "", reason[256], *open, *close;
+	FILE *f = fopen("/sys/kernel/security/lockdown", "re");
+
+	if (f) {
+		if (!fgets(buf, sizeof(buf), f))
+			buf[0] = '\0';
+		fclose(f);
+	}
+	open = strchr(buf, '[');
+	close = open ? strchr(open, ']') : NULL;
+	if (open && close && strncmp(open + 1, "none", 4)) {
+		*close = '\0';
+		snprintf(reason, sizeof(reason),
+			 "cgfence loads no LSM programs: lockdown=%s refuses them (EPERM)", open + 1);
+	} else {
+		snprintf(reason, sizeof(reason),
+			 "cgfence loads no LSM programs: they fail with EPERM under kernel lockdown "
+			 "(integrity), so nothing may depend on them");
+	}
+	return json_pack("{s:b,s:s}", "loaded", 0, "reason", reason);
+}
+
+/*
+ * What reaches around the cgroup hooks, per capability, and whether it is
+ * closed (by the boundary, or because the workload lacks the capability) or
+ * open, and why.
+ */
+static json_t *vectors_json(const struct cgf_config *cfg, int boundary_ifindex)
+{
+	static const struct {
+		uint32_t bit;
+		const char *cap, *vectors;
+	} risks[] = {
+		{ CGF_RISK_NET_RAW, "CAP_NET_RAW", "AF_PACKET" },
+		{ CGF_RISK_NET_ADMIN, "CAP_NET_ADMIN", "tunnels, TUN forwarding, nft netdev rewrites" },
+	};
+	json_t *out = json_array();
+	char why[256];
+
+	for (size_t i = 0; i < sizeof(risks) / sizeof(risks[0]); i++) {
+		bool held = cfg->caps_held & risks[i].bit, open = true;
+
+		if (cfg->boundary_ifindex && boundary_ifindex > 0) {
+			open = false;
+			snprintf(why, sizeof(why), "judged by the boundary on %s", cfg->boundary_ifname);
+		} else if (cfg->caps_known && !held) {
+			open = false;
+			snprintf(why, sizeof(why), "the workload does not hold %s", risks[i].cap);
+		} else if (cfg->boundary_ifindex) {
+			snprintf(why, sizeof(why), "the boundary interface %s is gone",
+				 cfg->boundary_ifname);
+		} else if (!cfg->caps_known) {
+			snprintf(why, sizeof(why),
+				 "no boundary program: open if the workload holds %s over its network "
+				 "namespace (attach --boundary IFNAME closes it)", risks[i].cap);
+		} else if (cfg->risk_accepted & risks[i].bit) {
+			snprintf(why, sizeof(why),
+				 "no boundary program and risk accepted by policy (the workload holds %s)",
+				 risks[i].cap);
+		} else {
+			snprintf(why, sizeof(why), "no boundary program and the workload holds %s",
+				 risks[i].cap);
+		}
+		json_array_append_new(out, json_pack("{s:s,s:s,s:b,s:s}", "vectors", risks[i].vectors,
+						     "capability", risks[i].cap, "open", open,
+						     "why", why));
+	}
+	return out;
+}
+
+/* Which protections are in force for a fence, and what stays open. */
+static json_t *protections_json(const struct cgf_fence *f)
+{
+	const struct cgf_config *cfg = cgf_fence_config(f);
+	int ifindex = cfg->boundary_ifindex ? cgf_fence_boundary_ifindex(f) : -ENOENT;
+	json_t *boundary = json_null();
+
+	if (cfg->boundary_ifindex)
+		boundary = json_pack("{s:s,s:s,s:I,s:I,s:s}", "interface", cfg->boundary_ifname,
+				     "netns", cfg->boundary_netns, "ifindex",
+				     (json_int_t)cfg->boundary_ifindex, "netns_inode",
+				     (json_int_t)cfg->boundary_netns_ino, "state",
+				     ifindex > 0 ? "attached" : ifindex == 0 ? "interface gone" :
+						 "link missing");
+	return json_pack("{s:b,s:o,s:o,s:o}", "cgroup_hooks", 1, "boundary", boundary, "lsm",
+			 lsm_json(), "vectors", vectors_json(cfg, ifindex));
+}
+
 json_t *cgf_fence_json(const struct cgf_fence *f, const char *cgroup_path, size_t max_entries)
 {
 	struct cgf_allowlist list = { 0 };
@@ -75,6 +167,8 @@ json_t *cgf_fence_json(const struct cgf_fence *f, const char *cgroup_path, size_
 			entries, "counters", counters, "events_lost", (json_int_t)st.events_lost);
 	if (out && list.n_v4 + list.n_v6 < total4 + total6)
 		json_object_set_new(out, "allowlist_truncated", json_true());
+	if (out)
+		json_object_set_new(out, "protections", protections_json(f));
 	cgf_allowlist_free(&list);
 	return out;
 }
@@ -119,6 +213,30 @@ static const char *str(const json_t *o, const char *key)
 	return s ? s : "";
 }
 
+static void print_protections(FILE *out, const json_t *p)
+{
+	const json_t *b = json_object_get(p, "boundary"), *v;
+	size_t i;
+
+	if (!p)
+		return;
+	fprintf(out, "  protections: cgroup hooks");
+	if (json_is_object(b)) {
+		fprintf(out, "; boundary on %s", str(b, "interface"));
+		if (*str(b, "netns"))
+			fprintf(out, " (netns %s)", str(b, "netns"));
+		if (strcmp(str(b, "state"), "attached"))
+			fprintf(out, " [%s]", str(b, "state"));
+	} else {
+		fprintf(out, "; no boundary");
+	}
+	fprintf(out, "\n  LSM: not loaded (%s)\n", str(json_object_get(p, "lsm"), "reason"));
+	json_array_foreach(json_object_get(p, "vectors"), i, v)
+		fprintf(out, "  %s: %s (%s): %s\n",
+			json_is_true(json_object_get(v, "open")) ? "open" : "closed", str(v, "vectors"),
+			str(v, "capability"), str(v, "why"));
+}
+
 void cgf_fence_print(FILE *out, const json_t *f)
 {
 	const json_t *entries = json_object_get(f, "allowlist"), *e, *counters;
@@ -134,7 +252,9 @@ void cgf_fence_print(FILE *out, const json_t *f)
 		fprintf(out, ", policy %s", policy);
 	if (*label)
 		fprintf(out, ", %s", label);
-	fprintf(out, "\n  allowlist: %" JSON_INTEGER_FORMAT " IPv4, %" JSON_INTEGER_FORMAT
+	fprintf(out, "\n");
+	print_protections(out, json_object_get(f, "protections"));
+	fprintf(out, "  allowlist: %" JSON_INTEGER_FORMAT " IPv4, %" JSON_INTEGER_FORMAT
 		" IPv6 entries\n", json_integer_value(json_object_get(f, "ipv4_entries")),
 		json_integer_value(json_object_get(f, "ipv6_entries")));
 	json_array_foreach(entries, i, e) {
@@ -194,8 +314,12 @@ void cgf_event_print(FILE *out, const json_t *e)
 			json_integer_value(json_object_get(e, "dport")));
 	else
 		fprintf(out, "%s", addr);
-	fprintf(out, " (%s) pid %" JSON_INTEGER_FORMAT " (%s)", str(e, "hook"),
-		json_integer_value(json_object_get(e, "pid")), str(e, "comm"));
+	/* the boundary meets packets on the wire: no process to name */
+	if (!strcmp(str(e, "hook"), "boundary"))
+		fprintf(out, " (boundary)");
+	else
+		fprintf(out, " (%s) pid %" JSON_INTEGER_FORMAT " (%s)", str(e, "hook"),
+			json_integer_value(json_object_get(e, "pid")), str(e, "comm"));
 	if (*str(e, "cgroup"))
 		fprintf(out, " cgroup %s", str(e, "cgroup"));
 	if (*str(e, "policy"))

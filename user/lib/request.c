@@ -85,6 +85,71 @@ static int get_cgroup(json_t *req, const char *op, struct cgf_request *r, char *
 	return 0;
 }
 
+/* An optional string field into buf; refuses other types, NULs, what does not fit. */
+static int get_string(json_t *req, const char *key, char *buf, size_t size, char *err,
+		      size_t errlen)
+{
+	json_t *v = field(req, key);
+
+	if (!v)
+		return 0;
+	if (!json_is_string(v))
+		return fail(err, errlen, "attach: '%s' must be a string", key);
+	if (json_string_length(v) == 0 || json_string_length(v) >= size ||
+	    strlen(json_string_value(v)) != json_string_length(v))
+		return fail(err, errlen, "attach: '%s' must be 1 to %zu bytes, without NUL", key,
+			    size - 1);
+	memcpy(buf, json_string_value(v), json_string_length(v) + 1);
+	return 0;
+}
+
+/*
+ * The boundary fields of an attach: the interface (a name, no '/'), its
+ * namespace (an absolute path), why there is none, and the capabilities that
+ * reach around the cgroup hooks which the workload holds.
+ */
+static int parse_boundary(json_t *req, struct cgf_request *r, char *err, size_t errlen)
+{
+	json_t *caps = field(req, "net_caps"), *c;
+	size_t k;
+
+	if (get_string(req, "boundary", r->boundary, sizeof(r->boundary), err, errlen) ||
+	    get_string(req, "boundary_netns", r->boundary_netns, sizeof(r->boundary_netns), err,
+		       errlen))
+		return -EINVAL;
+	if (strchr(r->boundary, '/') || !strcmp(r->boundary, ".") || !strcmp(r->boundary, ".."))
+		return fail(err, errlen, "attach: 'boundary' must be an interface name");
+	if (r->boundary_netns[0] && r->boundary_netns[0] != '/')
+		return fail(err, errlen, "attach: 'boundary_netns' must be an absolute path");
+	if (r->boundary_netns[0] && !r->boundary[0])
+		return fail(err, errlen, "attach: 'boundary_netns' without 'boundary'");
+	/* only quoted back: cut to what fits */
+	if (field(req, "boundary_missing")) {
+		if (!json_is_string(field(req, "boundary_missing")))
+			return fail(err, errlen, "attach: 'boundary_missing' must be a string");
+		snprintf(r->boundary_missing, sizeof(r->boundary_missing), "%s",
+			 json_string_value(field(req, "boundary_missing")));
+	}
+	if (!caps)
+		return 0;
+	if (!json_is_array(caps))
+		return fail(err, errlen, "attach: 'net_caps' must be a list of capability names");
+	r->has_net_caps = true;
+	json_array_foreach(caps, k, c) {
+		const char *name = json_string_value(c);
+
+		if (name && !strcmp(name, "CAP_NET_RAW"))
+			r->net_caps |= CGF_RISK_NET_RAW;
+		else if (name && !strcmp(name, "CAP_NET_ADMIN"))
+			r->net_caps |= CGF_RISK_NET_ADMIN;
+		else
+			return fail(err, errlen,
+				    "attach: 'net_caps' entry %zu: not CAP_NET_RAW or CAP_NET_ADMIN",
+				    k);
+	}
+	return 0;
+}
+
 static int parse_attach(json_t *req, struct cgf_request *r, char *err, size_t errlen)
 {
 	json_t *policy = field(req, "policy"), *pid = field(req, "pid");
@@ -132,6 +197,8 @@ static int parse_attach(json_t *req, struct cgf_request *r, char *err, size_t er
 			return fail(err, errlen, "attach: 'pid' must be a positive integer");
 		r->pid = (int)json_integer_value(pid);
 	}
+	if (parse_boundary(req, r, err, errlen))
+		return -EINVAL;
 	return get_bool(req, "attach", "audit", &r->audit, err, errlen);
 }
 

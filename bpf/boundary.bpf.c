@@ -1,0 +1,140 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * cgfence boundary: the fence's allowlist applied where the workload's traffic
+ * leaves its network namespace, on the ingress of the host end of its veth.
+ *
+ * The cgroup hooks judge what sockets of the cgroup send.  A process holding
+ * CAP_NET_RAW or CAP_NET_ADMIN over its own network namespace can put frames
+ * on the wire no socket hook sees (AF_PACKET), or change a packet after the
+ * hook judged it (an nft netdev egress rule, a tunnel, a TUN device with
+ * forwarding).  Whatever it does inside its namespace, every frame has to
+ * cross this veth to go anywhere, and here it is judged again from its own
+ * headers against the same maps (the loader hands this object the fence's map
+ * fds), counted as CGF_HOOK_BOUNDARY in the fence's stats.
+ *
+ * Passed: IPv4/IPv6 whose destination the allowlist allows (TCP/UDP, port
+ * ranges, expiry: the same code as the egress hook, bpf/judge.h), ARP, and
+ * the IPv6 neighbour discovery the link needs (hop limit 255, to a link-local
+ * or link-scope multicast address), and
+ * replies of connections opened from outside toward the workload (published
+ * ports), recognised by conntrack in this namespace where the kernel offers
+ * the bpf_skb_ct_lookup kfunc.  Dropped: everything else, VLAN tags, other
+ * ethertypes, IP options, fragments, extension headers.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "compat.h"
+#include "cgfence.h"
+#include "judge.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* tcx verdicts: NEXT lets programs after this one (and classic tc) see the packet. */
+#define TCX_NEXT (-1)
+#define TCX_DROP 2
+#define ETH_HLEN 14
+#define ETH_P_ARP 0x0806
+#define ICMPV6_ROUTER_SOLICIT 133
+#define ICMPV6_REDIRECT 137
+#define BPF_F_CURRENT_NETNS (-1)
+#define IPPROTO_ICMPV6 58
+
+struct nf_conn *bpf_skb_ct_lookup(struct __sk_buff *skb, struct bpf_sock_tuple *tuple,
+				  __u32 tuple_len, struct bpf_ct_opts *opts,
+				  __u32 opts_len) __ksym __weak;
+void bpf_ct_release(struct nf_conn *ct) __ksym __weak;
+
+/*
+ * Neighbour discovery (RFC 4861 types 133-137, no extension header) with hop
+ * limit 255, which no receiver accepts once a router has forwarded it, sent to
+ * a link-local unicast or link-scope multicast address: what address
+ * resolution and router discovery on the link need.  Unicast probes to a
+ * global address (neighbour unreachability detection of a gateway known by
+ * such an address) are not passed: a forwarded copy would still carry data
+ * past the policy; the neighbour falls back to multicast resolution.
+ */
+static __always_inline bool is_neighbour_discovery(struct __sk_buff *skb)
+{
+	struct ipv6hdr ip6;
+	__u8 type;
+
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip6, sizeof(ip6)) ||
+	    bpf_skb_load_bytes(skb, ETH_HLEN + sizeof(ip6), &type, 1))
+		return false;
+	if (ip6.version != 6 || ip6.nexthdr != IPPROTO_ICMPV6 || ip6.hop_limit != 255 ||
+	    type < ICMPV6_ROUTER_SOLICIT || type > ICMPV6_REDIRECT)
+		return false;
+	if (ip6.daddr.in6_u.u6_addr8[0] == 0xff && (ip6.daddr.in6_u.u6_addr8[1] & 0x0f) == 0x02)
+		return true; /* link-scope multicast: solicited-node, all-routers */
+	/* link-local unicast */
+	return ip6.daddr.in6_u.u6_addr8[0] == 0xfe && (ip6.daddr.in6_u.u6_addr8[1] & 0xc0) == 0x80;
+}
+
+/*
+ * Is this packet a reply of a connection opened from outside toward the
+ * workload (a published port)?  Conntrack in this namespace saw the peer's
+ * first packet go in; the workload's packets of that connection are its reply
+ * direction.  Only confirmed entries count: a packet the workload forged to
+ * create one would itself have been judged here first.
+ */
+static __always_inline bool is_inbound_reply(struct __sk_buff *skb, const struct cgf_dest *d)
+{
+	struct bpf_ct_opts opts = { .netns_id = BPF_F_CURRENT_NETNS, .l4proto = d->proto };
+	struct bpf_sock_tuple tuple = {};
+	struct nf_conn *ct;
+	__u32 tuple_len;
+	bool reply;
+
+	/* weak: NULL when the kernel has no conntrack kfuncs (libbpf 1.1 lacks bpf_ksym_exists) */
+	if (!bpf_skb_ct_lookup || !bpf_ct_release)
+		return false;
+	if (d->proto != IPPROTO_TCP && d->proto != IPPROTO_UDP)
+		return false;
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		struct iphdr ip;
+
+		/* parse_packet has checked: no options, so the ports follow the header */
+		if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)) ||
+		    bpf_skb_load_bytes(skb, ETH_HLEN + sizeof(ip), &tuple.ipv4.sport, 4))
+			return false;
+		tuple.ipv4.saddr = ip.saddr;
+		tuple.ipv4.daddr = ip.daddr;
+		tuple_len = sizeof(tuple.ipv4);
+	} else {
+		struct ipv6hdr ip6;
+
+		if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip6, sizeof(ip6)) ||
+		    bpf_skb_load_bytes(skb, ETH_HLEN + sizeof(ip6), &tuple.ipv6.sport, 4))
+			return false;
+		__builtin_memcpy(tuple.ipv6.saddr, &ip6.saddr, 16);
+		__builtin_memcpy(tuple.ipv6.daddr, &ip6.daddr, 16);
+		tuple_len = sizeof(tuple.ipv6);
+	}
+	ct = bpf_skb_ct_lookup(skb, &tuple, tuple_len, &opts, sizeof(opts));
+	if (!ct)
+		return false;
+	reply = opts.dir == IP_CT_DIR_REPLY && (ct->status & IPS_CONFIRMED);
+	bpf_ct_release(ct);
+	return reply;
+}
+
+SEC("tc")
+int cgf_boundary(struct __sk_buff *skb)
+{
+	struct cgf_dest d = {};
+	bool allowed;
+
+	/* A VLAN tag would carry the frame past the host's view of its ethertype. */
+	if (skb->vlan_present)
+		return decide(CGF_HOOK_BOUNDARY, &d, false) ? TCX_NEXT : TCX_DROP;
+	if (skb->protocol == bpf_htons(ETH_P_ARP))
+		return TCX_NEXT; /* never routed beyond the link */
+	if (skb->protocol == bpf_htons(ETH_P_IPV6) && is_neighbour_discovery(skb))
+		return TCX_NEXT;
+	if (!parse_packet(skb, ETH_HLEN, &d))
+		allowed = false;
+	else
+		allowed = allowlist_allows(&d) || is_inbound_reply(skb, &d);
+	return decide(CGF_HOOK_BOUNDARY, &d, allowed) ? TCX_NEXT : TCX_DROP;
+}

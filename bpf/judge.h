@@ -1,0 +1,289 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The judging shared by every cgfence BPF object: the fence's maps, the
+ * allowlist lookup, the packet parser, counting and deny events.  Included
+ * once per object (cgfence.bpf.c, boundary.bpf.c): each object declares the
+ * same maps, and the loader makes the boundary object use the fence's own
+ * (bpf_map__reuse_fd), so both judge against one allowlist, one config and
+ * count into one stats map.
+ */
+#ifndef CGF_BPF_JUDGE_H
+#define CGF_BPF_JUDGE_H
+
+/* Allowlist tries: longest match holds the union of every covering rule. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, CGF_MAX_ENTRIES);
+	__type(key, struct cgf_key4);
+	__type(value, struct cgf_allow);
+} cgf_allow4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, CGF_MAX_ENTRIES);
+	__type(key, struct cgf_key6);
+	__type(value, struct cgf_allow);
+} cgf_allow6 SEC(".maps");
+
+/*
+ * Exact addresses (/32, /128: everything learned from DNS) live in hash maps,
+ * a lookup that costs the same at any size; the tries hold only shorter
+ * prefixes.  An exact entry's value already holds the ranges of every prefix
+ * that covers it, so a hit needs no trie lookup.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, CGF_MAX_ENTRIES);
+	__type(key, struct cgf_key4);
+	__type(value, struct cgf_allow);
+} cgf_exact4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, CGF_MAX_ENTRIES);
+	__type(key, struct cgf_key6);
+	__type(value, struct cgf_allow);
+} cgf_exact6 SEC(".maps");
+
+/* Fence-wide settings; written by the loader before the first attach. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct cgf_config);
+} cgf_config SEC(".maps");
+
+/* Counters per hook, per CPU; userspace adds the CPUs up. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct cgf_stats);
+} cgf_stats SEC(".maps");
+
+/* Deny events (struct cgf_event) for cgfence to print and log. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} cgf_events SEC(".maps");
+
+/* A destination as judged: IPv4 as ::ffff:a.b.c.d so both families compare alike. */
+struct cgf_dest {
+	__u8 addr[16];
+	__u16 port;  /* host order */
+	__u8 proto;  /* IPPROTO_* */
+	__u8 pad;
+};
+
+static __always_inline struct cgf_stats *stats(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&cgf_stats, &zero);
+}
+
+static __always_inline bool audit_mode(void)
+{
+	__u32 zero = 0;
+	struct cgf_config *cfg = bpf_map_lookup_elem(&cgf_config, &zero);
+
+	/* No config (cannot happen once loaded) means enforce: fail closed. */
+	return cfg && (cfg->flags & CGF_CONFIG_AUDIT);
+}
+
+static __always_inline __u8 proto_bit(__u8 proto)
+{
+	if (proto == IPPROTO_TCP)
+		return CGF_PROTO_TCP;
+	if (proto == IPPROTO_UDP)
+		return CGF_PROTO_UDP;
+	return 0; /* nothing else is ever allowed */
+}
+
+static __always_inline bool ranges_allow(const struct cgf_allow *allow, __u8 bit, __u16 port)
+{
+	__u64 now = 0;
+
+	if (!bit)
+		return false;
+	for (int i = 0; i < CGF_MAX_RANGES; i++) {
+		const struct cgf_range *r = &allow->ranges[i];
+
+		if (i >= allow->n_ranges)
+			break;
+		if (!(r->protos & bit) || port < r->port_lo || port > r->port_hi)
+			continue;
+		if (!r->expires_ns)
+			return true;
+		if (!now)
+			now = bpf_ktime_get_boot_ns();
+		if (now < r->expires_ns)
+			return true;
+	}
+	return false;
+}
+
+static __always_inline bool is_v4_mapped(const __u8 *a)
+{
+	__u32 w0, w1, w2;
+
+	__builtin_memcpy(&w0, a, 4);
+	__builtin_memcpy(&w1, a + 4, 4);
+	__builtin_memcpy(&w2, a + 8, 4);
+	return w0 == 0 && w1 == 0 && w2 == bpf_htonl(0xffff);
+}
+
+/* Is the destination allowed?  IPv4-mapped IPv6 is judged as the IPv4 it is. */
+static __always_inline bool allowlist_allows(const struct cgf_dest *d)
+{
+	struct cgf_allow *allow;
+
+	if (is_v4_mapped(d->addr)) {
+		struct cgf_key4 k4 = { .prefixlen = 32 };
+
+		__builtin_memcpy(k4.addr, d->addr + 12, 4);
+		allow = bpf_map_lookup_elem(&cgf_exact4, &k4);
+		if (!allow)
+			allow = bpf_map_lookup_elem(&cgf_allow4, &k4);
+	} else {
+		struct cgf_key6 k6 = { .prefixlen = 128 };
+
+		__builtin_memcpy(k6.addr, d->addr, 16);
+		allow = bpf_map_lookup_elem(&cgf_exact6, &k6);
+		if (!allow)
+			allow = bpf_map_lookup_elem(&cgf_allow6, &k6);
+	}
+	return allow && ranges_allow(allow, proto_bit(d->proto), d->port);
+}
+
+static __always_inline void set_v4(struct cgf_dest *d, __u32 ip4_be)
+{
+	__u32 ffff = bpf_htonl(0xffff);
+
+	__builtin_memset(d->addr, 0, 8);
+	__builtin_memcpy(d->addr + 8, &ffff, 4);
+	__builtin_memcpy(d->addr + 12, &ip4_be, 4);
+}
+
+static __always_inline void report(enum cgf_hook hook, const struct cgf_dest *d, __u8 action)
+{
+	struct cgf_event *e;
+
+	e = bpf_ringbuf_reserve(&cgf_events, sizeof(*e), 0);
+	if (!e) {
+		struct cgf_stats *s = stats();
+
+		if (s)
+			s->events_lost++;
+		return;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->time_ns = bpf_ktime_get_boot_ns();
+	/* A packet met at the boundary has no sending process to name. */
+	if (hook != CGF_HOOK_BOUNDARY) {
+		e->pid = bpf_get_current_pid_tgid() >> 32;
+		bpf_get_current_comm(e->comm, sizeof(e->comm));
+	}
+	e->hook = hook;
+	e->protocol = d->proto;
+	e->action = action;
+	e->dport = d->port;
+	if (is_v4_mapped(d->addr)) {
+		e->family = AF_INET;
+		__builtin_memcpy(e->daddr, d->addr + 12, 4);
+	} else {
+		e->family = AF_INET6;
+		__builtin_memcpy(e->daddr, d->addr, 16);
+	}
+	{
+		__u32 zero = 0;
+		struct cgf_config *cfg = bpf_map_lookup_elem(&cgf_config, &zero);
+
+		if (cfg)
+			e->cgroup_id = cfg->cgroup_id;
+	}
+	bpf_ringbuf_submit(e, 0);
+}
+
+/*
+ * The verdict, counted and reported: 1 lets the attempt through, 0 refuses it.
+ * In audit mode a would-be denial is reported and let through.
+ */
+static __always_inline int decide(enum cgf_hook hook, const struct cgf_dest *d, bool allowed)
+{
+	struct cgf_stats *s = stats();
+
+	if (allowed) {
+		if (s)
+			s->allowed[hook]++;
+		return 1;
+	}
+	if (audit_mode()) {
+		if (s)
+			s->audited[hook]++;
+		report(hook, d, CGF_EVENT_AUDIT);
+		return 1;
+	}
+	if (s)
+		s->denied[hook]++;
+	report(hook, d, CGF_EVENT_DENIED);
+	return 0;
+}
+
+/*
+ * Reads the destination from the packet's own header, the IP header starting
+ * at l3_off (0 in cgroup_skb, past the Ethernet header in tc).  Returns false for what
+ * cannot be judged safely: IPv4 with options or fragmented by hand (the
+ * ports would be somewhere else), IPv6 with extension headers or to an
+ * IPv4-mapped address.  Those are
+ * denied: locally generated TCP and UDP never carry them unless a program asks
+ * for source routing, which is exactly what must not pass.
+ */
+static __always_inline bool parse_packet(struct __sk_buff *skb, __u32 l3_off, struct cgf_dest *d)
+{
+	__u16 ports[2];
+	__u32 l4_off;
+
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		struct iphdr ip;
+
+		if (bpf_skb_load_bytes(skb, l3_off, &ip, sizeof(ip)))
+			return false;
+		set_v4(d, ip.daddr);
+		d->proto = ip.protocol;
+		if (ip.version != 4 || ip.ihl != 5 || (ip.frag_off & bpf_htons(IP_MF | IP_OFFSET)))
+			return false;
+		l4_off = l3_off + sizeof(ip);
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr ip6;
+
+		if (bpf_skb_load_bytes(skb, l3_off, &ip6, sizeof(ip6)))
+			return false;
+		__builtin_memcpy(d->addr, &ip6.daddr, 16);
+		d->proto = ip6.nexthdr;
+		if (ip6.version != 6)
+			return false;
+		/*
+		 * Mapped addresses never belong on the wire (RFC 4291 2.5.5.2):
+		 * the socket hooks judge them as IPv4, a raw IPv6 packet to one
+		 * is not judged as the IPv4 host it names.
+		 */
+		if (is_v4_mapped(d->addr))
+			return false;
+		l4_off = l3_off + sizeof(ip6);
+	} else {
+		return false;
+	}
+	if (d->proto != IPPROTO_TCP && d->proto != IPPROTO_UDP)
+		return true; /* judged without a port: never allowed */
+	if (bpf_skb_load_bytes(skb, l4_off, ports, sizeof(ports)))
+		return false;
+	d->port = bpf_ntohs(ports[1]);
+	return true;
+}
+
+#endif /* CGF_BPF_JUDGE_H */
