@@ -23,6 +23,17 @@
 #define CGF_MAX_LINKS 64
 #define NL_BUF 32768
 
+/*
+ * NLMSG_OK with the signedness spelled out (the macro compares the u32
+ * nlmsg_len with an int, which clang warns about): left stays an int so that
+ * NLMSG_NEXT can never wrap it around.
+ */
+static bool nl_ok(const struct nlmsghdr *h, int left)
+{
+	return left >= (int)sizeof(*h) && h->nlmsg_len >= sizeof(*h) &&
+	       h->nlmsg_len <= (unsigned int)left;
+}
+
 static int fail(char *err, size_t len, int ret, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
@@ -130,7 +141,7 @@ static int dump_links(int fd, struct link *links, int max)
 			break;
 		}
 		left = (int)got;
-		for (h = (struct nlmsghdr *)buf; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+		for (h = (struct nlmsghdr *)buf; nl_ok(h, left); h = NLMSG_NEXT(h, left)) {
 			struct ifinfomsg *ifi;
 			struct rtattr *a;
 			struct link *l;
@@ -196,7 +207,7 @@ static int nsid_of(int fd, int ns_fd)
 	if (nl_send(fd, &req.h))
 		return -1;
 	got = recv(fd, buf, sizeof(buf), 0);
-	if (got < 0 || !NLMSG_OK(h, (int)got) || h->nlmsg_type != RTM_NEWNSID)
+	if (got < 0 || !nl_ok(h, (int)got) || h->nlmsg_type != RTM_NEWNSID)
 		return -1;
 	{
 		struct rtattr *a = (struct rtattr *)((char *)NLMSG_DATA(h) +
