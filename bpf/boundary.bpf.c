@@ -66,35 +66,51 @@ struct nf_conn *bpf_skb_ct_lookup(struct __sk_buff *skb, struct bpf_sock_tuple *
 void bpf_ct_release(struct nf_conn *ct) __ksym __weak;
 
 /*
- * Neighbour discovery (RFC 4861: router solicitation 133, neighbour
- * solicitation 135 and advertisement 136, no extension header) with hop
- * limit 255, which no receiver accepts once a router has forwarded it, sent to
- * a link-local unicast or link-scope multicast address: what address
- * resolution and router discovery on the link need.  Unicast probes to a
- * global address (neighbour unreachability detection of a gateway known by
- * such an address) are not passed: a forwarded copy would still carry data
- * past the policy; the neighbour falls back to multicast resolution.  Router
- * advertisements (134) and redirects (137) are not passed: a workload is
- * never its host's router, and a route it planted in the host (an accepted
- * advertisement's default route or route information) would make any source
- * "route back" to it and undo the source check.
+ * The route this namespace takes toward one of the packet's addresses (its
+ * source when to_source, else its destination), looked up as the kernel's
+ * rp_filter looks the way back up (destination that address, source the
+ * other one), as if arriving by this interface.  Returns the bpf_fib_lookup
+ * answer; *ifindex is the route's device.  Needs forwarding on the interface
+ * (the kernel's check): where it is off the answer is "forwarding disabled".
  */
-static __always_inline bool is_neighbour_discovery(struct __sk_buff *skb)
+static __always_inline long route_toward(struct __sk_buff *skb, bool to_source, __u32 *ifindex)
 {
-	struct ipv6hdr ip6;
-	__u8 type;
+	struct bpf_fib_lookup fib = {};
+	long rc;
 
-	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip6, sizeof(ip6)) ||
-	    bpf_skb_load_bytes(skb, ETH_HLEN + sizeof(ip6), &type, 1))
+	fib.ifindex = skb->ifindex;
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		struct iphdr ip;
+
+		if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)))
+			return -1;
+		fib.family = AF_INET;
+		fib.ipv4_dst = to_source ? ip.saddr : ip.daddr;
+		fib.ipv4_src = to_source ? ip.daddr : ip.saddr;
+	} else {
+		struct ipv6hdr ip6;
+
+		if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip6, sizeof(ip6)))
+			return -1;
+		fib.family = AF_INET6;
+		__builtin_memcpy(fib.ipv6_dst, to_source ? &ip6.saddr : &ip6.daddr, 16);
+		__builtin_memcpy(fib.ipv6_src, to_source ? &ip6.daddr : &ip6.saddr, 16);
+	}
+	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_SKIP_NEIGH);
+	*ifindex = fib.ifindex;
+	return rc;
+}
+
+/* Does that route lead back to the workload's side: this interface or its bridge? */
+static __always_inline bool on_this_side(struct __sk_buff *skb, long rc, __u32 ifindex)
+{
+	/*
+	 * FRAG_NEEDED: the route was found and ifindex is its device; with tot_len 0
+	 * the kernel only compares the skb with that device after the lookup.
+	 */
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_FRAG_NEEDED)
 		return false;
-	if (ip6.version != 6 || ip6.nexthdr != IPPROTO_ICMPV6 || ip6.hop_limit != 255 ||
-	    (type != ICMPV6_ROUTER_SOLICIT && type != ICMPV6_NEIGHBOUR_SOLICIT &&
-	     type != ICMPV6_NEIGHBOUR_ADVERT))
-		return false;
-	if (ip6.daddr.in6_u.u6_addr8[0] == 0xff && (ip6.daddr.in6_u.u6_addr8[1] & 0x0f) == 0x02)
-		return true; /* link-scope multicast: solicited-node, all-routers */
-	/* link-local unicast */
-	return ip6.daddr.in6_u.u6_addr8[0] == 0xfe && (ip6.daddr.in6_u.u6_addr8[1] & 0xc0) == 0x80;
+	return ifindex == skb->ifindex || (cgf_boundary_master && ifindex == cgf_boundary_master);
 }
 
 /*
@@ -111,39 +127,62 @@ static __always_inline bool is_neighbour_discovery(struct __sk_buff *skb)
  * addresses routed elsewhere, no route, 0.0.0.0 (DHCP: podman's workloads
  * get their addresses from the host), IPv6 link-local sources (the kernel's
  * lookup never resolves them; neighbour discovery is passed before this).
- * The lookup needs forwarding enabled on the interface (the kernel's check);
- * where it is off the answer is "forwarding disabled" and the packet is
- * refused too: fail closed.
+ * Where forwarding is off on the interface the lookup answers nothing and the
+ * packet is refused too: fail closed.
  */
 static __always_inline bool source_routes_back(struct __sk_buff *skb)
 {
-	struct bpf_fib_lookup fib = {};
+	__u32 ifindex = 0;
+	long rc = route_toward(skb, true, &ifindex);
+
+	return on_this_side(skb, rc, ifindex);
+}
+
+/*
+ * Neighbour discovery (RFC 4861: router solicitation 133, neighbour
+ * solicitation 135 and advertisement 136, no extension header) with hop
+ * limit 255, which no receiver accepts once a router has forwarded it, sent to
+ * a link-local unicast or link-scope multicast address, or to a global
+ * address the host does not forward beyond the link: what address resolution,
+ * neighbour unreachability detection and router discovery on the link need.
+ * Unicast to a global address beyond (a gateway known by such an address) is
+ * not passed: a forwarded copy would still carry data past the policy; the
+ * neighbour falls back to multicast resolution.  Router
+ * advertisements (134) and redirects (137) are not passed: a workload is
+ * never its host's router, and a route it planted in the host (an accepted
+ * advertisement's default route or route information) would make any source
+ * "route back" to it and undo the source check.
+ */
+static __always_inline bool is_neighbour_discovery(struct __sk_buff *skb)
+{
+	struct ipv6hdr ip6;
+	__u32 ifindex = 0;
+	__u8 type;
 	long rc;
 
-	fib.ifindex = skb->ifindex;
-	if (skb->protocol == bpf_htons(ETH_P_IP)) {
-		struct iphdr ip;
-
-		if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)))
-			return false;
-		fib.family = AF_INET;
-		fib.ipv4_dst = ip.saddr;
-		fib.ipv4_src = ip.daddr;
-	} else {
-		struct ipv6hdr ip6;
-
-		if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip6, sizeof(ip6)))
-			return false;
-		fib.family = AF_INET6;
-		__builtin_memcpy(fib.ipv6_dst, &ip6.saddr, 16);
-		__builtin_memcpy(fib.ipv6_src, &ip6.daddr, 16);
-	}
-	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_SKIP_NEIGH);
-	/* too big for the route's MTU: the route was still found, ifindex is its device */
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_FRAG_NEEDED)
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip6, sizeof(ip6)) ||
+	    bpf_skb_load_bytes(skb, ETH_HLEN + sizeof(ip6), &type, 1))
 		return false;
-	return fib.ifindex == skb->ifindex ||
-	       (cgf_boundary_master && fib.ifindex == cgf_boundary_master);
+	if (ip6.version != 6 || ip6.nexthdr != IPPROTO_ICMPV6 || ip6.hop_limit != 255 ||
+	    (type != ICMPV6_ROUTER_SOLICIT && type != ICMPV6_NEIGHBOUR_SOLICIT &&
+	     type != ICMPV6_NEIGHBOUR_ADVERT))
+		return false;
+	if (ip6.daddr.in6_u.u6_addr8[0] == 0xff)
+		/* link-scope multicast: solicited-node, all-routers; no other scope */
+		return (ip6.daddr.in6_u.u6_addr8[1] & 0x0f) == 0x02;
+	/* link-local unicast */
+	if (ip6.daddr.in6_u.u6_addr8[0] == 0xfe && (ip6.daddr.in6_u.u6_addr8[1] & 0xc0) == 0x80)
+		return true;
+	/*
+	 * Unicast to a global address: the host's probes of the workload and the
+	 * advertisements that answer its solicitations go to the host's global
+	 * address.  Passed where the host keeps them on the link: an address of
+	 * its own, or no route ("not forwarded": delivered or dropped here; also
+	 * the answer for a link-local source, which the kernel never forwards),
+	 * or an address on the workload's side of the link.
+	 */
+	rc = route_toward(skb, false, &ifindex);
+	return rc == BPF_FIB_LKUP_RET_NOT_FWDED || on_this_side(skb, rc, ifindex);
 }
 
 /*

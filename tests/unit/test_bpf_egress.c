@@ -409,21 +409,33 @@ struct nd_case {
 	uint8_t hop_limit;
 	uint16_t ethertype; /* 0: IPv6 */
 	int verdict;        /* TCX_NEXT or TCX_DROP */
+	const char *src;    /* NULL: fe80::1 */
 };
 
 static const struct nd_case nd_cases[] = {
-	{ "neighbour solicitation, solicited-node", "ff02::1:ff00:2", 135, 255, 0, TCX_NEXT },
-	{ "neighbour advertisement, link-local", "fe80::2", 136, 255, 0, TCX_NEXT },
-	{ "router solicitation, all-routers", "ff02::2", 133, 255, 0, TCX_NEXT },
-	{ "solicitation with hop limit 64", "ff02::1:ff00:2", 135, 64, 0, TCX_DROP },
+	{ "neighbour solicitation, solicited-node", "ff02::1:ff00:2", 135, 255, 0, TCX_NEXT, NULL },
+	{ "neighbour advertisement, link-local", "fe80::2", 136, 255, 0, TCX_NEXT, NULL },
+	{ "router solicitation, all-routers", "ff02::2", 133, 255, 0, TCX_NEXT, NULL },
+	{ "solicitation with hop limit 64", "ff02::1:ff00:2", 135, 64, 0, TCX_DROP, NULL },
 	/* a workload is not its host's router: no routes planted by it */
-	{ "router advertisement, all-nodes", "ff02::1", 134, 255, 0, TCX_DROP },
-	{ "redirect, link-local", "fe80::2", 137, 255, 0, TCX_DROP },
-	{ "echo request to all-nodes", "ff02::1", 128, 255, 0, TCX_DROP },
-	{ "solicitation to a site-scope group", "ff05::1:ff00:2", 135, 255, 0, TCX_DROP },
-	{ "solicitation to a global address", "2001:db8::9", 135, 255, 0, TCX_DROP },
-	{ "other ethertype (802.1Q)", "ff02::1", 135, 255, 0x8100, TCX_DROP },
-	{ "other ethertype (IPX)", "ff02::1", 135, 255, 0x8137, TCX_DROP },
+	{ "router advertisement, all-nodes", "ff02::1", 134, 255, 0, TCX_DROP, NULL },
+	{ "redirect, link-local", "fe80::2", 137, 255, 0, TCX_DROP, NULL },
+	{ "echo request to all-nodes", "ff02::1", 128, 255, 0, TCX_DROP, NULL },
+	{ "solicitation to a site-scope group", "ff05::1:ff00:2", 135, 255, 0, TCX_DROP, NULL },
+	/* unicast to a global address: passed only where the host keeps it on the link */
+	{ "solicitation to a global address beyond", "2001:db8:5::9", 135, 255, 0, TCX_DROP,
+	  "2001:db8::1" },
+	{ "advertisement to a global address beyond", "2001:db8:5::9", 136, 255, 0, TCX_DROP,
+	  "2001:db8::1" },
+	{ "solicitation to a global address on the link", "2001:db8::9", 135, 255, 0, TCX_NEXT,
+	  "2001:db8::1" },
+	{ "advertisement to a global address on the link", "2001:db8::9", 136, 255, 0,
+	  TCX_NEXT, "2001:db8::1" },
+	/* a link-local source is never forwarded off the link */
+	{ "link-local advertisement to a global address", "2001:db8:5::9", 136, 255, 0,
+	  TCX_NEXT, NULL },
+	{ "other ethertype (802.1Q)", "ff02::1", 135, 255, 0x8100, TCX_DROP, NULL },
+	{ "other ethertype (IPX)", "ff02::1", 135, 255, 0x8137, TCX_DROP, NULL },
 };
 
 /* What the link needs of ICMPv6 passes the boundary; nothing else does. */
@@ -447,7 +459,8 @@ static void test_boundary_link_traffic(void **state)
 		ip6->ip6_hlim = c->hop_limit;
 		ip6->ip6_nxt = IPPROTO_ICMPV6;
 		ip6->ip6_plen = htons(24);
-		inet_pton(AF_INET6, "fe80::1", &ip6->ip6_src);
+		assert_int_equal(inet_pton(AF_INET6, c->src ? c->src : "fe80::1", &ip6->ip6_src),
+				 1);
 		assert_int_equal(inet_pton(AF_INET6, c->dst, &ip6->ip6_dst), 1);
 		icmp[0] = c->type;
 		got = run_frame(bpf_program__fd(fx->boundary->progs.cgf_boundary), frame,
@@ -585,8 +598,10 @@ static int private_network(void)
 			strerror(errno));
 		return -1;
 	}
+	/* and 2001:db8:5::/48 elsewhere (a veth): beyond the link */
 	if (system("ip link set lo up && ip route add 198.18.0.0/24 dev lo && "
-		   "ip -6 route add 2001:db8::/64 dev lo && "
+		   "ip -6 route add 2001:db8::/64 dev lo && ip link add cgfbeyond type veth peer name cgfpeer && "
+		   "ip link set cgfbeyond up && ip link set cgfpeer up && ip -6 route add 2001:db8:5::/48 dev cgfbeyond && "
 		   "sysctl -qw net.ipv4.conf.lo.forwarding=1 net.ipv6.conf.lo.forwarding=1")) {
 		fprintf(stderr, "bpf_egress: cannot route the test sources to loopback "
 				"(ip, sysctl)\n");

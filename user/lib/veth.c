@@ -163,7 +163,6 @@ static int dump_links(int fd, struct link *links, int max)
 					memcpy(&l->peer_index, RTA_DATA(a), sizeof(int));
 				else if (a->rta_type == IFLA_LINK_NETNSID)
 					memcpy(&l->peer_nsid, RTA_DATA(a), sizeof(int));
-
 				else if (a->rta_type == IFLA_LINKINFO)
 					parse_linkinfo(a, l);
 			}
