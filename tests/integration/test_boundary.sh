@@ -43,6 +43,10 @@ setup() {
 	done
 	net_up || { fail "the test network did not come up"; return 1; }
 
+	# The server end forwards, as a podman host's bridge does: the boundary's
+	# source check is the kernel's forwarding lookup, which needs it.
+	ip netns exec "$NS_S" sysctl -qw "net.ipv4.conf.${TAG}b.forwarding=1" \
+		"net.ipv6.conf.${TAG}b.forwarding=1" || { fail "forwarding on ${TAG}b"; return 1; }
 	mkdir "$CGX" || { fail "cannot create cgroup $CGX"; return 1; }
 	SMAC=$(cat "/sys/class/net/${TAG}b/address" 2>/dev/null ||
 		ip -n "$NS_S" -o link show "${TAG}b" | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p')
@@ -282,6 +286,115 @@ EOF
 	assert_match '^ok' "$OUT" "inbound connection with conntrack: the replies pass"
 }
 
+# A forged source turns the inbound-reply exception into a way out.  The
+# workload, holding CAP_NET_RAW, first sends X:6000 -> A:5000 with X the
+# denied host: the destination is allowed, so it passes, and the server
+# namespace's conntrack confirms the entry X:6000 -> A:5000 on delivery.  Then
+# it sends A:5000 -> X:6000 (as a frame no cgroup hook sees): in the reply
+# direction of that entry, it would pass as the reply of a published port and
+# reach X.  The boundary refuses
+# both: their sources do not route back to the veth.  Here X and A are
+# addresses of the server namespace (accept_local lets it take packets from
+# its own addresses, which Linux otherwise drops as martians); on a host that
+# forwards, X and A are hosts beyond it and the same packets go through.
+# SPOOF_EXPECT=through runs it against a program without the source check
+# (the forged reply must arrive: the test can fail); by default nothing
+# arrives.  IPv4 and IPv6.
+test_spoofed_source_reply() {
+	setup || return
+	local fam x a l denied
+	ip netns exec "$NS_S" sysctl -qw "net.ipv4.conf.${TAG}b.accept_local=1" ||
+		{ fail "accept_local"; return; }
+	# conntrack runs in a namespace only once a rule there uses it
+	ip netns exec "$NS_S" nft -f - <<EOF || { fail "nft"; return; }
+table inet ${TAG}ct {
+	chain pre { type filter hook prerouting priority 0; ct state new counter; }
+}
+EOF
+	attach --boundary || return
+	for fam in 4 6; do
+		if [ "$fam" = 4 ]; then x=$DENIED a=$ALLOWED; else x=2001:db8::3 a=2001:db8::2; fi
+		# no neighbour discovery for X: the first forged packet is not queued and lost
+		ip -n "$NS_C" neigh replace "$x" lladdr "$SMAC" dev "${TAG}a" nud permanent
+		listen_udp "$NS_S" "$x" 6000 "x$fam" || return
+		# control: the forged reply alone, with no entry, is denied
+		OUT=$(spoof in_client "$fam" "$a" "$x" 6000 5000 alone)
+		assert_match '^ok' "$OUT" "IPv$fam forged reply without an entry sent"
+		assert_eq 0 "$(arrived "x$fam")" \
+			"IPv$fam forged replies without a conntrack entry that reached $x"
+		OUT=$(spoof fenced "$fam" "$x" "$a" 5000 6000 open)
+		assert_match '^ok' "$OUT" "IPv$fam forged opening sent"
+		OUT=$(spoof in_client "$fam" "$a" "$x" 6000 5000 leaked)
+		assert_match '^ok' "$OUT" "IPv$fam forged reply sent"
+		l=$(arrived "x$fam")
+		echo "    IPv$fam: forged replies that reached $x through the boundary: $l" >&2
+		if [ "${SPOOF_EXPECT:-}" = through ]; then
+			assert_eq 1 "$l" "IPv$fam forged replies through an unchecked boundary"
+		else
+			assert_eq 0 "$l" "IPv$fam forged replies that reached $x"
+		fi
+	done
+	[ "${SPOOF_EXPECT:-}" = through ] && return
+	"$CGFENCE" status --json --socket /nonexistent >"$WORK/status.json" 2>/dev/null
+	denied=$(jq --arg p "$CGX" '[.fences[] | select(.cgroup == $p) |
+		.counters.boundary.denied] | add // 0' "$WORK/status.json")
+	# each family: the lone reply, the forged opening, the forged reply
+	[ "${denied:-0}" -ge 6 ] || fail "the boundary counted $denied denials, not 6 or more"
+}
+
+# The veth as a bridge port (podman's rootful networks): the host routes the
+# workload's addresses to the bridge, not to the port; the loader tells the
+# program the bridge (IFLA_MASTER), so allowed traffic still passes and a
+# forged source still does not.
+test_bridge_port() {
+	setup || return
+	local i
+	# no multicast snooping: the first solicitation for the bridge's address is not lost
+	ip -n "$NS_S" link add "${TAG}r" type bridge mcast_snooping 0 &&
+		ip -n "$NS_S" link set "${TAG}b" master "${TAG}r" &&
+		ip -n "$NS_S" addr flush dev "${TAG}b" || { fail "bridge"; return; }
+	for i in 2 3; do
+		ip -n "$NS_S" addr add "198.18.0.$i/24" dev "${TAG}r"
+		ip -n "$NS_S" addr add "2001:db8::$i/64" dev "${TAG}r" nodad
+	done
+	ip -n "$NS_S" link set "${TAG}r" up
+	# neighbours resolved before the fence: resolving the bridge's IPv6 address
+	# through the boundary right after the bridge came up failed at times here
+	# (not understood yet; without the boundary it resolves at once)
+	for i in $(seq 1 30); do
+		in_client "$PROBE" ping 2001:db8::2 --expect-reply --timeout-ms 200 | grep -q '^ok' &&
+			in_client "$PROBE" ping "$ALLOWED" --expect-reply --timeout-ms 200 |
+			grep -q '^ok' && break
+		sleep 0.1
+	done
+	attach --boundary || return
+	listen_udp "$NS_S" "$ALLOWED" 5000 a4 || return
+	listen_udp "$NS_S" 2001:db8::2 5000 a6 || return
+	OUT=$(fenced "$PROBE" udp-sendto "$ALLOWED" 5000 --send x)
+	assert_match '^ok' "$OUT" "udp to the allowed host through the bridge port"
+	OUT=$(fenced "$PROBE" udp-sendto 2001:db8::2 5000 --send x)
+	assert_match '^ok' "$OUT" "udp6 to the allowed host through the bridge port"
+	OUT=$(spoof in_client 4 198.18.9.9 "$ALLOWED" 5000 6000 forged)
+	assert_match '^ok' "$OUT" "forged datagram sent"
+	OUT=$(spoof in_client 6 2001:db8:9::9 2001:db8::2 5000 6000 forged)
+	assert_match '^ok' "$OUT" "forged IPv6 datagram sent"
+	assert_eq 1 "$(arrived a4)" "datagrams that reached $ALLOWED:5000 through the bridge port"
+	assert_eq 1 "$(arrived a6)" "datagrams that reached [2001:db8::2]:5000 (bridge port)"
+}
+
+# spoof WHO FAMILY SRC DST PORT SPORT TEXT: a UDP datagram SRC:SPORT ->
+# DST:PORT built by hand on a raw socket (forged source), sent by the fenced
+# workload (WHO=fenced) or by a process of its namespace outside the cgroup
+# (WHO=in_client): what the workload's AF_PACKET frames are to the boundary,
+# one that no cgroup hook sees.
+spoof() {
+	if [ "$2" = 4 ]; then
+		"$1" "$PROBE" raw-udp "$3" "$4" "$5" --sport "$6" --send "$7"
+	else
+		"$1" "$PROBE" raw6-udp "$4" "$5" --from "$3" --sport "$6" --send "$7"
+	fi
+}
+
 # Detach removes the boundary with the fence; the interface is free again.
 test_detach_removes() {
 	setup || return
@@ -309,6 +422,11 @@ test_bad_boundary_refused() {
 	assert_match "network namespace '/nonexistent'" "$OUT" "missing namespace"
 	OUT=$("$CGFENCE" attach --cgroup "$CGX" "${RULES[@]}" --boundary-netns "/run/netns/$NS_S" 2>&1)
 	assert_match "goes with --boundary" "$OUT" "netns without interface"
+	# an interface that does not forward IPv4: the source check could pass nothing
+	ip netns exec "$NS_S" sysctl -qw "net.ipv4.conf.${TAG}b.forwarding=0"
+	OUT=$("$CGFENCE" attach --cgroup "$CGX" "${RULES[@]}" --boundary "${TAG}b" \
+		--boundary-netns "/run/netns/$NS_S" 2>&1)
+	assert_match "boundary interface '${TAG}b' does not forward IPv4" "$OUT" "no forwarding"
 	[ -z "$(ls -d /sys/fs/bpf/cgfence/"$(stat -c %i "$CGX")"* 2>/dev/null)" ] ||
 		fail "a refused attach left pins"
 }

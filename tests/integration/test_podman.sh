@@ -172,6 +172,9 @@ setup() {
 	common_setup || return 1
 	make_hooks "$HOOKS" "$HOOK" || { fail "cannot write the hooks"; return 1; }
 	net_up || { fail "the test network did not come up"; return 1; }
+	# the server end forwards, as podman's bridges do (the boundary needs it)
+	ip netns exec "$NS_S" sysctl -qw "net.ipv4.conf.${TAG}b.forwarding=1" \
+		"net.ipv6.conf.${TAG}b.forwarding=1" || { fail "forwarding on ${TAG}b"; return 1; }
 	listen_tcp "$NS_S" 198.18.0.2 80 a || { fail "listener a"; return 1; }
 	listen_tcp "$NS_S" 198.18.0.3 80 b || { fail "listener b"; return 1; }
 }

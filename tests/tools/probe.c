@@ -23,6 +23,8 @@
  *    no data and the text follows once the connection is up.
  *  - ping needs the caller's gid inside net.ipv4.ping_group_range (socket()
  *    fails with EACCES otherwise).
+ *  - raw-udp --sport and raw6-udp --from/--sport forge a datagram's source
+ *    (IP_HDRINCL; IPV6_FREEBIND lets a raw IPv6 socket bind any address).
  *  - raw-icmp, raw-udp, raw6-udp, raw6-hdrincl, packet, packet-dgram and
  *    listen-raw-icmp need CAP_NET_RAW.  packet and packet-dgram send an IPv4
  *    UDP datagram from an AF_PACKET socket (SOCK_RAW: Ethernet header built
@@ -138,6 +140,8 @@ enum {
 	OPT_MAX_SECONDS = 1u << 3,
 	OPT_ECHO = 1u << 4,
 	OPT_VIA = 1u << 5,
+	OPT_SPORT = 1u << 6,
+	OPT_FROM = 1u << 7,
 };
 
 struct opts {
@@ -148,6 +152,8 @@ struct opts {
 	const char *count_file;
 	int max_seconds;
 	const char *via;
+	int sport; /* source port of hand-built UDP headers (--sport) */
+	const char *from; /* raw6-udp: source address, need not be local (--from) */
 };
 
 /* What a successful action reports after "ok". */
@@ -808,7 +814,7 @@ static size_t build_ipv4_udp(uint8_t *pkt, const struct addr *src, const struct 
 	ip->daddr = ((const struct sockaddr_in *)&dst->ss)->sin_addr.s_addr;
 	ip->check = csum_fold(sum16(ip, sizeof(*ip), 0));
 
-	udp->source = htons(RAW_SPORT);
+	udp->source = htons((uint16_t)o->sport);
 	udp->dest = ((const struct sockaddr_in *)&dst->ss)->sin_port;
 	udp->len = htons((uint16_t)udp_len);
 	memcpy(pkt + sizeof(*ip) + sizeof(*udp), o->text, o->text_len);
@@ -1015,13 +1021,17 @@ static int do_raw6_hdrincl(char **args, const struct opts *o, struct result *r)
 	return err;
 }
 
-/* UDP header built by hand on an IPv6 raw socket; the kernel sums it. */
+/*
+ * UDP header built by hand on an IPv6 raw socket; the kernel sums it.  --from
+ * ADDR binds the socket to that source with IPV6_FREEBIND, so it need not be
+ * an address of this host (a forged source).
+ */
 static int do_raw6_udp(char **args, const struct opts *o, struct result *r)
 {
 	uint8_t pkt[sizeof(struct udphdr) + MAX_TEXT];
 	struct udphdr *udp = (struct udphdr *)pkt;
 	size_t len = sizeof(*udp) + o->text_len;
-	struct addr a;
+	struct addr a, from;
 	uint16_t port;
 	ssize_t n;
 	int fd, err;
@@ -1032,11 +1042,16 @@ static int do_raw6_udp(char **args, const struct opts *o, struct result *r)
 		fprintf(stderr, "probe: '%s' is not an IPv6 address\n", args[0]);
 		return USAGE_ERR;
 	}
+	if ((o->given & OPT_FROM) && (!parse_addr(o->from, NULL, &from) ||
+				      from.family != AF_INET6)) {
+		fprintf(stderr, "probe: --from '%s' is not an IPv6 address\n", o->from);
+		return USAGE_ERR;
+	}
 	port = ntohs(((struct sockaddr_in6 *)&a.ss)->sin6_port);
 	set_port(&a, 0); /* raw IPv6: 0 or the socket's protocol */
 
 	memset(udp, 0, sizeof(*udp));
-	udp->source = htons(RAW_SPORT);
+	udp->source = htons((uint16_t)o->sport);
 	udp->dest = htons(port);
 	udp->len = htons((uint16_t)len);
 	memcpy(pkt + sizeof(*udp), o->text, o->text_len);
@@ -1045,6 +1060,12 @@ static int do_raw6_udp(char **args, const struct opts *o, struct result *r)
 	if (fd < 0)
 		return errno;
 	err = set_int_opt(fd, IPPROTO_IPV6, IPV6_CHECKSUM, offsetof(struct udphdr, check));
+	if (!err && (o->given & OPT_FROM)) {
+		set_port(&from, 0);
+		err = set_int_opt(fd, IPPROTO_IPV6, IPV6_FREEBIND, 1);
+		if (!err && bind(fd, (const struct sockaddr *)&from.ss, from.len))
+			err = errno;
+	}
 	if (!err) {
 		n = sendto(fd, pkt, len, 0, (const struct sockaddr *)&a.ss, a.len);
 		if (n < 0)
@@ -1883,9 +1904,10 @@ static const struct command commands[] = {
 	  false, do_raw_icmp },
 	{ "ping", "ADDR [--send TEXT] [--expect-reply]", 1, OPT_SEND | OPT_REPLY, false,
 	  do_ping },
-	{ "raw-udp", "SRC DST PORT --send TEXT [--via ADDR]", 3, OPT_SEND | OPT_VIA, false,
-	  do_raw_udp },
-	{ "raw6-udp", "ADDR PORT [--send TEXT]", 2, OPT_SEND, false, do_raw6_udp },
+	{ "raw-udp", "SRC DST PORT --send TEXT [--via ADDR] [--sport N]", 3,
+	  OPT_SEND | OPT_VIA | OPT_SPORT, false, do_raw_udp },
+	{ "raw6-udp", "ADDR PORT [--send TEXT] [--from SRC] [--sport N]", 2,
+	  OPT_SEND | OPT_FROM | OPT_SPORT, false, do_raw6_udp },
 	{ "raw6-hdrincl", "SRC DST PORT [--send TEXT]", 3, OPT_SEND, false, do_raw6_hdrincl },
 	{ "tun-send", "IFNAME SRC DST PORT [--send TEXT]", 4, OPT_SEND, false, do_tun_send },
 	{ "packet", "IFNAME DSTMAC SRC DST PORT [--send TEXT]", 5, OPT_SEND, false, do_packet },
@@ -1953,6 +1975,8 @@ static const struct {
 	{ "--max-seconds", OPT_MAX_SECONDS, true },
 	{ "--echo", OPT_ECHO, false },
 	{ "--via", OPT_VIA, true },
+	{ "--sport", OPT_SPORT, true },
+	{ "--from", OPT_FROM, true },
 	{ "--timeout-ms", 0, true },
 };
 
@@ -2021,6 +2045,15 @@ static int parse_args(int argc, char **argv, const struct command *cmd, char **p
 		case OPT_VIA:
 			o->via = val;
 			break;
+		case OPT_FROM:
+			o->from = val;
+			break;
+		case OPT_SPORT:
+			if (!parse_int(val, 1, 65535, &o->sport)) {
+				fprintf(stderr, "probe: bad --sport '%s'\n", val);
+				return -1;
+			}
+			break;
 		default:
 			break;
 		}
@@ -2035,6 +2068,7 @@ int main(int argc, char **argv)
 		.text = DEFAULT_TEXT,
 		.text_len = sizeof(DEFAULT_TEXT) - 1,
 		.max_seconds = DEFAULT_MAX_SECONDS,
+		.sport = RAW_SPORT,
 	};
 	const struct command *cmd = NULL;
 	struct result r = { .detail = "" };

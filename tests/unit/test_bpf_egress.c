@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <linux/if_ether.h>
@@ -413,18 +414,33 @@ struct nd_case {
 	uint8_t hop_limit;
 	uint16_t ethertype; /* 0: IPv6 */
 	int verdict;        /* TCX_NEXT or TCX_DROP */
+	const char *src;    /* NULL: fe80::1 */
 };
 
 static const struct nd_case nd_cases[] = {
-	{ "neighbour solicitation, solicited-node", "ff02::1:ff00:2", 135, 255, 0, TCX_NEXT },
-	{ "neighbour advertisement, link-local", "fe80::2", 136, 255, 0, TCX_NEXT },
-	{ "router solicitation, all-routers", "ff02::2", 133, 255, 0, TCX_NEXT },
-	{ "solicitation with hop limit 64", "ff02::1:ff00:2", 135, 64, 0, TCX_DROP },
-	{ "echo request to all-nodes", "ff02::1", 128, 255, 0, TCX_DROP },
-	{ "solicitation to a site-scope group", "ff05::1:ff00:2", 135, 255, 0, TCX_DROP },
-	{ "solicitation to a global address", "2001:db8::9", 135, 255, 0, TCX_DROP },
-	{ "other ethertype (802.1Q)", "ff02::1", 135, 255, 0x8100, TCX_DROP },
-	{ "other ethertype (IPX)", "ff02::1", 135, 255, 0x8137, TCX_DROP },
+	{ "neighbour solicitation, solicited-node", "ff02::1:ff00:2", 135, 255, 0, TCX_NEXT, NULL },
+	{ "neighbour advertisement, link-local", "fe80::2", 136, 255, 0, TCX_NEXT, NULL },
+	{ "router solicitation, all-routers", "ff02::2", 133, 255, 0, TCX_NEXT, NULL },
+	{ "solicitation with hop limit 64", "ff02::1:ff00:2", 135, 64, 0, TCX_DROP, NULL },
+	/* a workload is not its host's router: no routes planted by it */
+	{ "router advertisement, all-nodes", "ff02::1", 134, 255, 0, TCX_DROP, NULL },
+	{ "redirect, link-local", "fe80::2", 137, 255, 0, TCX_DROP, NULL },
+	{ "echo request to all-nodes", "ff02::1", 128, 255, 0, TCX_DROP, NULL },
+	{ "solicitation to a site-scope group", "ff05::1:ff00:2", 135, 255, 0, TCX_DROP, NULL },
+	/* unicast to a global address: passed only where the host keeps it on the link */
+	{ "solicitation to a global address beyond", "2001:db8:5::9", 135, 255, 0, TCX_DROP,
+	  "2001:db8::1" },
+	{ "advertisement to a global address beyond", "2001:db8:5::9", 136, 255, 0, TCX_DROP,
+	  "2001:db8::1" },
+	{ "solicitation to a global address on the link", "2001:db8::9", 135, 255, 0, TCX_NEXT,
+	  "2001:db8::1" },
+	{ "advertisement to a global address on the link", "2001:db8::9", 136, 255, 0,
+	  TCX_NEXT, "2001:db8::1" },
+	/* a link-local source is never forwarded off the link */
+	{ "link-local advertisement to a global address", "2001:db8:5::9", 136, 255, 0,
+	  TCX_NEXT, NULL },
+	{ "other ethertype (802.1Q)", "ff02::1", 135, 255, 0x8100, TCX_DROP, NULL },
+	{ "other ethertype (IPX)", "ff02::1", 135, 255, 0x8137, TCX_DROP, NULL },
 };
 
 /* What the link needs of ICMPv6 passes the boundary; nothing else does. */
@@ -448,7 +464,8 @@ static void test_boundary_link_traffic(void **state)
 		ip6->ip6_hlim = c->hop_limit;
 		ip6->ip6_nxt = IPPROTO_ICMPV6;
 		ip6->ip6_plen = htons(24);
-		inet_pton(AF_INET6, "fe80::1", &ip6->ip6_src);
+		assert_int_equal(inet_pton(AF_INET6, c->src ? c->src : "fe80::1", &ip6->ip6_src),
+				 1);
 		assert_int_equal(inet_pton(AF_INET6, c->dst, &ip6->ip6_dst), 1);
 		icmp[0] = c->type;
 		got = run_frame(bpf_program__fd(fx->boundary->progs.cgf_boundary), frame,
@@ -460,6 +477,48 @@ static void test_boundary_link_traffic(void **state)
 		}
 	}
 	assert_int_equal(wrong, 0);
+}
+
+/*
+ * Sources that do not route back out of the interface (here loopback) are
+ * refused even toward an allowed destination: a host beyond (no route), an
+ * address of the host itself (a local route), the unspecified address, and
+ * IPv6 link-local (never resolved by the lookup).
+ */
+static void test_boundary_forged_source(void **state)
+{
+	static const struct {
+		int family;
+		const char *src;
+	} forged[] = {
+		{ AF_INET, "198.18.1.1" }, { AF_INET, "127.0.0.1" }, { AF_INET, "0.0.0.0" },
+		{ AF_INET6, "2001:db8:1::1" }, { AF_INET6, "::1" }, { AF_INET6, "fe80::1" },
+	};
+	struct fixture *fx = *state;
+	uint8_t frame[256];
+
+	for (size_t i = 0; i < sizeof(forged) / sizeof(forged[0]); i++) {
+		/* the first allowed case of the family, from the forged source */
+		const struct packet_case *c = NULL;
+		size_t len;
+
+		for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]) && !c; k++)
+			if (cases[k].family == forged[i].family && cases[k].verdict)
+				c = &cases[k];
+		assert_non_null(c);
+		len = build_frame(c, frame, sizeof(frame));
+		assert_int_equal(run_frame(bpf_program__fd(fx->boundary->progs.cgf_boundary),
+					   frame, len, c->name), TCX_NEXT);
+		if (forged[i].family == AF_INET)
+			assert_int_equal(inet_pton(AF_INET, forged[i].src, frame + ETH_HLEN + 12),
+					 1);
+		else
+			assert_int_equal(inet_pton(AF_INET6, forged[i].src, frame + ETH_HLEN + 8),
+					 1);
+		if (run_frame(bpf_program__fd(fx->boundary->progs.cgf_boundary), frame, len,
+			      c->name) != TCX_DROP)
+			fail_msg("boundary, '%s' from %s: passed", c->name, forged[i].src);
+	}
 }
 
 /* A boundary drop is reported like the hooks' own, without a process. */
@@ -530,6 +589,32 @@ static void test_empty_denies(void **state)
 	cgfence_bpf__destroy(skel);
 }
 
+/*
+ * The boundary checks that a packet's source routes back out of the
+ * interface it came in by (bpf_fib_lookup, which needs forwarding on it).  A
+ * test run comes in by loopback: in a network namespace of its own, the
+ * frames' sources (198.18.0.1, 2001:db8::1) are routed there.  Any other
+ * source has no route and is refused, which a case of its own shows.
+ */
+static int private_network(void)
+{
+	if (unshare(CLONE_NEWNET)) {
+		fprintf(stderr, "bpf_egress: cannot unshare the network namespace: %s\n",
+			strerror(errno));
+		return -1;
+	}
+	/* and 2001:db8:5::/48 elsewhere (a veth): beyond the link */
+	if (system("ip link set lo up && ip route add 198.18.0.0/24 dev lo && "
+		   "ip -6 route add 2001:db8::/64 dev lo && ip link add cgfbeyond type veth peer name cgfpeer && "
+		   "ip link set cgfbeyond up && ip link set cgfpeer up && ip -6 route add 2001:db8:5::/48 dev cgfbeyond && "
+		   "sysctl -qw net.ipv4.conf.lo.forwarding=1 net.ipv6.conf.lo.forwarding=1")) {
+		fprintf(stderr, "bpf_egress: cannot route the test sources to loopback "
+				"(ip, sysctl)\n");
+		return -1;
+	}
+	return 0;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -539,6 +624,7 @@ int main(void)
 		cmocka_unit_test(test_empty_denies),
 		cmocka_unit_test(test_boundary_verdicts),
 		cmocka_unit_test(test_boundary_link_traffic),
+		cmocka_unit_test(test_boundary_forged_source),
 		cmocka_unit_test(test_boundary_event),
 		cmocka_unit_test(test_boundary_audit),
 	};
@@ -552,6 +638,8 @@ int main(void)
 		printf("1..1\nok 1 - bpf_egress # SKIP needs root to load BPF programs\n");
 		return 0;
 	}
+	if (private_network())
+		return 1;
 	libbpf_set_print(NULL);
 	return cmocka_run_group_tests_name("bpf_egress", tests, setup, teardown);
 }

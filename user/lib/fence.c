@@ -25,6 +25,7 @@
 #include <bpf/libbpf.h>
 
 #include "fence.h"
+#include "veth.h"
 #include "cgfence.skel.h"
 #include "boundary.skel.h"
 
@@ -600,7 +601,37 @@ struct boundary_req {
 	struct cgf_config *cfg; /* gets ifindex, netns inode, names */
 	int prog_fd;            /* attach: the program; resolve: -1 */
 	int link_fd;            /* attach: the new link */
+	int master;             /* attach: the bridge the interface is a port of, 0 = none */
 };
+
+/*
+ * In the interface's namespace: does it forward IPv4?  The boundary checks
+ * each packet's source with the kernel's forwarding lookup (bpf_fib_lookup),
+ * which answers nothing on an interface that does not forward: every packet
+ * would be dropped.  Podman's bridges forward (netavark sets ip_forward).
+ * IPv6 is not required: where it is off, the workload's IPv6 is dropped.
+ */
+static int boundary_forwards(struct boundary_req *r, char *err)
+{
+	char path[96], v = 0;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv4/conf/%s/forwarding", r->ifname);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return fail(err, -errno, "boundary interface '%s': cannot read %s: %s", r->ifname,
+			    path, strerror(errno));
+	if (read(fd, &v, 1) != 1)
+		v = 0;
+	close(fd);
+	if (v != '1')
+		return fail(err, -EINVAL,
+			    "boundary interface '%s' does not forward IPv4 in network namespace "
+			    "'%s' (%s is not 1): the boundary checks each packet's source with the "
+			    "kernel's forwarding lookup, which needs it",
+			    r->ifname, r->netns, path);
+	return 0;
+}
 
 /* In the interface's namespace: its index and the namespace's inode. */
 static int boundary_resolve_here(void *arg, char *err)
@@ -618,6 +649,21 @@ static int boundary_resolve_here(void *arg, char *err)
 			    strerror(errno));
 	r->cfg->boundary_ifindex = idx;
 	r->cfg->boundary_netns_ino = st.st_ino;
+	return boundary_forwards(r, err);
+}
+
+/*
+ * In the interface's namespace: the bridge it is a port of, whose routes the
+ * boundary's source check accepts as the way back to the workload.
+ */
+static int boundary_master_here(void *arg, char *err)
+{
+	struct boundary_req *r = arg;
+
+	r->master = cgf_link_master((int)r->cfg->boundary_ifindex);
+	if (r->master < 0)
+		return fail(err, r->master, "cannot read the master of boundary interface '%s': %s",
+			    r->ifname, strerror(-r->master));
 	return 0;
 }
 
@@ -695,6 +741,10 @@ static int boundary_attach(struct cgfence_bpf *fence_skel, const struct cgf_atta
 			goto out;
 		}
 	}
+	ret = in_netns(opts->boundary_netns, boundary_master_here, &r, err);
+	if (ret)
+		goto out;
+	skel->rodata->cgf_boundary_master = (__u32)r.master;
 	ret = boundary_bpf__load(skel);
 	if (ret) {
 		fail(err, ret, "cannot load the boundary program: %s", strerror(-ret));

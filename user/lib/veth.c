@@ -341,3 +341,60 @@ int cgf_veth_find_peer(const char *netns_path, struct cgf_veth_peer *out, char *
 			    "/run/netns", veth->name);
 	return 0;
 }
+
+int cgf_link_master(int ifindex)
+{
+	struct {
+		struct nlmsghdr h;
+		struct ifinfomsg i;
+	} req = {
+		.h = { .nlmsg_len = sizeof(req), .nlmsg_type = RTM_GETLINK,
+		       .nlmsg_flags = NLM_F_REQUEST, .nlmsg_seq = 1 },
+		.i = { .ifi_family = AF_UNSPEC, .ifi_index = ifindex },
+	};
+	char *buf = malloc(NL_BUF);
+	struct nlmsghdr *h;
+	ssize_t got;
+	int fd, ret, left;
+
+	if (!buf)
+		return -ENOMEM;
+	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	if (fd < 0) {
+		ret = -errno;
+		goto out;
+	}
+	ret = nl_send(fd, &req.h);
+	if (ret)
+		goto out;
+	got = recv(fd, buf, NL_BUF, 0);
+	if (got < 0) {
+		ret = -errno;
+		goto out;
+	}
+	ret = -EPROTO;
+	left = (int)got;
+	for (h = (struct nlmsghdr *)buf; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+		struct ifinfomsg *ifi = NLMSG_DATA(h);
+		struct rtattr *a;
+		int alen;
+
+		if (h->nlmsg_type == NLMSG_ERROR) {
+			ret = ((struct nlmsgerr *)NLMSG_DATA(h))->error;
+			break;
+		}
+		if (h->nlmsg_type != RTM_NEWLINK || ifi->ifi_index != ifindex)
+			continue;
+		ret = 0; /* no IFLA_MASTER: no master */
+		alen = IFLA_PAYLOAD(h);
+		for (a = IFLA_RTA(ifi); RTA_OK(a, alen); a = RTA_NEXT(a, alen))
+			if (a->rta_type == IFLA_MASTER && RTA_PAYLOAD(a) >= sizeof(int))
+				memcpy(&ret, RTA_DATA(a), sizeof(int));
+		break;
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return ret;
+}

@@ -29,4 +29,11 @@ struct cgf_veth_peer {
 int cgf_veth_find_peer(const char *netns_path, struct cgf_veth_peer *out, char *err,
 		       size_t errlen);
 
+/*
+ * The interface index of the master (the bridge) of interface ifindex in the
+ * calling thread's network namespace: 0 when it has none, a negative errno
+ * when rtnetlink cannot tell (-ENODEV: no such interface).
+ */
+int cgf_link_master(int ifindex);
+
 #endif /* CGF_VETH_H */
