@@ -114,9 +114,13 @@ wait_units() {
 
 # The network for one session: lib.sh's test network, a route back for the
 # source addresses forwarding vectors use (198.18.4.0/22 behind the client),
-# and the MAC of the server end, which frame-building vectors address.
+# and the MAC of the server end, which frame-building vectors address.  The
+# server end forwards, as a podman host's bridge does: cgfence attaches a
+# boundary only where the kernel's forwarding lookup (its source check) works.
 session_net() {
 	net_up || return 1
+	ip netns exec "$NS_S" sysctl -qw "net.ipv4.conf.${TAG}b.forwarding=1" \
+		"net.ipv6.conf.${TAG}b.forwarding=1" || return 1
 	ip -n "$NS_S" route add 198.18.4.0/22 via 198.18.0.1 dev "${TAG}b" || return 1
 	SERVER_MAC=$(ip -n "$NS_S" -br link show "${TAG}b" | awk '{print $3}')
 	[ -n "$SERVER_MAC" ]
