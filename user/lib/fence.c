@@ -291,6 +291,8 @@ struct cgf_fence {
 	char label[CGF_LABEL_MAX];
 	struct cgf_endpoint dns[CGF_FENCE_DNS_MAX];
 	size_t n_dns;
+	bool dns_proxy;
+	struct cgf_endpoint proxy4, proxy6;
 	struct family_maps v4;
 	struct family_maps v6;
 	int config_fd;
@@ -310,7 +312,11 @@ struct cgf_fence {
 	X(connect6, cgf_connect6) \
 	X(sendmsg4, cgf_sendmsg4) \
 	X(sendmsg6, cgf_sendmsg6) \
-	X(egress, cgf_egress)
+	X(egress, cgf_egress) \
+	X(recvmsg4, cgf_recvmsg4) \
+	X(recvmsg6, cgf_recvmsg6) \
+	X(getpeername4, cgf_getpeername4) \
+	X(getpeername6, cgf_getpeername6)
 
 static const char *const map_pins[] = {
 	CGF_PIN_ALLOW4, CGF_PIN_ALLOW6, CGF_PIN_EXACT4, CGF_PIN_EXACT6,
@@ -507,10 +513,47 @@ void cgf_endpoints_to_grants(const struct cgf_endpoint *eps, size_t n, struct cg
 /* Keeps the used endpoints of a config, for a fence's view of itself. */
 static void fence_take_dns(struct cgf_fence *f, const struct cgf_config *cfg)
 {
+	f->dns_proxy = cfg->flags & CGF_CONFIG_DNS_PROXY;
+	f->proxy4 = cfg->proxy4;
+	f->proxy6 = cfg->proxy6;
 	f->n_dns = 0;
 	for (size_t i = 0; i < CGF_FENCE_DNS_MAX; i++)
 		if (cfg->dns[i].family == AF_INET || cfg->dns[i].family == AF_INET6)
 			f->dns[f->n_dns++] = cfg->dns[i];
+}
+
+bool cgf_fence_dns_proxy(const struct cgf_fence *f, struct cgf_endpoint *proxy4,
+			 struct cgf_endpoint *proxy6)
+{
+	if (proxy4)
+		*proxy4 = f->proxy4;
+	if (proxy6)
+		*proxy6 = f->proxy6;
+	return f->dns_proxy;
+}
+
+int cgf_fence_set_proxy(struct cgf_fence *f, const struct cgf_endpoint *proxy4,
+			const struct cgf_endpoint *proxy6, char *err)
+{
+	struct cgf_config cfg;
+	uint32_t zero = 0;
+
+	if (!f->dns_proxy)
+		return fail(err, -EINVAL, "fence of cgroup id %" PRIu64 " is not in DNS proxy mode",
+			    f->cgroup_id);
+	if (bpf_map_lookup_elem(f->config_fd, &zero, &cfg))
+		return fail(err, -errno, "cannot read the fence config: %s", strerror(errno));
+	memset(&cfg.proxy4, 0, sizeof(cfg.proxy4));
+	memset(&cfg.proxy6, 0, sizeof(cfg.proxy6));
+	if (proxy4)
+		cfg.proxy4 = *proxy4;
+	if (proxy6)
+		cfg.proxy6 = *proxy6;
+	if (bpf_map_update_elem(f->config_fd, &zero, &cfg, BPF_EXIST))
+		return fail(err, -errno, "cannot write the fence config: %s", strerror(errno));
+	f->proxy4 = cfg.proxy4;
+	f->proxy6 = cfg.proxy6;
+	return 0;
 }
 
 int cgf_fence_events_fd(const struct cgf_fence *f)
@@ -592,6 +635,19 @@ int cgf_fence_attach(const char *cgroup_path, const struct cgf_allowlist *list,
 	}
 	for (size_t k = 0; opts && k < opts->n_dns; k++)
 		cfg.dns[k] = opts->dns[k];
+	if (opts && opts->dns_proxy) {
+		/* Audit lets everything through, the proxy refuses names: they do not mix. */
+		if (opts->audit) {
+			ret = fail(err, -EINVAL, "audit mode and DNS proxy mode do not go together "
+				   "(the proxy refuses names; audit mode must deny nothing)");
+			goto out;
+		}
+		cfg.flags |= CGF_CONFIG_DNS_PROXY;
+		if (opts->proxy4)
+			cfg.proxy4 = *opts->proxy4;
+		if (opts->proxy6)
+			cfg.proxy6 = *opts->proxy6;
+	}
 	if (bpf_map_update_elem(bpf_map__fd(skel->maps.cgf_config), &zero, &cfg, BPF_ANY)) {
 		ret = fail(err, -errno, "cannot write the fence config: %s", strerror(errno));
 		goto out;
@@ -953,6 +1009,7 @@ int cgf_fence_stats(const struct cgf_fence *f, struct cgf_stats *sum)
 			sum->audited[h] += per_cpu[cpu].audited[h];
 		}
 		sum->events_lost += per_cpu[cpu].events_lost;
+		sum->dns_steered += per_cpu[cpu].dns_steered;
 	}
 	free(per_cpu);
 	return 0;

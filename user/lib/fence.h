@@ -63,6 +63,12 @@ struct cgf_attach_opts {
 	const char *label;     /* who the fence is for, or NULL */
 	const struct cgf_endpoint *dns; /* resolvers allowed besides the policy */
 	size_t n_dns;                   /* at most CGF_FENCE_DNS_MAX */
+	/*
+	 * DNS proxy mode: port 53 steered to proxy4/proxy6 (either may be NULL:
+	 * DNS of that family is then denied until cgf_fence_set_proxy).
+	 */
+	bool dns_proxy;
+	const struct cgf_endpoint *proxy4, *proxy6;
 };
 
 /*
@@ -99,6 +105,20 @@ const char *cgf_fence_policy(const struct cgf_fence *fence); /* "" when ad-hoc *
 const char *cgf_fence_label(const struct cgf_fence *fence);  /* "" when none */
 /* The resolvers the fence allows besides its policy; returns how many. */
 size_t cgf_fence_dns(const struct cgf_fence *fence, const struct cgf_endpoint **dns);
+
+/*
+ * Whether the fence is in DNS proxy mode; its proxy endpoints (family 0 when
+ * none) go to proxy4/proxy6 when not NULL.
+ */
+bool cgf_fence_dns_proxy(const struct cgf_fence *fence, struct cgf_endpoint *proxy4,
+			 struct cgf_endpoint *proxy6);
+
+/*
+ * Points a proxy-mode fence's DNS at new endpoints (NULL: none, DNS of that
+ * family denied): after a daemon restart, or once the proxy listens.
+ */
+int cgf_fence_set_proxy(struct cgf_fence *fence, const struct cgf_endpoint *proxy4,
+			const struct cgf_endpoint *proxy6, char *err);
 
 /* Appends one grant per endpoint (its address and port, TCP and UDP). */
 void cgf_endpoints_to_grants(const struct cgf_endpoint *eps, size_t n, struct cgf_grant *out);
