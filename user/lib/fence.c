@@ -961,6 +961,70 @@ int cgf_fence_sync(struct cgf_fence *f, const struct cgf_allowlist *list, char *
 	return 0;
 }
 
+int cgf_fence_grant(struct cgf_fence *f, const struct cgf_grant *grants, size_t n, char *err)
+{
+	const struct family_maps *m;
+	struct cgf_key6 key = { 0 }; /* large enough for both families */
+	struct cgf_allow v = { 0 }, kept = { 0 };
+	uint64_t now = cgf_boottime_ns();
+	char addr[INET6_ADDRSTRLEN] = "?";
+	size_t i;
+	unsigned r;
+
+	if (!n)
+		return 0;
+	m = grants[0].family == AF_INET ? &f->v4 : &f->v6;
+	inet_ntop(grants[0].family, grants[0].addr, addr, sizeof(addr));
+	for (i = 0; i < n; i++)
+		if (grants[i].family != grants[0].family || grants[i].prefixlen != m->full ||
+		    memcmp(grants[i].addr, grants[0].addr, m->full / 8))
+			return fail(err, -EINVAL, "grant %zu is not for the address %s", i, addr);
+	key.prefixlen = m->full;
+	memcpy(key.addr, grants[0].addr, m->full / 8);
+	/*
+	 * Start from the exact entry, or else from what the trie gives the
+	 * address (the union of the prefixes covering it): an exact entry
+	 * shadows the trie, so it must carry those ranges too.
+	 */
+	if (bpf_map_lookup_elem(m->exact_fd, &key, &v) &&
+	    bpf_map_lookup_elem(m->trie_fd, &key, &v))
+		memset(&v, 0, sizeof(v));
+	for (r = 0; r < v.n_ranges && r < CGF_MAX_RANGES; r++)
+		if (!v.ranges[r].expires_ns || v.ranges[r].expires_ns > now)
+			kept.ranges[kept.n_ranges++] = v.ranges[r];
+	for (i = 0; i < n; i++) {
+		const struct cgf_grant *g = &grants[i];
+
+		for (r = 0; r < kept.n_ranges; r++) {
+			struct cgf_range *rg = &kept.ranges[r];
+
+			if (rg->port_lo != g->port_lo || rg->port_hi != g->port_hi ||
+			    rg->protos != g->protos)
+				continue;
+			/* 0 (never) beats any deadline */
+			if (rg->expires_ns && (!g->expires_ns || g->expires_ns > rg->expires_ns))
+				rg->expires_ns = g->expires_ns;
+			break;
+		}
+		if (r < kept.n_ranges)
+			continue;
+		if (kept.n_ranges == CGF_MAX_RANGES)
+			return fail(err, -E2BIG, "%s: more than %d port ranges", addr,
+				    CGF_MAX_RANGES);
+		kept.ranges[kept.n_ranges].port_lo = g->port_lo;
+		kept.ranges[kept.n_ranges].port_hi = g->port_hi;
+		kept.ranges[kept.n_ranges].protos = g->protos;
+		kept.ranges[kept.n_ranges].expires_ns = g->expires_ns;
+		kept.n_ranges++;
+	}
+	if (bpf_map_update_elem(m->exact_fd, &key, &kept, BPF_ANY))
+		return fail(err, -errno, "cannot write %s: %s", addr, strerror(errno));
+	/* the maps now hold more than this process wrote: the next sync reads them again */
+	cgf_allowlist_free(&f->written);
+	f->have_written = false;
+	return 0;
+}
+
 int cgf_fence_remove(const char *pin_root, uint64_t id, char *err)
 {
 	char dir[PATH_MAX];

@@ -91,6 +91,17 @@ int cgf_fence_open(const char *pin_root, uint64_t cgroup_id, struct cgf_fence **
 int cgf_fence_sync(struct cgf_fence *fence, const struct cgf_allowlist *list, char *err);
 
 /*
+ * Adds grants for one address (all of the same family, full-length prefix:
+ * what a DNS answer opens) to its exact entry at once, keeping what the entry
+ * or, when there is none, the prefixes covering the address already allow;
+ * ranges with the same ports and protocols keep the later expiry, expired
+ * ranges go.  For the DNS proxy, which must open the fence before it
+ * releases an answer; the next cgf_fence_sync reads the maps again.
+ */
+int cgf_fence_grant(struct cgf_fence *fence, const struct cgf_grant *grants, size_t n,
+		    char *err);
+
+/*
  * Removes the fence: unpins links and maps; the kernel detaches the programs
  * when the last reference goes.  Works from the pins alone, also for a fence
  * whose cgroup is gone.
