@@ -221,6 +221,13 @@ static void usage_run(FILE *out)
 		"      --min-ttl SECONDS    shortest time a DNS answer is kept (default 10)\n"
 		"      --max-ttl SECONDS    longest time a DNS answer is kept (default 86400)\n"
 		"      --grace SECONDS      added to every DNS expiry (default 5)\n"
+		"      --dns-proxy          DNS proxy mode (as the policy line 'dns proxy'):\n"
+		"                           COMMAND's DNS, to any address, goes to cgfenced's\n"
+		"                           filtering proxy, which answers only the rules'\n"
+		"                           names (wildcards too) and opens what it answered;\n"
+		"                           needs cgfenced running; --resolver, --min-ttl and\n"
+		"                           --max-ttl are then cgfenced's\n"
+		"      --socket PATH        cgfenced's socket, for --dns-proxy\n"
 		"  -q, --quiet              do not print deny events\n"
 		"      --bpffs DIR          pin directory (default " CGF_PIN_ROOT_DEFAULT ")\n"
 		"  -v, --verbose            show libbpf's messages\n"
@@ -370,6 +377,66 @@ static int exit_status_of(int wstatus)
 	return EXIT_CGFENCE;
 }
 
+static int daemon_error(const char *what, json_t *reply);
+
+/* A policy file's text, for cgfenced to parse (NULL with a message on error). */
+static char *read_text(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	char *buf = NULL;
+	size_t len = 0, cap = 0, n;
+
+	if (!f) {
+		warnx("cannot read '%s': %s", path, strerror(errno));
+		return NULL;
+	}
+	do {
+		if (len + 4096 + 1 > cap) {
+			char *grown = realloc(buf, cap = 2 * cap + 8192);
+
+			if (!grown) {
+				free(buf);
+				fclose(f);
+				warnx("out of memory");
+				return NULL;
+			}
+			buf = grown;
+		}
+		n = fread(buf + len, 1, 4096, f);
+		len += n;
+	} while (n == 4096 && len < (16u << 20));
+	fclose(f);
+	buf[len] = '\0';
+	return buf;
+}
+
+/*
+ * --dns-proxy: asks cgfenced for a proxy for the (already attached, proxy
+ * mode) fence, with the rules as given, listening in this process's network
+ * namespace, which COMMAND shares.
+ */
+static bool ask_proxy(const char *socket, const struct runner *r, const char *pin_root,
+		      json_t *rules)
+{
+	char err[CGF_ERR_LEN];
+	json_t *req = json_pack("{s:s,s:I,s:O}", "op", "proxy", "cgroup_id",
+				(json_int_t)r->cgroup_id, "rules", rules), *rep = NULL;
+	bool ok = false;
+
+	if (pin_root)
+		json_object_set_new(req, "bpffs", json_string(pin_root));
+	if (cgf_control_call(cgf_control_socket(socket), req, 30000, &rep, NULL, err,
+			     sizeof(err)))
+		warnx("run: --dns-proxy needs cgfenced: %s", err);
+	else if (!json_is_true(json_object_get(rep, "ok")))
+		daemon_error("run: --dns-proxy", rep);
+	else
+		ok = true;
+	json_decref(req);
+	json_decref(rep);
+	return ok;
+}
+
 /* Re-resolves what is due and syncs the map when an answer changed. */
 static void refresh(struct runner *r, struct cgf_domains *domains, struct cgf_resolver *res,
 		    const struct cgf_policy *policy, bool force)
@@ -403,10 +470,15 @@ static int cmd_run(int argc, char **argv)
 		{ "bpffs", required_argument, NULL, 'b' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "dns-proxy", no_argument, NULL, 'D' },
+		{ "socket", required_argument, NULL, 'S' },
 		{ 0 },
 	};
 	struct policy_args pa = { .limits = CGF_TTL_LIMITS_DEFAULT };
 	struct cgf_attach_opts aopts = { 0 };
+	json_t *rules = json_array();
+	const char *socket = NULL;
+	bool dns_proxy = false;
 	struct cgf_resolver *res = NULL;
 	struct cgf_domains *domains = NULL;
 	struct cgf_allowlist list = { 0 };
@@ -426,6 +498,25 @@ static int cmd_run(int argc, char **argv)
 		case 'r':
 			if (!policy_option(&pa, opt, optarg))
 				goto out;
+			/* the rules as given, for cgfenced's proxy to parse the same */
+			if (opt == 'a') {
+				json_array_append_new(rules, json_pack("{s:s,s:s}", "source", "--allow",
+								       "text", optarg));
+			} else if (opt == 'p') {
+				char *text = read_text(optarg);
+
+				if (!text)
+					goto out;
+				json_array_append_new(rules, json_pack("{s:s,s:s,s:b}", "source", optarg,
+								       "text", text, "file", 1));
+				free(text);
+			}
+			break;
+		case 'D':
+			dns_proxy = true;
+			break;
+		case 'S':
+			socket = optarg;
 			break;
 		case 'A':
 			pa.audit = true;
@@ -469,7 +560,18 @@ static int cmd_run(int argc, char **argv)
 		      pa.limits.max_ttl);
 		goto out;
 	}
-	if (has_wildcards(&pa.policy))
+	if (dns_proxy && pa.policy.dns_mode_source[0] && pa.policy.dns_mode != CGF_DNS_PROXY) {
+		warnx("run: --dns-proxy contradicts 'dns resolve' at %s", pa.policy.dns_mode_source);
+		goto out;
+	}
+	dns_proxy = dns_proxy || pa.policy.dns_mode == CGF_DNS_PROXY;
+	if (dns_proxy && (pa.n_servers || pa.audit)) {
+		warnx("run: --dns-proxy goes with neither %s", pa.audit ? "--audit (the proxy "
+		      "refuses names; audit mode must deny nothing)" : "--resolver (cgfenced's "
+		      "resolvers answer the proxy)");
+		goto out;
+	}
+	if (!dns_proxy && has_wildcards(&pa.policy))
 		goto out;
 	if (geteuid() != 0) {
 		warnx("run: must be run as root (it loads BPF programs and creates cgroups)");
@@ -477,6 +579,12 @@ static int cmd_run(int argc, char **argv)
 	}
 	cgf_libbpf_quiet(verbose);
 
+	if (dns_proxy) {
+		/* cgfenced's proxy learns the addresses: nothing to resolve here */
+		if (compile(&pa.policy, NULL, &list))
+			goto out;
+		goto resolved;
+	}
 	if (cgf_domains_new(&pa.policy, &pa.limits, &domains)) {
 		warnx("out of memory");
 		goto out;
@@ -497,6 +605,7 @@ static int cmd_run(int argc, char **argv)
 				    log_resolve_failure, NULL);
 	if (compile(&pa.policy, domains, &list))
 		goto out;
+resolved:
 
 	/* Signals are read from a signalfd; the child gets the old mask back. */
 	sigemptyset(&mask);
@@ -520,10 +629,14 @@ static int cmd_run(int argc, char **argv)
 	r.pin_root = pa.pin_root;
 	aopts.pin_root = pa.pin_root;
 	aopts.audit = pa.audit;
+	/* DNS is denied from the start until cgfenced's proxy listens */
+	aopts.dns_proxy = dns_proxy;
 	if (cgf_fence_attach(r.cgroup, &list, &aopts, &r.fence, err)) {
 		warnx("%s", err);
 		goto out;
 	}
+	if (dns_proxy && !ask_proxy(socket, &r, pa.pin_root, rules))
+		goto out;
 	rb = ring_buffer__new(cgf_fence_events_fd(r.fence), print_event, &quiet, NULL);
 	if (!rb) {
 		warnx("cannot read deny events: %s", strerror(errno));
@@ -552,7 +665,8 @@ static int cmd_run(int argc, char **argv)
 			{ .fd = ring_buffer__epoll_fd(rb), .events = POLLIN },
 			{ .fd = report[0], .events = POLLIN },
 		};
-		uint64_t now = cgf_boottime_ns(), due = cgf_domains_next_due(domains);
+		uint64_t now = cgf_boottime_ns(),
+			 due = domains ? cgf_domains_next_due(domains) : UINT64_MAX;
 		int timeout = -1;
 
 		if (due != UINT64_MAX && res)
@@ -628,6 +742,7 @@ out:
 	cgf_domains_free(domains);
 	cgf_resolver_free(res);
 	cgf_policy_free(&pa.policy);
+	json_decref(rules);
 	return status;
 }
 
