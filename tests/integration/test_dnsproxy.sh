@@ -583,7 +583,7 @@ test_denied_names_never_leave() {
 	local cg out
 	cg=$(fenced_cg flood px) || return
 	out=$(dx "$cg" flood evil.test 1000 198.18.0.9 198.18.0.8 198.18.44.5 127.0.0.1 \
-		'[2001:db8::9]' '[::1]' 192.0.2.53 '[2001:db8:ff::1]')
+		'[2001:db8::9]' '[::1]' 192.0.2.53 '[2001:db8:ff::1]' '[::ffff:198.18.0.9]')
 	assert_eq "sent=1000 refused=1000 other=0 noanswer=0" "$out" "1000 denied queries"
 	sleep 0.5
 	assert_eq 0 "$(queries 'evil\.test')" "queries for evil.test that reached a server"
