@@ -20,7 +20,7 @@ WARNINGS := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	    -Wno-unused-parameter -Wformat=2
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 $(WARNINGS) -D_GNU_SOURCE -Iinclude -Iuser/lib -I$(BUILD)
-LDLIBS := -lbpf -lelf -lz -lcares -ljansson
+LDLIBS := -lbpf -lelf -lz -lcares -ljansson -lldns
 
 BPF_CFLAGS := -target bpf -g -O2 -Wall -Werror -D__TARGET_ARCH_$(BPF_ARCH) \
 	      -I$(VMLINUX_DIR) -Iinclude -Ibpf
@@ -106,7 +106,7 @@ $(BUILD)/tests/%: tests/tools/%.c | $(BUILD)/tests
 # Build dependencies, installed with apt-get when missing (Debian 12).
 BUILD_PKGS := clang llvm make gcc pkg-config libbpf-dev libelf-dev zlib1g-dev bpftool \
 	      libc-ares-dev libjansson-dev libcmocka-dev liburing-dev libclang-rt-14-dev
-TEST_PKGS := iproute2 dnsmasq-base util-linux libcap2-bin python3 jq
+TEST_PKGS := iproute2 dnsmasq-base util-linux libcap2-bin python3 jq nftables
 DEMO_PKGS := iproute2 python3 curl
 
 deps:
