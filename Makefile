@@ -37,7 +37,7 @@ TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(TOOL_SRCS))
 # Fuzz targets (libFuzzer with ASan and UBSan), over the project's own parsers.
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
-FUZZ_LIB_SRCS := user/lib/policy.c user/lib/resolve.c
+FUZZ_LIB_SRCS := user/lib/policy.c user/lib/resolve.c user/lib/dnsproxy.c
 
 SKEL := $(BUILD)/cgfence.skel.h
 BPF_OBJ := $(BUILD)/cgfence.bpf.o
@@ -93,7 +93,7 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) $(wildcard user/lib/*.h) includ
 	$(call msg,FUZZ,$@)
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CLANG) -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
-		-fno-sanitize-recover=undefined -Iinclude -Iuser/lib $< $(FUZZ_LIB_SRCS) -lcares -o $@
+		-fno-sanitize-recover=undefined -Iinclude -Iuser/lib $< $(FUZZ_LIB_SRCS) -lcares -lldns -o $@
 
 $(BUILD)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(LIB) | $(BUILD)/tests
 	$(call msg,CCLD,$@)
@@ -105,7 +105,8 @@ $(BUILD)/tests/%: tests/tools/%.c | $(BUILD)/tests
 
 # Build dependencies, installed with apt-get when missing (Debian 12).
 BUILD_PKGS := clang llvm make gcc pkg-config libbpf-dev libelf-dev zlib1g-dev bpftool \
-	      libc-ares-dev libjansson-dev libcmocka-dev liburing-dev libclang-rt-14-dev
+	      libc-ares-dev libjansson-dev libcmocka-dev liburing-dev libclang-rt-14-dev \
+	      libldns-dev
 TEST_PKGS := iproute2 dnsmasq-base util-linux libcap2-bin python3 jq nftables
 DEMO_PKGS := iproute2 python3 curl
 
