@@ -124,8 +124,8 @@ static bool has_wildcards(const struct cgf_policy *p)
 {
 	for (size_t i = 0; i < p->n_rules; i++) {
 		if (p->rules[i].kind == CGF_TARGET_WILDCARD) {
-			warnx("rule '*.%s'%s: wildcard rules need the DNS proxy, which this cgfence "
-			      "does not have", p->rules[i].domain,
+			warnx("rule '*.%s'%s: wildcard rules need DNS proxy mode (--dns-proxy, or "
+			      "the policy line 'dns proxy')", p->rules[i].domain,
 			      p->rules[i].line ? " (policy file)" : "");
 			return true;
 		}
@@ -932,6 +932,12 @@ static int cmd_attach(int argc, char **argv)
 	}
 	if (pa.policy.n_rules == 0) {
 		warnx("attach: no rules (give --allow RULE or --policy-file FILE)");
+		goto out;
+	}
+	if (pa.policy.dns_mode == CGF_DNS_PROXY) {
+		warnx("attach: 'dns proxy' at %s: DNS proxy mode needs cgfenced's proxy; put the "
+		      "policy in its policy directory and attach it with --policy NAME",
+		      pa.policy.dns_mode_source);
 		goto out;
 	}
 	if (has_wildcards(&pa.policy))

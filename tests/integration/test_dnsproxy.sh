@@ -616,24 +616,33 @@ test_query_types() {
 }
 
 # A process with CAP_NET_ADMIN (and NET_BIND_SERVICE) in the fence's network
-# namespace: a DNAT of the steered packets to the server, or its own port-53
-# listener, gets no query out.
+# namespace: a DNAT of the steered packets to the server (with route_localnet
+# on, so that the kernel itself would deliver them), or its own port-53
+# listener, gets no query out; the egress program is what drops the DNAT'd
+# packets (its deny counter shows them).
 test_net_admin_cannot_bypass() {
 	std_setup || return
-	local cg out caps
+	local cg out caps before after
 	cg=$(fenced_cg admin px) || return
 	caps=(setpriv --inh-caps=-all,+net_admin,+net_bind_service
 		--ambient-caps=-all,+net_admin,+net_bind_service
 		--bounding-set=-all,+net_admin,+net_bind_service --)
+	"${INCG[@]}" "$cg" "${caps[@]}" sh -c 'echo 1 >/proc/sys/net/ipv4/conf/all/route_localnet &&
+		echo 1 >/proc/sys/net/ipv4/conf/lo/route_localnet' ||
+		{ fail "route_localnet as NET_ADMIN failed"; return; }
 	# nft in the client namespace: steered DNS (to the proxy's port) DNATed to the server
 	"${INCG[@]}" "$cg" "${caps[@]}" nft -f - <<-EOF || { fail "nft as NET_ADMIN failed"; return; }
 		table ip $TAG {
 			chain out { type nat hook output priority -100; udp dport != 53 dnat to 198.18.0.9:53; tcp dport != 53 dnat to 198.18.0.9:53; }
+			chain post { type nat hook postrouting priority 100; ip daddr 198.18.0.9 masquerade; }
 		}
 	EOF
+	before=$(ctl status --json | jq --arg c "$cg" '.fences[] | select(.cgroup == $c) | .counters.egress.denied')
 	out=$("${INCG[@]}" "$cg" "${caps[@]}" timeout 60 "$PY" "$DX" flood evil.test 40 198.18.0.9 127.0.0.1 2>&1)
 	assert_match '^sent=40 ' "$out" "queries with the DNAT in place"
-	out=$("${INCG[@]}" "$cg" "${caps[@]}" timeout 20 "$PY" "$DX" q 198.18.0.9 svc.test A 2>&1)
+	after=$(ctl status --json | jq --arg c "$cg" '.fences[] | select(.cgroup == $c) | .counters.egress.denied')
+	[ "${after:-0}" -gt "${before:-0}" ] ||
+		fail "egress denied nothing during the DNAT attack ($before -> $after): the attack did not reach it"
 	nsenter --net="/run/netns/$NS_C" nft delete table ip "$TAG"
 	# its own resolver on 127.0.0.1:53, counting what arrives
 	listen_udp "$NS_C" 127.0.0.1 53 own || return
@@ -644,8 +653,10 @@ test_net_admin_cannot_bypass() {
 	sleep 0.3
 	assert_eq 0 "$(count own datagrams)" "datagrams at the process's own 127.0.0.1:53"
 	assert_eq 0 "$(queries 'evil\.test')" "queries for evil.test at the servers"
-	# the steering cannot be turned off from inside: no bpf() for NET_ADMIN alone
-	out=$("${INCG[@]}" "$cg" "${caps[@]}" bpftool cgroup detach "$cg" connect4 pinned "$PIN_ROOT"/*/link_connect4 2>&1)
+	# the steering cannot be turned off from inside: bpf() needs more than NET_ADMIN
+	out=$("${INCG[@]}" "$cg" "${caps[@]}" bpftool cgroup detach "$cg" connect4 pinned \
+		"$PIN_ROOT/$(stat -c %i "$cg")/link_connect4" 2>&1) &&
+		fail "bpftool detach as NET_ADMIN succeeded: $out"
 	out=$(dx "$cg" q 198.18.0.9 evil.test A)
 	assert_match '^rcode=5 ' "$out" "evil.test after a detach attempt"
 }

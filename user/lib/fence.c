@@ -306,7 +306,12 @@ struct cgf_fence {
 	bool have_written;
 };
 
-/* Hooks, with the name of their pinned link ("link_connect4"). */
+/*
+ * Hooks, with the name of their pinned link ("link_connect4").  The last
+ * ones only give DNS replies steered to the proxy their original address
+ * back: attached to proxy-mode fences only, so that other fences pay nothing
+ * on recvmsg and getpeername.
+ */
 #define CGF_PROGS(X)             \
 	X(connect4, cgf_connect4) \
 	X(connect6, cgf_connect6) \
@@ -317,6 +322,7 @@ struct cgf_fence {
 	X(recvmsg6, cgf_recvmsg6) \
 	X(getpeername4, cgf_getpeername4) \
 	X(getpeername6, cgf_getpeername6)
+#define CGF_PROGS_PROXY_FIRST 5 /* index of recvmsg4 above */
 
 static const char *const map_pins[] = {
 	CGF_PIN_ALLOW4, CGF_PIN_ALLOW6, CGF_PIN_EXACT4, CGF_PIN_EXACT6,
@@ -699,6 +705,8 @@ int cgf_fence_attach(const char *cgroup_path, const struct cgf_allowlist *list,
 	CGF_PROGS(X)
 #undef X
 	for (i = 0; i < sizeof(links) / sizeof(links[0]); i++) {
+		if (i >= CGF_PROGS_PROXY_FIRST && !(cfg.flags & CGF_CONFIG_DNS_PROXY))
+			continue;
 		links[i] = bpf_program__attach_cgroup(progs[i], cg_fd);
 		if (!links[i]) {
 			ret = -errno;
