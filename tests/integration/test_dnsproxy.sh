@@ -715,6 +715,27 @@ test_scope_per_fence() {
 	assert_match '^ok' "$out" "fence A after a reload"
 }
 
+# An answered address that a prefix rule also covers keeps what the prefix
+# allows (the exact entry carries the union), and gains the name's port.
+test_union_with_prefix() {
+	std_setup || return
+	local cg out
+	listen_tcp "$NS_S" 198.18.0.6 80 w6 && listen_udp "$NS_S" 198.18.0.6 9 u6 || return
+	policy pfx 'dns proxy' '*.wild.test:80/tcp' '198.18.0.0/29:9/udp'
+	ctl reload >/dev/null || { fail "reload"; return; }
+	cg=$(fenced_cg pfx pfx) || return
+	out=$("${INCG[@]}" "$cg" "$PROBE" tcp 198.18.0.6 80 --timeout-ms 1000 2>&1)
+	assert_eq "error EPERM" "$out" "198.18.0.6:80 before any answer"
+	out=$(dx "$cg" q 198.18.0.9 u.wild.test A connect 80)
+	assert_eq "rcode=0 from=198.18.0.9:53 answers=198.18.0.6 connect=ok" "$out" "u.wild.test"
+	out=$("${INCG[@]}" "$cg" "$PROBE" udp-sendto 198.18.0.6 9 --send x --timeout-ms 1000 2>&1)
+	assert_match '^ok' "$out" "198.18.0.6:9/udp (the prefix rule) after the answer"
+	out=$("${INCG[@]}" "$cg" "$PROBE" udp-sendto 198.18.0.6 80 --send x --timeout-ms 1000 2>&1)
+	assert_eq "error EPERM" "$out" "198.18.0.6:80/udp (neither rule)"
+	sleep 0.3
+	assert_eq 1 "$(count u6 datagrams)" "datagrams at 198.18.0.6:9"
+}
+
 # After a daemon restart the adopted fence's proxy listens again; while the
 # daemon is down, DNS is denied, never let past.
 test_restart() {
