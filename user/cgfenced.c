@@ -2116,7 +2116,12 @@ static void usage(FILE *out)
 		"'key = value' lines whose keys are the long option names; the command line\n"
 		"wins.  Defaults: policies from " CGF_POLICY_DIR_DEFAULT "/*.policy, socket\n"
 		CGF_SOCKET_DEFAULT ", resolvers from /etc/resolv.conf, min-ttl 10,\n"
-		"max-ttl 86400, grace 5, max-addrs 64.\n");
+		"max-ttl 86400, grace 5, max-addrs 64.\n"
+		"\n"
+		"A policy with the line 'dns proxy' is not resolved on a timer: each of its\n"
+		"fences gets a filtering DNS proxy of its own, listening on loopback of the\n"
+		"fence's network namespace, that answers only the policy's names (through the\n"
+		"resolvers above) and opens the fence for what it answered.\n");
 }
 
 static int parse_seconds(const char *key, const char *val, uint32_t *out)
