@@ -700,7 +700,7 @@ test_upstream_down() {
 # Names answered to one fence open nothing for another fence of the policy.
 test_scope_per_fence() {
 	std_setup || return
-	local a b out addr
+	local a b out addr port
 	listen_tcp "$NS_S" 198.18.0.6 80 w6 || return
 	a=$(fenced_cg sa px) && b=$(fenced_cg sb px) || return
 	out=$(dx "$a" q 198.18.0.9 x.wild.test A connect 80)
@@ -709,6 +709,13 @@ test_scope_per_fence() {
 	assert_eq "error EPERM" "$out" "fence B, which asked nothing"
 	addr=$(ctl status --json | jq -r --arg b "$b" '.fences[] | select(.cgroup == $b) | .allowlist[].prefix' | tr '\n' ' ')
 	assert_eq "198.18.0.2/32 " "$addr" "fence B's allowlist"
+	# B cannot use A's proxy port directly (nor A itself: only port 53 is steered)
+	port=$(ctl status --json | jq -r --arg a "$a" '.fences[] | select(.cgroup == $a) | .dns_proxy.listen4' | cut -d: -f2)
+	[ -n "$port" ] || { fail "no listen4 for fence A in status"; return; }
+	out=$("${INCG[@]}" "$b" "$PROBE" udp-sendto 127.0.0.1 "$port" --send x --timeout-ms 1000 2>&1)
+	assert_eq "error EPERM" "$out" "fence B to fence A's proxy port"
+	out=$("${INCG[@]}" "$b" "$PROBE" tcp 127.0.0.1 "$port" --timeout-ms 1000 2>&1)
+	assert_eq "error EPERM" "$out" "fence B to fence A's proxy port, TCP"
 	# a policy sync (reload) keeps what A's proxy learned
 	ctl reload >/dev/null
 	out=$("${INCG[@]}" "$a" "$PROBE" tcp 198.18.0.6 80 --timeout-ms 1000 2>&1)
