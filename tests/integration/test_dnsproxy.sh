@@ -743,6 +743,25 @@ test_union_with_prefix() {
 	assert_eq 1 "$(count u6 datagrams)" "datagrams at 198.18.0.6:9"
 }
 
+# At most max-addrs addresses are kept per name and fence: the one expiring
+# first goes first, from the maps too, long before its own expiry.
+test_max_addrs_per_name() {
+	setup || return
+	local cg out i
+	start_upstreams || { fail "upstreams"; return; }
+	policy px 'dns proxy' 'svc.test:80/tcp'
+	start_daemon --min-ttl 60 --max-addrs 3 || { fail "daemon"; return; }
+	for i in 3 4 5 6 7; do
+		listen_tcp "$NS_S" 198.18.0.$i 80 w$i || return
+	done
+	cg=$(fenced_cg cap px) || return
+	out=$(dx "$cg" rr 198.18.0.9 svc.test A 5 80)
+	assert_match '^queries=5 distinct=5 connected=5 failed=0' "$out" "5 answers, each connected at once"
+	sleep 0.5
+	out=$(ctl status --json | jq -c '.fences[] | select(.dns == "proxy") | [.dns_proxy.addresses_learned, ([.allowlist[].prefix | select(test("^198\\.18\\.0\\.[3-7]/32$"))] | length)]')
+	assert_eq "[3,3]" "$out" "[addresses learned, their map entries] with max-addrs 3"
+}
+
 # After a daemon restart the adopted fence's proxy listens again; while the
 # daemon is down, DNS is denied, never let past.
 test_restart() {
