@@ -15,7 +15,7 @@
  * Bumped whenever a map layout below changes.  Stored in the pinned config
  * map, so a newer cgfence never misreads pins left by an older one.
  */
-#define CGF_ABI_VERSION 3
+#define CGF_ABI_VERSION 4 /* 4: DNS proxy mode (config endpoints, stats counter) */
 
 /* Default bpffs directory that holds one subdirectory of pins per fence. */
 #define CGF_PIN_ROOT_DEFAULT "/sys/fs/bpf/cgfence"

@@ -797,6 +797,27 @@ static int open_pin(const char *dir, const char *name, char *err)
 	return fd;
 }
 
+/*
+ * Does a pinned map have the key and value sizes this cgfence reads and
+ * writes?  Checked besides the layout version: reading a per-CPU value of
+ * another size into this process's buffer would overrun it.
+ */
+static int check_map(int fd, const char *dir, const char *name, __u32 key_size,
+		     __u32 value_size, char *err)
+{
+	struct bpf_map_info info = { 0 };
+	__u32 len = sizeof(info);
+
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return fail(err, -errno, "cannot read what '%s/%s' is: %s", dir, name,
+			    strerror(errno));
+	if (info.key_size != key_size || info.value_size != value_size)
+		return fail(err, -EPROTO, "fence in '%s' was made by another cgfence (map '%s' "
+			    "holds %u/%u-byte keys/values, this one reads %u/%u)", dir, name,
+			    info.key_size, info.value_size, key_size, value_size);
+	return 0;
+}
+
 int cgf_fence_open(const char *pin_root, uint64_t id, struct cgf_fence **out, char *err)
 {
 	struct cgf_fence *f;
@@ -826,6 +847,17 @@ int cgf_fence_open(const char *pin_root, uint64_t id, struct cgf_fence **out, ch
 	}
 	fam_init(&f->v4, f->v4.trie_fd, f->v4.exact_fd, AF_INET);
 	fam_init(&f->v6, f->v6.trie_fd, f->v6.exact_fd, AF_INET6);
+	if ((ret = check_map(f->config_fd, dir, CGF_PIN_CONFIG, 4, sizeof(cfg), err)) ||
+	    (ret = check_map(f->stats_fd, dir, CGF_PIN_STATS, 4, sizeof(struct cgf_stats), err)) ||
+	    (ret = check_map(f->v4.exact_fd, dir, CGF_PIN_EXACT4, sizeof(struct cgf_key4),
+			     sizeof(struct cgf_allow), err)) ||
+	    (ret = check_map(f->v4.trie_fd, dir, CGF_PIN_ALLOW4, sizeof(struct cgf_key4),
+			     sizeof(struct cgf_allow), err)) ||
+	    (ret = check_map(f->v6.exact_fd, dir, CGF_PIN_EXACT6, sizeof(struct cgf_key6),
+			     sizeof(struct cgf_allow), err)) ||
+	    (ret = check_map(f->v6.trie_fd, dir, CGF_PIN_ALLOW6, sizeof(struct cgf_key6),
+			     sizeof(struct cgf_allow), err)))
+		goto fail;
 	if (bpf_map_lookup_elem(f->config_fd, &zero, &cfg)) {
 		ret = fail(err, -errno, "cannot read the config of '%s': %s", dir, strerror(errno));
 		goto fail;
