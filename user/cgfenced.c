@@ -104,7 +104,7 @@ struct dproxy {
 	struct cgf_dnsproxy_client *c4, *c6;
 	struct cgf_endpoint ep4, ep6;
 	struct learned_name *names; /* sorted by name */
-	size_t n_names, n_addrs;
+	size_t n_names, cap_names, n_addrs;
 };
 
 struct dfence {
@@ -440,7 +440,7 @@ static void learned_free(struct dproxy *px)
 	}
 	free(px->names);
 	px->names = NULL;
-	px->n_names = px->n_addrs = 0;
+	px->n_names = px->cap_names = px->n_addrs = 0;
 }
 
 /* Drops learned addresses expired at now; returns how many went. */
@@ -502,15 +502,27 @@ static int learned_add(struct dproxy *px, const char *name, int family, const ui
 
 	*evicted = false;
 	if (!ln) {
-		struct learned_name *grown = realloc(px->names, (px->n_names + 1) * sizeof(*grown));
-		size_t at = 0;
+		size_t lo = 0, hi = px->n_names, at;
 
-		if (!grown)
-			return -ENOMEM;
-		px->names = grown;
-		while (at < px->n_names && strcmp(px->names[at].name, name) < 0)
-			at++;
-		memmove(&px->names[at + 1], &px->names[at], (px->n_names - at) * sizeof(*grown));
+		if (px->n_names == px->cap_names) {
+			size_t cap = px->cap_names ? 2 * px->cap_names : 16;
+			struct learned_name *grown = realloc(px->names, cap * sizeof(*grown));
+
+			if (!grown)
+				return -ENOMEM;
+			px->names = grown;
+			px->cap_names = cap;
+		}
+		while (lo < hi) { /* where name goes in the sorted array */
+			size_t mid = lo + (hi - lo) / 2;
+
+			if (strcmp(px->names[mid].name, name) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		at = lo;
+		memmove(&px->names[at + 1], &px->names[at], (px->n_names - at) * sizeof(*px->names));
 		ln = &px->names[at];
 		memset(ln, 0, sizeof(*ln));
 		ln->name = strdup(name);
