@@ -29,6 +29,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+/* before ldns: without it, ldns/common.h defines _Bool as signed char */
+#include <stdbool.h>
 #include <ldns/ldns.h>
 
 #include "helpers.h"
@@ -58,6 +60,7 @@ struct fake_up {
 	int delay_ms;
 	unsigned n_udp, n_tcp;      /* queries received */
 	bool last_edns, last_do;    /* of the last query received */
+	bool spoof;                 /* forged answers before the real one (see fake_serve) */
 	uint16_t last_edns_size;
 	struct delayed delayed[MAX_DELAYED];
 	size_t n_delayed;
@@ -85,6 +88,9 @@ static const char *const zone[] = {
 };
 
 static struct fake_up up1, up2;
+
+static uint8_t *make_query(const char *name, uint16_t type, uint16_t id, int edns_size,
+			   bool do_bit, size_t *len);
 static struct cgf_dnsproxy *proxy;
 
 static int bind_lo(int type, struct sockaddr_storage *out)
@@ -232,6 +238,37 @@ static uint8_t *fake_answer(struct fake_up *u, const uint8_t *q, size_t qlen, bo
 	return wire;
 }
 
+/*
+ * Before the real answer a to query q: the same answer with another address
+ * from another port (an off-path forger who guessed id and port), and an
+ * answer with the right id from the right port for another question.
+ */
+static void send_forgeries(struct fake_up *u, const uint8_t *q, size_t qlen, const uint8_t *a,
+			   size_t alen, const struct sockaddr_storage *to, socklen_t tolen)
+{
+	uint8_t forged[4096];
+	int other = bind_lo(SOCK_DGRAM, NULL);
+	size_t len;
+	uint8_t *wq = make_query("a.wild.test", LDNS_RR_TYPE_A, (uint16_t)(q[0] << 8 | q[1]), 0,
+				 false, &len);
+	uint8_t *wa;
+	size_t walen;
+	unsigned n_udp = u->n_udp;
+
+	assert_true(alen <= sizeof(forged) && alen > 4);
+	memcpy(forged, a, alen);
+	memcpy(forged + alen - 4, "\xc6\x12\x42\x06", 4); /* 198.18.66.6 */
+	sendto(other, forged, alen, 0, (const struct sockaddr *)to, tolen);
+	close(other);
+	wa = fake_answer(u, wq, len, false, &walen);
+	assert_non_null(wa);
+	sendto(u->udp, wa, walen, 0, (const struct sockaddr *)to, tolen);
+	u->n_udp = n_udp;
+	free(wa);
+	free(wq);
+	(void)qlen;
+}
+
 static void fake_serve(struct fake_up *u)
 {
 	uint8_t buf[4096];
@@ -262,6 +299,8 @@ static void fake_serve(struct fake_up *u)
 			d->len = alen;
 			continue;
 		}
+		if (u->spoof)
+			send_forgeries(u, buf, (size_t)n, a, alen, &from, fl);
 		sendto(u->udp, a, alen, 0, (struct sockaddr *)&from, fl);
 		free(a);
 	}
@@ -1248,6 +1287,94 @@ static void test_cname_loop(void **state)
 	assert_int_equal(cl1.n_allowed, 0);
 }
 
+static void test_forged_answers_ignored(void **state)
+{
+	ldns_pkt *a;
+
+	up1.spoof = true;
+	a = ask(&cl1, "ok.test", LDNS_RR_TYPE_A);
+	assert_int_equal(ldns_pkt_get_rcode(a), LDNS_RCODE_NOERROR);
+	assert_int_equal(ldns_pkt_ancount(a), 1);
+	ldns_pkt_free(a);
+	assert_true(was_allowed(&cl1, "198.18.0.10"));
+	assert_false(was_allowed(&cl1, "198.18.66.6")); /* from another port */
+	assert_false(was_allowed(&cl1, "198.18.2.1"));  /* for another question */
+	assert_int_equal(cl1.n_allowed, 1);
+}
+
+static void test_set_names(void **state)
+{
+	static const char *const rules[] = { "evil.test", NULL };
+	struct cgf_policy pol = { 0 };
+	struct cgf_error err;
+	struct cgf_dnsproxy_names *n;
+
+	assert_int_equal(rcode_of(&cl1, "evil.test", LDNS_RR_TYPE_A), LDNS_RCODE_REFUSED);
+	assert_int_equal(cgf_policy_add_rule(&pol, rules[0], &err), 0);
+	assert_int_equal(cgf_dnsproxy_names_new(&pol, &n), 0);
+	cgf_policy_free(&pol);
+	cgf_dnsproxy_client_set_names(cl1.c, n);
+	assert_int_equal(rcode_of(&cl1, "evil.test", LDNS_RR_TYPE_A), LDNS_RCODE_NXDOMAIN);
+	assert_int_equal(rcode_of(&cl1, "ok.test", LDNS_RR_TYPE_A), LDNS_RCODE_REFUSED);
+	cgf_dnsproxy_client_set_names(cl1.c, cl1.names);
+	cgf_dnsproxy_names_free(n);
+	assert_int_equal(rcode_of(&cl1, "ok.test", LDNS_RR_TYPE_A), LDNS_RCODE_NOERROR);
+}
+
+/* Connections over the cap are closed at once; idle ones after tcp_idle_ms. */
+static void test_tcp_limits(void **state)
+{
+	struct sockaddr_storage ups[1];
+	struct cgf_dnsproxy_opts o = { .upstreams = ups, .n_upstreams = 1, .timeout_ms = 400,
+				       .tcp_conns_per_client = 2, .tcp_idle_ms = 300 };
+	int fds[3];
+	uint8_t b;
+	ldns_pkt *a;
+
+	ups[0] = up1.addr;
+	engine_restart(&o);
+	for (int i = 0; i < 3; i++) {
+		fds[i] = tcp_connect(&cl1.tcp_addr);
+		pump(-1, 30);
+	}
+	/* the third is closed by the engine: EOF */
+	assert_true(pump(fds[2], 500));
+	assert_int_equal(recv(fds[2], &b, 1, MSG_DONTWAIT), 0);
+	/* the first two work */
+	tcp_send_query(fds[0], "ok.test", LDNS_RR_TYPE_A, 1);
+	a = tcp_read(fds[0]);
+	assert_non_null(a);
+	ldns_pkt_free(a);
+	/* and close when idle */
+	assert_true(pump(fds[1], 1000));
+	assert_int_equal(recv(fds[1], &b, 1, MSG_DONTWAIT), 0);
+	assert_true(pump(fds[0], 1000));
+	assert_int_equal(recv(fds[0], &b, 1, MSG_DONTWAIT), 0);
+	/* a message that cannot be a query (over 1232 bytes): FORMERR, connection closed */
+	{
+		int fd = tcp_connect(&cl1.tcp_addr);
+		uint8_t big[2 + 2000] = { 2000 >> 8, 2000 & 0xff, 0xab, 0xcd, 1, 0, 0, 1 };
+
+		assert_int_equal(send(fd, big, sizeof(big), 0), (ssize_t)sizeof(big));
+		a = tcp_read(fd);
+		assert_non_null(a);
+		assert_int_equal(ldns_pkt_get_rcode(a), LDNS_RCODE_FORMERR);
+		ldns_pkt_free(a);
+		assert_true(pump(fd, 500));
+		/* EOF, or a reset: the engine closed with the rest of the message unread */
+		{
+			ssize_t r = recv(fd, &b, 1, MSG_DONTWAIT);
+
+			assert_true(r == 0 || (r < 0 && errno == ECONNRESET));
+		}
+		close(fd);
+	}
+	for (int i = 0; i < 3; i++)
+		close(fds[i]);
+	assert_int_equal(up1.n_tcp, 0);
+	assert_int_equal(up1.n_udp, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1270,6 +1397,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_client_remove_mid_query, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refused_log_rate_limited, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cname_loop, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_forged_answers_ignored, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_set_names, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_limits, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

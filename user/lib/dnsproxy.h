@@ -48,6 +48,8 @@ struct cgf_dnsproxy_opts {
 	unsigned inflight_per_client; /* queries forwarded and unanswered, per client;
 					 beyond it: SERVFAIL at once; 0 = 64 */
 	unsigned tcp_conns_per_client; /* open TCP connections per client; 0 = 16 */
+	uint32_t tcp_idle_ms;       /* a client TCP connection with nothing in flight and
+				       nothing received that long is closed; 0 = 10000 */
 };
 
 /* The names a policy lets a client resolve: its domain and wildcard rules. */
