@@ -122,7 +122,7 @@ PIDS=()
 sed 's/^/    /' "$W/proxy-miss.log" "$W/proxy-hit.log" >&2
 
 python3 - "$W/raw" "$NAMES" "$SECS" "$LAT_SECS" "$ROUNDS" \
-	"$(cat "$W/proxy-hit.log" "$W/proxy-miss.log" | tr '\n' ' ')" <<'PY'
+	"$(sed 's/^proxy:/cache hit:/' "$W/proxy-hit.log"; sed 's/^proxy:/cache miss:/' "$W/proxy-miss.log")" <<'PY'
 import statistics, sys
 rows = {}  # target: [qps, noerror %, lost, p50, p90, p99, timeouts] per round
 for line in open(sys.argv[1]):
@@ -154,5 +154,8 @@ print("\nTargets: throughput at least the forwarder's (cache miss %.2fx, hit %.2
       "added median latency on cache hits %.1f µs, under 100 µs: %s.\n"
       % (miss[0] / fwd, hit[0] / fwd, "met" if ok_tp else "**missed**",
          hit[3] - direct[3], "met" if ok_lat else "**missed**"))
-print("Proxy counters: `%s`\n" % sys.argv[6].strip())
+print("The proxies' counters at the end:\n")
+for line in sys.argv[6].strip().splitlines():
+    print("- %s" % line.strip())
+print()
 PY

@@ -176,12 +176,14 @@ static uint8_t *fake_answer(struct fake_up *u, const uint8_t *q, size_t qlen, bo
 		ldns_pkt_set_rcode(r, LDNS_RCODE_SERVFAIL);
 	} else if (!strcmp(name, "tc.test.") && !tcp) {
 		ldns_pkt_set_tc(r, true);
-	} else if (!strcmp(name, "big.test.")) {
-		for (int i = 0; i < 100; i++) {
+	} else if (!strcmp(name, "big.test.") || !strcmp(name, "huge.test.")) {
+		int n = name[0] == 'b' ? 100 : 600;
+
+		for (int i = 0; i < n; i++) {
 			char rr[128];
 			ldns_rr *x = NULL;
 
-			snprintf(rr, sizeof(rr), "big.test. 300 IN A 198.18.%d.%d", 10 + i / 200,
+			snprintf(rr, sizeof(rr), "%s 300 IN A 198.18.%d.%d", name, 10 + i / 200,
 				 i % 200 + 1);
 			assert_int_equal(ldns_rr_new_frm_str(&x, rr, 0, NULL, NULL), LDNS_STATUS_OK);
 			ldns_pkt_push_rr(r, LDNS_SECTION_ANSWER, x);
@@ -567,7 +569,7 @@ static bool was_allowed(const struct client *c, const char *addr)
 /* ---- fixtures ---- */
 
 static const char *const rules1[] = { "ok.test", "www.test", "*.wild.test", "tc.test",
-				      "big.test", "txt.test", "slow.test", "loop1.test",
+				      "big.test", "huge.test", "txt.test", "slow.test", "loop1.test",
 				      "ttl.test", "Mixed.Test", NULL };
 
 /* A new engine with these options, and cl1 on it again. */
@@ -1375,6 +1377,45 @@ static void test_tcp_limits(void **state)
 	assert_int_equal(up1.n_udp, 1);
 }
 
+/* A UDP answer larger than the engine's buffer (8 KiB) is asked again over TCP. */
+static void test_huge_udp_answer_over_tcp(void **state)
+{
+	int fd = tcp_connect(&cl1.tcp_addr);
+	ldns_pkt *a;
+
+	tcp_send_query(fd, "huge.test", LDNS_RR_TYPE_A, 3);
+	a = tcp_read(fd);
+	assert_non_null(a);
+	assert_int_equal(ldns_pkt_get_rcode(a), LDNS_RCODE_NOERROR);
+	assert_int_equal(ldns_pkt_ancount(a), 600);
+	assert_int_equal(up1.n_udp, 1);
+	assert_int_equal(up1.n_tcp, 1);
+	assert_int_equal(cl1.n_allowed, CGF_DNSPROXY_MAX_ADDRS);
+	ldns_pkt_free(a);
+	close(fd);
+}
+
+/* The cache holds cache_max_entries answers; the oldest goes first. */
+static void test_cache_eviction(void **state)
+{
+	struct sockaddr_storage ups[1];
+	struct cgf_dnsproxy_opts o = { .upstreams = ups, .n_upstreams = 1, .timeout_ms = 400,
+				       .cache_max_entries = 2 };
+
+	ups[0] = up1.addr;
+	engine_restart(&o);
+	assert_int_equal(rcode_of(&cl1, "ok.test", LDNS_RR_TYPE_A), LDNS_RCODE_NOERROR);
+	assert_int_equal(rcode_of(&cl1, "a.wild.test", LDNS_RR_TYPE_A), LDNS_RCODE_NOERROR);
+	assert_int_equal(rcode_of(&cl1, "ok.test", LDNS_RR_TYPE_A), LDNS_RCODE_NOERROR);
+	assert_int_equal(up1.n_udp, 2); /* both cached */
+	assert_int_equal(rcode_of(&cl1, "www.test", LDNS_RR_TYPE_A), LDNS_RCODE_NOERROR);
+	assert_int_equal(up1.n_udp, 3); /* evicts ok.test, the oldest */
+	assert_int_equal(rcode_of(&cl1, "a.wild.test", LDNS_RR_TYPE_A), LDNS_RCODE_NOERROR);
+	assert_int_equal(up1.n_udp, 3);
+	assert_int_equal(rcode_of(&cl1, "ok.test", LDNS_RR_TYPE_A), LDNS_RCODE_NOERROR);
+	assert_int_equal(up1.n_udp, 4);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1400,6 +1441,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_forged_answers_ignored, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_set_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_limits, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_huge_udp_answer_over_tcp, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cache_eviction, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
