@@ -564,15 +564,40 @@ static int addrs_from_pkt(const ldns_pkt *pkt, struct cgf_dnsproxy_addr *out, si
 	return (int)n;
 }
 
+/*
+ * What the engine's own code needs of an answer ldns accepted: its sections
+ * walk (the cache ages TTLs at the offsets the walk finds) and the question
+ * name is not compressed (the client's spelling is copied over it).
+ */
+static bool answer_layout_ok(const uint8_t *m, size_t len, size_t qname_len)
+{
+	uint16_t offs[256];
+	struct layout lo = { .ttl_off = offs, .cap_ttl = 256 };
+
+	if (walk(m, len, &lo) < 0 || rd16(m + 4) != 1 || lo.qname_end - HDR != qname_len ||
+	    plain_name_end(m, len, HDR) != lo.qname_end)
+		return false;
+	for (unsigned i = 0; i < lo.n_ttl && i < lo.cap_ttl; i++)
+		if ((size_t)offs[i] + 4 > lo.end)
+			return false;
+	return true;
+}
+
 int cgf_dnsproxy_answer_addrs(const uint8_t *msg, size_t len, struct cgf_dnsproxy_addr *out,
 			      size_t cap)
 {
 	ldns_pkt *pkt = NULL;
+	char name[4 * 255 + 1];
 	int n;
 
 	if (ldns_wire2pkt(&pkt, msg, len) != LDNS_STATUS_OK)
 		return -1;
 	n = addrs_from_pkt(pkt, out, cap);
+	if (n >= 0 && !answer_layout_ok(msg, len, ldns_rdf_size(ldns_rr_owner(
+					ldns_rr_list_rr(ldns_pkt_question(pkt), 0)))))
+		n = -1;
+	if (n >= 0)
+		name_to_str(msg + HDR, name); /* as allow() would get it */
 	ldns_pkt_free(pkt);
 	return n;
 }
@@ -1224,7 +1249,7 @@ static bool handle_answer(struct cgf_dnsproxy *p, struct pending *q, uint8_t *m,
 			match = lc(w[i]) == q->qi.qname[i];
 	}
 	/* the question uncompressed, where the client's spelling will be copied */
-	if (match && plain_name_end(m, len, HDR) != HDR + q->qi.qname_len)
+	if (match && !answer_layout_ok(m, len, q->qi.qname_len))
 		match = false;
 	if (!match) {
 		ldns_pkt_free(pkt);
