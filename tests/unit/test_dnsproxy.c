@@ -712,12 +712,21 @@ static void test_judge(void **state)
 			ldns_pkt_free(a);
 		}
 	}
-	/* extra types */
+	/* extra types; never zone transfers or OPT */
 	{
+		static const uint16_t many[] = { 16, 255, LDNS_RR_TYPE_AXFR, LDNS_RR_TYPE_IXFR,
+						 LDNS_RR_TYPE_OPT, LDNS_RR_TYPE_TSIG };
 		uint8_t *q = make_query("ok.test", LDNS_RR_TYPE_TXT, 7, 0, false, &len);
 
 		assert_int_equal(cgf_dnsproxy_judge(q, len, n, txt, 1, resp, sizeof(resp)), 0);
 		free(q);
+		for (i = 0; i < sizeof(many) / sizeof(many[0]); i++) {
+			q = make_query("ok.test", many[i], 7, 0, false, &len);
+			r = cgf_dnsproxy_judge(q, len, n, many, 6, resp, sizeof(resp));
+			free(q);
+			if ((i < 2) != (r == 0))
+				fail_msg("type %u with it as extra: %d", many[i], r);
+		}
 	}
 	/* malformed: never forwarded */
 	{

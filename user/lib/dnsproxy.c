@@ -400,6 +400,9 @@ static bool qtype_allowed(uint16_t t, const uint16_t *extra, size_t n_extra)
 {
 	if (t == T_A || t == T_AAAA || t == T_CNAME || t == T_HTTPS || t == T_SVCB)
 		return true;
+	/* never a lookup, whatever the extra types say: OPT, TKEY, TSIG, IXFR, AXFR */
+	if (t == 0 || t == T_OPT || (t >= 249 && t <= 252))
+		return false;
 	for (size_t i = 0; i < n_extra; i++)
 		if (extra[i] == t)
 			return true;

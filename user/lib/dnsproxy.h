@@ -77,7 +77,9 @@ struct cgf_dnsproxy_client_opts {
 	int tcp_fd;        /* bound, listening TCP socket, or -1; ownership taken */
 	const struct cgf_dnsproxy_names *names; /* borrowed; must outlive the client
 						   or be replaced with set_names */
-	const uint16_t *extra_qtypes; /* more allowed query types (TXT=16...), copied */
+	const uint16_t *extra_qtypes; /* more allowed query types (TXT=16...), copied;
+					 at most 32; 0, OPT and 249-252 (TKEY, TSIG,
+					 IXFR, AXFR) are refused even when listed */
 	size_t n_extra_qtypes;
 	cgf_dnsproxy_allow_fn allow;
 	cgf_dnsproxy_refused_fn refused; /* may be NULL */
