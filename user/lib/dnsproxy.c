@@ -665,8 +665,9 @@ struct pending {
 	unsigned upstream, tries;
 	uint64_t deadline, final_deadline;
 	struct ev tcp;        /* upstream TCP connection, fd -1 when none */
-	uint8_t *tbuf;        /* TCP: the reply as it arrives */
-	size_t tlen, thave;
+	uint8_t tlenbuf[2];   /* TCP: the reply's length, then */
+	uint8_t *tbuf;        /* the reply as it arrives (tlen bytes) */
+	size_t tlen, thave;   /* thave counts the length's 2 bytes too */
 	size_t qlen;
 	uint8_t query[QUERY_MAX]; /* as sent upstream: the client's, with up_id */
 };
@@ -1215,6 +1216,8 @@ static int start_tcp(struct cgf_dnsproxy *p, struct pending *q, uint64_t now)
 		return -EIO;
 	}
 	q->state = P_TCP_CONNECT;
+	free(q->tbuf);
+	q->tbuf = NULL;
 	q->thave = 0;
 	arm(p, q, now);
 	return 0;
@@ -1376,15 +1379,11 @@ static void up_tcp_event(struct cgf_dnsproxy *p, struct pending *q, uint32_t eve
 	for (;;) {
 		ssize_t n;
 
-		if (!q->tbuf) {
-			q->tbuf = malloc(MSG_MAX + 2);
-			if (!q->tbuf) {
-				finish_error(p, q);
-				return;
-			}
-		}
-		n = recv(q->tcp.fd, q->tbuf + q->thave,
-			 (q->thave < 2 ? 2 : 2 + q->tlen) - q->thave, MSG_DONTWAIT);
+		if (q->thave < 2) /* the length first: the buffer is as large as the answer */
+			n = recv(q->tcp.fd, q->tlenbuf + q->thave, 2 - q->thave, MSG_DONTWAIT);
+		else
+			n = recv(q->tcp.fd, q->tbuf + q->thave - 2, q->tlen + 2 - q->thave,
+				 MSG_DONTWAIT);
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
 			retry(p, q, now);
 			return;
@@ -1392,15 +1391,20 @@ static void up_tcp_event(struct cgf_dnsproxy *p, struct pending *q, uint32_t eve
 		if (n < 0)
 			return;
 		q->thave += (size_t)n;
-		if (q->thave == 2) {
-			q->tlen = rd16(q->tbuf);
+		if (q->thave == 2 && !q->tbuf) {
+			q->tlen = rd16(q->tlenbuf);
 			if (q->tlen < HDR) {
 				retry(p, q, now);
 				return;
 			}
+			q->tbuf = malloc(q->tlen);
+			if (!q->tbuf) {
+				finish_error(p, q);
+				return;
+			}
 		}
-		if (q->thave >= 2 && q->thave == 2 + q->tlen) {
-			if (!handle_answer(p, q, q->tbuf + 2, q->tlen, true, now))
+		if (q->thave == 2 + q->tlen) {
+			if (!handle_answer(p, q, q->tbuf, q->tlen, true, now))
 				retry(p, q, now);
 			return;
 		}
