@@ -93,39 +93,51 @@ static uint8_t *make_query(const char *name, uint16_t type, uint16_t id, int edn
 			   bool do_bit, size_t *len);
 static struct cgf_dnsproxy *proxy;
 
-static int bind_lo(int type, struct sockaddr_storage *out)
+/* A socket on 127.0.0.1 or ::1, port chosen by the kernel. */
+static int bind_lo_family(int family, int type, struct sockaddr_storage *out)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t l = sizeof(a);
-	int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+	struct sockaddr_storage a = { .ss_family = family };
+	socklen_t l = family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+	int fd = socket(family, type | SOCK_CLOEXEC, 0);
 
+	if (family == AF_INET)
+		((struct sockaddr_in *)&a)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	else
+		((struct sockaddr_in6 *)&a)->sin6_addr = in6addr_loopback;
 	assert_true(fd >= 0);
-	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, l), 0);
 	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &l), 0);
 	if (type == SOCK_STREAM)
 		assert_int_equal(listen(fd, 16), 0);
-	if (out) {
-		memset(out, 0, sizeof(*out));
-		memcpy(out, &a, sizeof(a));
-	}
+	if (out)
+		*out = a;
 	return fd;
+}
+
+static int bind_lo(int type, struct sockaddr_storage *out)
+{
+	return bind_lo_family(AF_INET, type, out);
+}
+
+static void fake_start_family(struct fake_up *u, int family)
+{
+	memset(u, 0, sizeof(*u));
+	u->udp = bind_lo_family(family, SOCK_DGRAM, &u->addr);
+	/* the TCP listener on the same port as the UDP socket */
+	u->listen = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	assert_true(u->listen >= 0);
+	setsockopt(u->listen, SOL_SOCKET, SO_REUSEADDR, &(int){ 1 }, sizeof(int));
+	assert_int_equal(bind(u->listen, (struct sockaddr *)&u->addr,
+			      family == AF_INET ? sizeof(struct sockaddr_in)
+						: sizeof(struct sockaddr_in6)), 0);
+	assert_int_equal(listen(u->listen, 16), 0);
+	for (int i = 0; i < MAX_CONNS; i++)
+		u->conns[i] = -1;
 }
 
 static void fake_start(struct fake_up *u)
 {
-	struct sockaddr_storage t;
-
-	memset(u, 0, sizeof(*u));
-	u->udp = bind_lo(SOCK_DGRAM, &u->addr);
-	/* the TCP listener on the same port as the UDP socket */
-	u->listen = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	assert_true(u->listen >= 0);
-	setsockopt(u->listen, SOL_SOCKET, SO_REUSEADDR, &(int){ 1 }, sizeof(int));
-	assert_int_equal(bind(u->listen, (struct sockaddr *)&u->addr, sizeof(struct sockaddr_in)), 0);
-	assert_int_equal(listen(u->listen, 16), 0);
-	for (int i = 0; i < MAX_CONNS; i++)
-		u->conns[i] = -1;
-	(void)t;
+	fake_start_family(u, AF_INET);
 }
 
 static void fake_stop(struct fake_up *u)
@@ -1425,6 +1437,35 @@ static void test_cache_eviction(void **state)
 	assert_int_equal(up1.n_udp, 4);
 }
 
+/* Upstreams of both families: each is used from a socket of its own family. */
+static void test_mixed_family_upstreams(void **state)
+{
+	struct sockaddr_storage ups[2];
+	struct cgf_dnsproxy_opts o = { .upstreams = ups, .n_upstreams = 2, .timeout_ms = 600 };
+
+	fake_start_family(&up2, AF_INET6);
+	ups[0] = up2.addr;
+	ups[1] = up1.addr;
+	engine_restart(&o);
+	up1.mode = UP_SILENT;
+	for (int i = 0; i < 4; i++) {
+		char name[64];
+
+		snprintf(name, sizeof(name), "v6-%d.wild.test", i);
+		assert_int_equal(rcode_of(&cl1, name, LDNS_RR_TYPE_A), LDNS_RCODE_NXDOMAIN);
+	}
+	assert_int_equal(up2.n_udp, 4);
+	up1.mode = UP_ANSWER;
+	up2.mode = UP_SILENT;
+	for (int i = 0; i < 4; i++) {
+		char name[64];
+
+		snprintf(name, sizeof(name), "v4-%d.wild.test", i);
+		assert_int_equal(rcode_of(&cl1, name, LDNS_RR_TYPE_A), LDNS_RCODE_NXDOMAIN);
+	}
+	assert_true(up1.n_udp >= 4);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1452,6 +1493,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tcp_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_huge_udp_answer_over_tcp, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cache_eviction, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mixed_family_upstreams, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
