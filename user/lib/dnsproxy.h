@@ -7,7 +7,8 @@
  *
  * For a query from a client the engine:
  *  - answers FORMERR (or drops, if no header can be read) a malformed message;
- *    never forwards it;
+ *    never forwards it; an opcode other than QUERY gets NOTIMP (counted as
+ *    refused); a query of a class other than IN gets REFUSED;
  *  - answers REFUSED when the question's name is not allowed by the client's
  *    names (exact names; "*.d" allows names strictly under d) or its type is
  *    not one of A, AAAA, CNAME, HTTPS, SVCB (plus the client's extra types);
@@ -22,6 +23,18 @@
  *    policy); if any allow() call fails the client gets SERVFAIL instead
  *    (fail closed);
  *  - upstream timeout or error: SERVFAIL, allow() not called.
+ *
+ * Upstream queries leave from a pool of UDP sockets bound to kernel-chosen
+ * random ports, each with a random id (getrandom); a reply counts only when it
+ * comes from the address and port it was sent to, with that id and the same
+ * question (case-insensitive).  A timeout, or SERVFAIL/REFUSED/FORMERR/NOTIMP
+ * from upstream, moves on to the next upstream (at least two tries within
+ * timeout_ms).  Over UDP a client gets at most its EDNS0 payload size (512
+ * without OPT): a larger answer goes out as header and question with TC set,
+ * after allow(), and the client asks again over TCP (from the cache).
+ * Bounds: queries in flight per client (inflight_per_client) and overall
+ * (4096), cache entries (cache_max_entries) and bytes (32 MiB), TCP
+ * connections per client, their write queues (256 KiB) and idle time.
  *
  * Not thread-safe: one thread drives an engine (cgf_dnsproxy_process) and
  * calls every other function of it.
