@@ -4,6 +4,7 @@
 #   make demo       install missing build dependencies, build, show a fenced command
 #   make check      install what the tests need, build, run every test
 #   make bench      benchmarks (root)
+#   make bench-dns  the filtering DNS proxy against dnsmasq (root)
 #   make bench-compare  cgfence against iptables+ipset, nftables, systemd-style LPM (root)
 #   make vmlinux    regenerate vmlinux/$(ARCH)/vmlinux.h from the running kernel's BTF
 
@@ -52,7 +53,7 @@ msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
 .DELETE_ON_ERROR:
-.PHONY: all deps test-deps demo-deps demo check fuzz bench bench-compare install vmlinux clean
+.PHONY: all deps test-deps demo-deps demo check fuzz bench bench-dns bench-compare install vmlinux clean
 
 all: $(BUILD)/cgfence $(BUILD)/cgfenced $(BUILD)/cgfence-hook $(UNIT_BINS) $(TOOL_BINS) $(FUZZ_BINS)
 
@@ -137,10 +138,17 @@ fuzz: deps
 # Benchmarks (root): the fence's costs, then the daemon's; bench/results.md is
 # generated from the run, never written by hand.
 bench: deps
-	$(Q)scripts/ensure-packages iperf3 dnsmasq-base jq python3
+	$(Q)scripts/ensure-packages iperf3 dnsmasq-base jq python3 dnsperf
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)bench/run
 	$(Q)bench/daemon.sh | tee -a bench/results.md
+	$(Q)bench/dns.sh | tee -a bench/results.md
+
+# The filtering DNS proxy alone (root, about 1.5 minutes): prints its section.
+bench-dns: deps
+	$(Q)scripts/ensure-packages dnsmasq-base python3 dnsperf
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)bench/dns.sh
 
 # cgfence against the alternatives (root, about 10 minutes: apart from `make bench`,
 # which takes about 8 on its own); writes docs/benchmarks.md and docs/connect-rate.png.

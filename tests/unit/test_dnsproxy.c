@@ -29,6 +29,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+/* before ldns: without it, ldns/common.h defines _Bool as signed char */
+#include <stdbool.h>
 #include <ldns/ldns.h>
 
 #include "helpers.h"
@@ -58,6 +60,7 @@ struct fake_up {
 	int delay_ms;
 	unsigned n_udp, n_tcp;      /* queries received */
 	bool last_edns, last_do;    /* of the last query received */
+	bool spoof;                 /* forged answers before the real one (see fake_serve) */
 	uint16_t last_edns_size;
 	struct delayed delayed[MAX_DELAYED];
 	size_t n_delayed;
@@ -85,41 +88,56 @@ static const char *const zone[] = {
 };
 
 static struct fake_up up1, up2;
+
+static uint8_t *make_query(const char *name, uint16_t type, uint16_t id, int edns_size,
+			   bool do_bit, size_t *len);
 static struct cgf_dnsproxy *proxy;
 
-static int bind_lo(int type, struct sockaddr_storage *out)
+/* A socket on 127.0.0.1 or ::1, port chosen by the kernel. */
+static int bind_lo_family(int family, int type, struct sockaddr_storage *out)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t l = sizeof(a);
-	int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+	struct sockaddr_storage a = { .ss_family = family };
+	socklen_t l = family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+	int fd = socket(family, type | SOCK_CLOEXEC, 0);
 
+	if (family == AF_INET)
+		((struct sockaddr_in *)&a)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	else
+		((struct sockaddr_in6 *)&a)->sin6_addr = in6addr_loopback;
 	assert_true(fd >= 0);
-	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, l), 0);
 	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &l), 0);
 	if (type == SOCK_STREAM)
 		assert_int_equal(listen(fd, 16), 0);
-	if (out) {
-		memset(out, 0, sizeof(*out));
-		memcpy(out, &a, sizeof(a));
-	}
+	if (out)
+		*out = a;
 	return fd;
+}
+
+static int bind_lo(int type, struct sockaddr_storage *out)
+{
+	return bind_lo_family(AF_INET, type, out);
+}
+
+static void fake_start_family(struct fake_up *u, int family)
+{
+	memset(u, 0, sizeof(*u));
+	u->udp = bind_lo_family(family, SOCK_DGRAM, &u->addr);
+	/* the TCP listener on the same port as the UDP socket */
+	u->listen = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	assert_true(u->listen >= 0);
+	setsockopt(u->listen, SOL_SOCKET, SO_REUSEADDR, &(int){ 1 }, sizeof(int));
+	assert_int_equal(bind(u->listen, (struct sockaddr *)&u->addr,
+			      family == AF_INET ? sizeof(struct sockaddr_in)
+						: sizeof(struct sockaddr_in6)), 0);
+	assert_int_equal(listen(u->listen, 16), 0);
+	for (int i = 0; i < MAX_CONNS; i++)
+		u->conns[i] = -1;
 }
 
 static void fake_start(struct fake_up *u)
 {
-	struct sockaddr_storage t;
-
-	memset(u, 0, sizeof(*u));
-	u->udp = bind_lo(SOCK_DGRAM, &u->addr);
-	/* the TCP listener on the same port as the UDP socket */
-	u->listen = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	assert_true(u->listen >= 0);
-	setsockopt(u->listen, SOL_SOCKET, SO_REUSEADDR, &(int){ 1 }, sizeof(int));
-	assert_int_equal(bind(u->listen, (struct sockaddr *)&u->addr, sizeof(struct sockaddr_in)), 0);
-	assert_int_equal(listen(u->listen, 16), 0);
-	for (int i = 0; i < MAX_CONNS; i++)
-		u->conns[i] = -1;
-	(void)t;
+	fake_start_family(u, AF_INET);
 }
 
 static void fake_stop(struct fake_up *u)
@@ -170,12 +188,14 @@ static uint8_t *fake_answer(struct fake_up *u, const uint8_t *q, size_t qlen, bo
 		ldns_pkt_set_rcode(r, LDNS_RCODE_SERVFAIL);
 	} else if (!strcmp(name, "tc.test.") && !tcp) {
 		ldns_pkt_set_tc(r, true);
-	} else if (!strcmp(name, "big.test.")) {
-		for (int i = 0; i < 100; i++) {
+	} else if (!strcmp(name, "big.test.") || !strcmp(name, "huge.test.")) {
+		int n = name[0] == 'b' ? 100 : 600;
+
+		for (int i = 0; i < n; i++) {
 			char rr[128];
 			ldns_rr *x = NULL;
 
-			snprintf(rr, sizeof(rr), "big.test. 300 IN A 198.18.%d.%d", 10 + i / 200,
+			snprintf(rr, sizeof(rr), "%s 300 IN A 198.18.%d.%d", name, 10 + i / 200,
 				 i % 200 + 1);
 			assert_int_equal(ldns_rr_new_frm_str(&x, rr, 0, NULL, NULL), LDNS_STATUS_OK);
 			ldns_pkt_push_rr(r, LDNS_SECTION_ANSWER, x);
@@ -232,6 +252,37 @@ static uint8_t *fake_answer(struct fake_up *u, const uint8_t *q, size_t qlen, bo
 	return wire;
 }
 
+/*
+ * Before the real answer a to query q: the same answer with another address
+ * from another port (an off-path forger who guessed id and port), and an
+ * answer with the right id from the right port for another question.
+ */
+static void send_forgeries(struct fake_up *u, const uint8_t *q, size_t qlen, const uint8_t *a,
+			   size_t alen, const struct sockaddr_storage *to, socklen_t tolen)
+{
+	uint8_t forged[4096];
+	int other = bind_lo(SOCK_DGRAM, NULL);
+	size_t len;
+	uint8_t *wq = make_query("a.wild.test", LDNS_RR_TYPE_A, (uint16_t)(q[0] << 8 | q[1]), 0,
+				 false, &len);
+	uint8_t *wa;
+	size_t walen;
+	unsigned n_udp = u->n_udp;
+
+	assert_true(alen <= sizeof(forged) && alen > 4);
+	memcpy(forged, a, alen);
+	memcpy(forged + alen - 4, "\xc6\x12\x42\x06", 4); /* 198.18.66.6 */
+	sendto(other, forged, alen, 0, (const struct sockaddr *)to, tolen);
+	close(other);
+	wa = fake_answer(u, wq, len, false, &walen);
+	assert_non_null(wa);
+	sendto(u->udp, wa, walen, 0, (const struct sockaddr *)to, tolen);
+	u->n_udp = n_udp;
+	free(wa);
+	free(wq);
+	(void)qlen;
+}
+
 static void fake_serve(struct fake_up *u)
 {
 	uint8_t buf[4096];
@@ -262,6 +313,8 @@ static void fake_serve(struct fake_up *u)
 			d->len = alen;
 			continue;
 		}
+		if (u->spoof)
+			send_forgeries(u, buf, (size_t)n, a, alen, &from, fl);
 		sendto(u->udp, a, alen, 0, (struct sockaddr *)&from, fl);
 		free(a);
 	}
@@ -528,7 +581,7 @@ static bool was_allowed(const struct client *c, const char *addr)
 /* ---- fixtures ---- */
 
 static const char *const rules1[] = { "ok.test", "www.test", "*.wild.test", "tc.test",
-				      "big.test", "txt.test", "slow.test", "loop1.test",
+				      "big.test", "huge.test", "txt.test", "slow.test", "loop1.test",
 				      "ttl.test", "Mixed.Test", NULL };
 
 /* A new engine with these options, and cl1 on it again. */
@@ -671,12 +724,21 @@ static void test_judge(void **state)
 			ldns_pkt_free(a);
 		}
 	}
-	/* extra types */
+	/* extra types; never zone transfers or OPT */
 	{
+		static const uint16_t many[] = { 16, 255, LDNS_RR_TYPE_AXFR, LDNS_RR_TYPE_IXFR,
+						 LDNS_RR_TYPE_OPT, LDNS_RR_TYPE_TSIG };
 		uint8_t *q = make_query("ok.test", LDNS_RR_TYPE_TXT, 7, 0, false, &len);
 
 		assert_int_equal(cgf_dnsproxy_judge(q, len, n, txt, 1, resp, sizeof(resp)), 0);
 		free(q);
+		for (i = 0; i < sizeof(many) / sizeof(many[0]); i++) {
+			q = make_query("ok.test", many[i], 7, 0, false, &len);
+			r = cgf_dnsproxy_judge(q, len, n, many, 6, resp, sizeof(resp));
+			free(q);
+			if ((i < 2) != (r == 0))
+				fail_msg("type %u with it as extra: %d", many[i], r);
+		}
 	}
 	/* malformed: never forwarded */
 	{
@@ -1248,6 +1310,162 @@ static void test_cname_loop(void **state)
 	assert_int_equal(cl1.n_allowed, 0);
 }
 
+static void test_forged_answers_ignored(void **state)
+{
+	ldns_pkt *a;
+
+	up1.spoof = true;
+	a = ask(&cl1, "ok.test", LDNS_RR_TYPE_A);
+	assert_int_equal(ldns_pkt_get_rcode(a), LDNS_RCODE_NOERROR);
+	assert_int_equal(ldns_pkt_ancount(a), 1);
+	ldns_pkt_free(a);
+	assert_true(was_allowed(&cl1, "198.18.0.10"));
+	assert_false(was_allowed(&cl1, "198.18.66.6")); /* from another port */
+	assert_false(was_allowed(&cl1, "198.18.2.1"));  /* for another question */
+	assert_int_equal(cl1.n_allowed, 1);
+}
+
+static void test_set_names(void **state)
+{
+	static const char *const rules[] = { "evil.test", NULL };
+	struct cgf_policy pol = { 0 };
+	struct cgf_error err;
+	struct cgf_dnsproxy_names *n;
+
+	assert_int_equal(rcode_of(&cl1, "evil.test", LDNS_RR_TYPE_A), LDNS_RCODE_REFUSED);
+	assert_int_equal(cgf_policy_add_rule(&pol, rules[0], &err), 0);
+	assert_int_equal(cgf_dnsproxy_names_new(&pol, &n), 0);
+	cgf_policy_free(&pol);
+	cgf_dnsproxy_client_set_names(cl1.c, n);
+	assert_int_equal(rcode_of(&cl1, "evil.test", LDNS_RR_TYPE_A), LDNS_RCODE_NXDOMAIN);
+	assert_int_equal(rcode_of(&cl1, "ok.test", LDNS_RR_TYPE_A), LDNS_RCODE_REFUSED);
+	cgf_dnsproxy_client_set_names(cl1.c, cl1.names);
+	cgf_dnsproxy_names_free(n);
+	assert_int_equal(rcode_of(&cl1, "ok.test", LDNS_RR_TYPE_A), LDNS_RCODE_NOERROR);
+}
+
+/* Connections over the cap are closed at once; idle ones after tcp_idle_ms. */
+static void test_tcp_limits(void **state)
+{
+	struct sockaddr_storage ups[1];
+	struct cgf_dnsproxy_opts o = { .upstreams = ups, .n_upstreams = 1, .timeout_ms = 400,
+				       .tcp_conns_per_client = 2, .tcp_idle_ms = 300 };
+	int fds[3];
+	uint8_t b;
+	ldns_pkt *a;
+
+	ups[0] = up1.addr;
+	engine_restart(&o);
+	for (int i = 0; i < 3; i++) {
+		fds[i] = tcp_connect(&cl1.tcp_addr);
+		pump(-1, 30);
+	}
+	/* the third is closed by the engine: EOF */
+	assert_true(pump(fds[2], 500));
+	assert_int_equal(recv(fds[2], &b, 1, MSG_DONTWAIT), 0);
+	/* the first two work */
+	tcp_send_query(fds[0], "ok.test", LDNS_RR_TYPE_A, 1);
+	a = tcp_read(fds[0]);
+	assert_non_null(a);
+	ldns_pkt_free(a);
+	/* and close when idle */
+	assert_true(pump(fds[1], 1000));
+	assert_int_equal(recv(fds[1], &b, 1, MSG_DONTWAIT), 0);
+	assert_true(pump(fds[0], 1000));
+	assert_int_equal(recv(fds[0], &b, 1, MSG_DONTWAIT), 0);
+	/* a message that cannot be a query (over 1232 bytes): FORMERR, connection closed */
+	{
+		int fd = tcp_connect(&cl1.tcp_addr);
+		uint8_t big[2 + 2000] = { 2000 >> 8, 2000 & 0xff, 0xab, 0xcd, 1, 0, 0, 1 };
+
+		assert_int_equal(send(fd, big, sizeof(big), 0), (ssize_t)sizeof(big));
+		a = tcp_read(fd);
+		assert_non_null(a);
+		assert_int_equal(ldns_pkt_get_rcode(a), LDNS_RCODE_FORMERR);
+		ldns_pkt_free(a);
+		assert_true(pump(fd, 500));
+		/* EOF, or a reset: the engine closed with the rest of the message unread */
+		{
+			ssize_t r = recv(fd, &b, 1, MSG_DONTWAIT);
+
+			assert_true(r == 0 || (r < 0 && errno == ECONNRESET));
+		}
+		close(fd);
+	}
+	for (int i = 0; i < 3; i++)
+		close(fds[i]);
+	assert_int_equal(up1.n_tcp, 0);
+	assert_int_equal(up1.n_udp, 1);
+}
+
+/* A UDP answer larger than the engine's buffer (8 KiB) is asked again over TCP. */
+static void test_huge_udp_answer_over_tcp(void **state)
+{
+	int fd = tcp_connect(&cl1.tcp_addr);
+	ldns_pkt *a;
+
+	tcp_send_query(fd, "huge.test", LDNS_RR_TYPE_A, 3);
+	a = tcp_read(fd);
+	assert_non_null(a);
+	assert_int_equal(ldns_pkt_get_rcode(a), LDNS_RCODE_NOERROR);
+	assert_int_equal(ldns_pkt_ancount(a), 600);
+	assert_int_equal(up1.n_udp, 1);
+	assert_int_equal(up1.n_tcp, 1);
+	assert_int_equal(cl1.n_allowed, CGF_DNSPROXY_MAX_ADDRS);
+	ldns_pkt_free(a);
+	close(fd);
+}
+
+/* The cache holds cache_max_entries answers; the oldest goes first. */
+static void test_cache_eviction(void **state)
+{
+	struct sockaddr_storage ups[1];
+	struct cgf_dnsproxy_opts o = { .upstreams = ups, .n_upstreams = 1, .timeout_ms = 400,
+				       .cache_max_entries = 2 };
+
+	ups[0] = up1.addr;
+	engine_restart(&o);
+	assert_int_equal(rcode_of(&cl1, "ok.test", LDNS_RR_TYPE_A), LDNS_RCODE_NOERROR);
+	assert_int_equal(rcode_of(&cl1, "a.wild.test", LDNS_RR_TYPE_A), LDNS_RCODE_NOERROR);
+	assert_int_equal(rcode_of(&cl1, "ok.test", LDNS_RR_TYPE_A), LDNS_RCODE_NOERROR);
+	assert_int_equal(up1.n_udp, 2); /* both cached */
+	assert_int_equal(rcode_of(&cl1, "www.test", LDNS_RR_TYPE_A), LDNS_RCODE_NOERROR);
+	assert_int_equal(up1.n_udp, 3); /* evicts ok.test, the oldest */
+	assert_int_equal(rcode_of(&cl1, "a.wild.test", LDNS_RR_TYPE_A), LDNS_RCODE_NOERROR);
+	assert_int_equal(up1.n_udp, 3);
+	assert_int_equal(rcode_of(&cl1, "ok.test", LDNS_RR_TYPE_A), LDNS_RCODE_NOERROR);
+	assert_int_equal(up1.n_udp, 4);
+}
+
+/* Upstreams of both families: each is used from a socket of its own family. */
+static void test_mixed_family_upstreams(void **state)
+{
+	struct sockaddr_storage ups[2];
+	struct cgf_dnsproxy_opts o = { .upstreams = ups, .n_upstreams = 2, .timeout_ms = 600 };
+
+	fake_start_family(&up2, AF_INET6);
+	ups[0] = up2.addr;
+	ups[1] = up1.addr;
+	engine_restart(&o);
+	up1.mode = UP_SILENT;
+	for (int i = 0; i < 4; i++) {
+		char name[64];
+
+		snprintf(name, sizeof(name), "v6-%d.wild.test", i);
+		assert_int_equal(rcode_of(&cl1, name, LDNS_RR_TYPE_A), LDNS_RCODE_NXDOMAIN);
+	}
+	assert_int_equal(up2.n_udp, 4);
+	up1.mode = UP_ANSWER;
+	up2.mode = UP_SILENT;
+	for (int i = 0; i < 4; i++) {
+		char name[64];
+
+		snprintf(name, sizeof(name), "v4-%d.wild.test", i);
+		assert_int_equal(rcode_of(&cl1, name, LDNS_RR_TYPE_A), LDNS_RCODE_NXDOMAIN);
+	}
+	assert_true(up1.n_udp >= 4);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1270,6 +1488,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_client_remove_mid_query, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refused_log_rate_limited, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cname_loop, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_forged_answers_ignored, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_set_names, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_limits, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_huge_udp_answer_over_tcp, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cache_eviction, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mixed_family_upstreams, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -27,6 +27,8 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 
+/* before ldns: without it, ldns/common.h defines _Bool as signed char */
+#include <stdbool.h>
 #include <ldns/ldns.h>
 
 #include "dnsproxy.h"
@@ -37,12 +39,13 @@
 #define N_UP_SOCKS 8         /* UDP sockets towards the upstreams, each on its own random port */
 #define MAX_EXTRA_QTYPES 32
 #define CHAIN_MAX 16         /* CNAME links followed in an answer */
-#define TCP_IDLE_MS 10000    /* a client TCP connection with nothing in flight closes then */
 #define TCP_WBUF_MAX (256 * 1024)
 #define CACHE_BYTES_MAX (32u * 1024 * 1024)
 #define CACHE_TTL_MAX 86400u
 #define REFUSED_LOG_PER_S 10
-#define BATCH 32
+#define BATCH 32             /* client datagrams read per recvmmsg */
+#define UP_BATCH 16          /* upstream datagrams read per recvmmsg */
+#define UP_BUF 8192          /* a larger UDP answer is asked again over TCP */
 #define EDNS_SIZE 1232       /* the payload size we announce in our own OPT records */
 #define PENDING_MAX 4096     /* queries in flight, all clients: bounds their memory */
 
@@ -397,6 +400,9 @@ static bool qtype_allowed(uint16_t t, const uint16_t *extra, size_t n_extra)
 {
 	if (t == T_A || t == T_AAAA || t == T_CNAME || t == T_HTTPS || t == T_SVCB)
 		return true;
+	/* never a lookup, whatever the extra types say: OPT, TKEY, TSIG, IXFR, AXFR */
+	if (t == 0 || t == T_OPT || (t >= 249 && t <= 252))
+		return false;
 	for (size_t i = 0; i < n_extra; i++)
 		if (extra[i] == t)
 			return true;
@@ -561,15 +567,40 @@ static int addrs_from_pkt(const ldns_pkt *pkt, struct cgf_dnsproxy_addr *out, si
 	return (int)n;
 }
 
+/*
+ * What the engine's own code needs of an answer ldns accepted: its sections
+ * walk (the cache ages TTLs at the offsets the walk finds) and the question
+ * name is not compressed (the client's spelling is copied over it).
+ */
+static bool answer_layout_ok(const uint8_t *m, size_t len, size_t qname_len)
+{
+	uint16_t offs[256];
+	struct layout lo = { .ttl_off = offs, .cap_ttl = 256 };
+
+	if (walk(m, len, &lo) < 0 || rd16(m + 4) != 1 || lo.qname_end - HDR != qname_len ||
+	    plain_name_end(m, len, HDR) != lo.qname_end)
+		return false;
+	for (unsigned i = 0; i < lo.n_ttl && i < lo.cap_ttl; i++)
+		if ((size_t)offs[i] + 4 > lo.end)
+			return false;
+	return true;
+}
+
 int cgf_dnsproxy_answer_addrs(const uint8_t *msg, size_t len, struct cgf_dnsproxy_addr *out,
 			      size_t cap)
 {
 	ldns_pkt *pkt = NULL;
+	char name[4 * 255 + 1];
 	int n;
 
 	if (ldns_wire2pkt(&pkt, msg, len) != LDNS_STATUS_OK)
 		return -1;
 	n = addrs_from_pkt(pkt, out, cap);
+	if (n >= 0 && !answer_layout_ok(msg, len, ldns_rdf_size(ldns_rr_owner(
+					ldns_rr_list_rr(ldns_pkt_question(pkt), 0)))))
+		n = -1;
+	if (n >= 0)
+		name_to_str(msg + HDR, name); /* as allow() would get it */
 	ldns_pkt_free(pkt);
 	return n;
 }
@@ -634,8 +665,9 @@ struct pending {
 	unsigned upstream, tries;
 	uint64_t deadline, final_deadline;
 	struct ev tcp;        /* upstream TCP connection, fd -1 when none */
-	uint8_t *tbuf;        /* TCP: the reply as it arrives */
-	size_t tlen, thave;
+	uint8_t tlenbuf[2];   /* TCP: the reply's length, then */
+	uint8_t *tbuf;        /* the reply as it arrives (tlen bytes) */
+	size_t tlen, thave;   /* thave counts the length's 2 bytes too */
 	size_t qlen;
 	uint8_t query[QUERY_MAX]; /* as sent upstream: the client's, with up_id */
 };
@@ -697,6 +729,7 @@ struct cgf_dnsproxy {
 	unsigned tries;
 	uint32_t min_ttl, max_ttl;
 	unsigned inflight_cap, conns_cap;
+	uint32_t tcp_idle_ms;
 	struct ev usock[N_UP_SOCKS];
 	int usock_family[N_UP_SOCKS];
 	size_t n_pending;         /* allocated, at most PENDING_MAX */
@@ -713,7 +746,7 @@ struct cgf_dnsproxy {
 	size_t rnd_off;
 	uint8_t buf[MSG_MAX + 2]; /* scratch for answers */
 	uint8_t rbufs[BATCH][QUERY_MAX + 1];
-	uint8_t *abuf;            /* upstream UDP answers */
+	uint8_t (*abufs)[UP_BUF]; /* upstream UDP answers, UP_BATCH of them */
 };
 
 static uint64_t now_ms(void)
@@ -1183,6 +1216,8 @@ static int start_tcp(struct cgf_dnsproxy *p, struct pending *q, uint64_t now)
 		return -EIO;
 	}
 	q->state = P_TCP_CONNECT;
+	free(q->tbuf);
+	q->tbuf = NULL;
 	q->thave = 0;
 	arm(p, q, now);
 	return 0;
@@ -1220,7 +1255,7 @@ static bool handle_answer(struct cgf_dnsproxy *p, struct pending *q, uint8_t *m,
 			match = lc(w[i]) == q->qi.qname[i];
 	}
 	/* the question uncompressed, where the client's spelling will be copied */
-	if (match && plain_name_end(m, len, HDR) != HDR + q->qi.qname_len)
+	if (match && !answer_layout_ok(m, len, q->qi.qname_len))
 		match = false;
 	if (!match) {
 		ldns_pkt_free(pkt);
@@ -1255,40 +1290,67 @@ static bool handle_answer(struct cgf_dnsproxy *p, struct pending *q, uint8_t *m,
 	return true;
 }
 
+/* From the upstream q was sent to: address and port. */
+static bool from_upstream(const struct cgf_dnsproxy *p, const struct pending *q,
+			  const struct sockaddr_storage *from)
+{
+	const struct sockaddr_storage *up = &p->up[q->upstream % p->n_up];
+
+	if (from->ss_family != up->ss_family)
+		return false;
+	if (from->ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const void *)from, *b = (const void *)up;
+
+		return a->sin_port == b->sin_port && a->sin_addr.s_addr == b->sin_addr.s_addr;
+	}
+	{
+		const struct sockaddr_in6 *a = (const void *)from, *b = (const void *)up;
+
+		return a->sin6_port == b->sin6_port && !memcmp(&a->sin6_addr, &b->sin6_addr, 16);
+	}
+}
+
 static void up_udp_readable(struct cgf_dnsproxy *p, int sidx, uint64_t now)
 {
-	for (int round = 0; round < 64; round++) {
-		struct sockaddr_storage from;
-		socklen_t fl = sizeof(from);
-		ssize_t n = recvfrom(p->usock[sidx].fd, p->abuf, MSG_MAX, MSG_DONTWAIT,
-				     (struct sockaddr *)&from, &fl);
-		struct pending *q;
-		unsigned u;
+	struct mmsghdr msgs[UP_BATCH];
+	struct iovec iov[UP_BATCH];
+	struct sockaddr_storage from[UP_BATCH];
 
-		if (n < 0)
-			return;
-		if (n < HDR)
-			continue;
-		q = p->by_id[rd16(p->abuf)];
-		if (!q || q->state != P_UDP || q->sock != sidx)
-			continue;
-		u = q->upstream % p->n_up;
-		/* from the upstream it was sent to, address and port */
-		if (from.ss_family != p->up[u].ss_family)
-			continue;
-		if (from.ss_family == AF_INET) {
-			const struct sockaddr_in *a = (const void *)&from, *b = (const void *)&p->up[u];
+	for (int round = 0; round < 8; round++) {
+		int n;
 
-			if (a->sin_port != b->sin_port || a->sin_addr.s_addr != b->sin_addr.s_addr)
-				continue;
-		} else {
-			const struct sockaddr_in6 *a = (const void *)&from, *b = (const void *)&p->up[u];
-
-			if (a->sin6_port != b->sin6_port ||
-			    memcmp(&a->sin6_addr, &b->sin6_addr, 16))
-				continue;
+		for (int i = 0; i < UP_BATCH; i++) {
+			iov[i].iov_base = p->abufs[i];
+			iov[i].iov_len = UP_BUF;
+			memset(&msgs[i].msg_hdr, 0, sizeof(msgs[i].msg_hdr));
+			msgs[i].msg_hdr.msg_iov = &iov[i];
+			msgs[i].msg_hdr.msg_iovlen = 1;
+			msgs[i].msg_hdr.msg_name = &from[i];
+			msgs[i].msg_hdr.msg_namelen = sizeof(from[i]);
 		}
-		handle_answer(p, q, p->abuf, (size_t)n, false, now);
+		n = recvmmsg(p->usock[sidx].fd, msgs, UP_BATCH, MSG_DONTWAIT, NULL);
+		if (n <= 0)
+			return;
+		for (int i = 0; i < n; i++) {
+			uint8_t *m = p->abufs[i];
+			size_t len = msgs[i].msg_len;
+			struct pending *q;
+
+			if (len < HDR)
+				continue;
+			q = p->by_id[rd16(m)];
+			if (!q || q->state != P_UDP || q->sock != sidx || !from_upstream(p, q, &from[i]))
+				continue;
+			if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+				/* larger than our buffer: ask over TCP, as for TC */
+				if (start_tcp(p, q, now) < 0)
+					retry(p, q, now);
+				continue;
+			}
+			handle_answer(p, q, m, len, false, now);
+		}
+		if (n < UP_BATCH)
+			return;
 	}
 }
 
@@ -1317,15 +1379,11 @@ static void up_tcp_event(struct cgf_dnsproxy *p, struct pending *q, uint32_t eve
 	for (;;) {
 		ssize_t n;
 
-		if (!q->tbuf) {
-			q->tbuf = malloc(MSG_MAX + 2);
-			if (!q->tbuf) {
-				finish_error(p, q);
-				return;
-			}
-		}
-		n = recv(q->tcp.fd, q->tbuf + q->thave,
-			 (q->thave < 2 ? 2 : 2 + q->tlen) - q->thave, MSG_DONTWAIT);
+		if (q->thave < 2) /* the length first: the buffer is as large as the answer */
+			n = recv(q->tcp.fd, q->tlenbuf + q->thave, 2 - q->thave, MSG_DONTWAIT);
+		else
+			n = recv(q->tcp.fd, q->tbuf + q->thave - 2, q->tlen + 2 - q->thave,
+				 MSG_DONTWAIT);
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
 			retry(p, q, now);
 			return;
@@ -1333,15 +1391,20 @@ static void up_tcp_event(struct cgf_dnsproxy *p, struct pending *q, uint32_t eve
 		if (n < 0)
 			return;
 		q->thave += (size_t)n;
-		if (q->thave == 2) {
-			q->tlen = rd16(q->tbuf);
+		if (q->thave == 2 && !q->tbuf) {
+			q->tlen = rd16(q->tlenbuf);
 			if (q->tlen < HDR) {
 				retry(p, q, now);
 				return;
 			}
+			q->tbuf = malloc(q->tlen);
+			if (!q->tbuf) {
+				finish_error(p, q);
+				return;
+			}
 		}
-		if (q->thave >= 2 && q->thave == 2 + q->tlen) {
-			if (!handle_answer(p, q, q->tbuf + 2, q->tlen, true, now))
+		if (q->thave == 2 + q->tlen) {
+			if (!handle_answer(p, q, q->tbuf, q->tlen, true, now))
 				retry(p, q, now);
 			return;
 		}
@@ -1454,7 +1517,7 @@ static void client_udp_readable(struct cgf_dnsproxy *p, struct cgf_dnsproxy_clie
 
 static void conn_arm(struct cgf_dnsproxy *p, struct conn *c, uint64_t now)
 {
-	c->idle_deadline = now + TCP_IDLE_MS;
+	c->idle_deadline = now + p->tcp_idle_ms;
 	list_del(&c->tlink);
 	list_add_tail(&p->conns, &c->tlink);
 }
@@ -1602,13 +1665,14 @@ int cgf_dnsproxy_new(const struct cgf_dnsproxy_opts *opts, struct cgf_dnsproxy *
 	p->max_ttl = opts->max_ttl;
 	p->inflight_cap = opts->inflight_per_client ? opts->inflight_per_client : 64;
 	p->conns_cap = opts->tcp_conns_per_client ? opts->tcp_conns_per_client : 16;
+	p->tcp_idle_ms = opts->tcp_idle_ms ? opts->tcp_idle_ms : 10000;
 	p->max_entries = opts->cache_max_entries ? opts->cache_max_entries : 4096;
 	for (p->n_buckets = 64; p->n_buckets < p->max_entries; p->n_buckets *= 2)
 		;
 	p->buckets = calloc(p->n_buckets, sizeof(*p->buckets));
-	p->abuf = malloc(MSG_MAX + 1);
+	p->abufs = malloc(UP_BATCH * sizeof(*p->abufs));
 	p->rnd_off = sizeof(p->rnd);
-	if (!p->buckets || !p->abuf)
+	if (!p->buckets || !p->abufs)
 		goto fail;
 	p->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (p->epfd < 0)
@@ -1699,7 +1763,7 @@ void cgf_dnsproxy_free(struct cgf_dnsproxy *p)
 		while (!list_empty(&p->ages))
 			cache_unlink(p, container_of(p->ages.next, struct centry, age));
 	free(p->buckets);
-	free(p->abuf);
+	free(p->abufs);
 	if (p->epfd >= 0)
 		close(p->epfd);
 	free(p);
@@ -1731,7 +1795,8 @@ int cgf_dnsproxy_client_add(struct cgf_dnsproxy *p, const struct cgf_dnsproxy_cl
 	c->listen.kind = EV_CLIENT_LISTEN;
 	c->listen.fd = -1;
 	c->names = o->names;
-	memcpy(c->extra, o->extra_qtypes, o->n_extra_qtypes * sizeof(uint16_t));
+	if (o->n_extra_qtypes)
+		memcpy(c->extra, o->extra_qtypes, o->n_extra_qtypes * sizeof(uint16_t));
 	c->n_extra = o->n_extra_qtypes;
 	c->allow = o->allow;
 	c->refused = o->refused;

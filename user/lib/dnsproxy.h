@@ -7,7 +7,8 @@
  *
  * For a query from a client the engine:
  *  - answers FORMERR (or drops, if no header can be read) a malformed message;
- *    never forwards it;
+ *    never forwards it; an opcode other than QUERY gets NOTIMP (counted as
+ *    refused); a query of a class other than IN gets REFUSED;
  *  - answers REFUSED when the question's name is not allowed by the client's
  *    names (exact names; "*.d" allows names strictly under d) or its type is
  *    not one of A, AAAA, CNAME, HTTPS, SVCB (plus the client's extra types);
@@ -22,6 +23,18 @@
  *    policy); if any allow() call fails the client gets SERVFAIL instead
  *    (fail closed);
  *  - upstream timeout or error: SERVFAIL, allow() not called.
+ *
+ * Upstream queries leave from a pool of UDP sockets bound to kernel-chosen
+ * random ports, each with a random id (getrandom); a reply counts only when it
+ * comes from the address and port it was sent to, with that id and the same
+ * question (case-insensitive).  A timeout, or SERVFAIL/REFUSED/FORMERR/NOTIMP
+ * from upstream, moves on to the next upstream (at least two tries within
+ * timeout_ms).  Over UDP a client gets at most its EDNS0 payload size (512
+ * without OPT): a larger answer goes out as header and question with TC set,
+ * after allow(), and the client asks again over TCP (from the cache).
+ * Bounds: queries in flight per client (inflight_per_client) and overall
+ * (4096), cache entries (cache_max_entries) and bytes (32 MiB), TCP
+ * connections per client, their write queues (256 KiB) and idle time.
  *
  * Not thread-safe: one thread drives an engine (cgf_dnsproxy_process) and
  * calls every other function of it.
@@ -48,6 +61,8 @@ struct cgf_dnsproxy_opts {
 	unsigned inflight_per_client; /* queries forwarded and unanswered, per client;
 					 beyond it: SERVFAIL at once; 0 = 64 */
 	unsigned tcp_conns_per_client; /* open TCP connections per client; 0 = 16 */
+	uint32_t tcp_idle_ms;       /* a client TCP connection with nothing in flight and
+				       nothing received that long is closed; 0 = 10000 */
 };
 
 /* The names a policy lets a client resolve: its domain and wildcard rules. */
@@ -75,7 +90,9 @@ struct cgf_dnsproxy_client_opts {
 	int tcp_fd;        /* bound, listening TCP socket, or -1; ownership taken */
 	const struct cgf_dnsproxy_names *names; /* borrowed; must outlive the client
 						   or be replaced with set_names */
-	const uint16_t *extra_qtypes; /* more allowed query types (TXT=16...), copied */
+	const uint16_t *extra_qtypes; /* more allowed query types (TXT=16...), copied;
+					 at most 32; 0, OPT and 249-252 (TKEY, TSIG,
+					 IXFR, AXFR) are refused even when listed */
 	size_t n_extra_qtypes;
 	cgf_dnsproxy_allow_fn allow;
 	cgf_dnsproxy_refused_fn refused; /* may be NULL */
@@ -148,8 +165,9 @@ struct cgf_dnsproxy_addr {
  * The A/AAAA records of a response reached from its question name through
  * CNAME chains in the answer section (at most 16 links; loops end there);
  * records of other owners are ignored.  Writes up to cap addresses into out
- * and returns how many, or -1 when ldns rejects the message or it has not
- * exactly one question.  For tests and the fuzz target; the engine uses the
+ * and returns how many, or -1 when ldns rejects the message, it has not
+ * exactly one question, or its question name is compressed (the engine
+ * ignores such an answer).  For tests and the fuzz target; the engine uses the
  * same walk.
  */
 int cgf_dnsproxy_answer_addrs(const uint8_t *msg, size_t len, struct cgf_dnsproxy_addr *out,
