@@ -5,9 +5,11 @@
  * pinned fences after a restart.
  *
  * One thread runs the event loop (control socket, signals, deny events,
- * cgroup checks); a second one only resolves names, so a slow upstream never
- * stalls a request.  All fence state lives in the pins: the daemon can be
- * killed at any moment and enforcement goes on.
+ * cgroup checks, the DNS proxy of proxy-mode fences); a second one only
+ * resolves names, so a slow upstream never stalls a request.  All fence state
+ * lives in the pins: the daemon can be killed at any moment and enforcement
+ * goes on (a proxy-mode fence's DNS is then denied until a daemon listens
+ * for it again).
  */
 #include <dirent.h>
 #include <errno.h>
