@@ -873,6 +873,45 @@ test_rootless_fenced_from_first_instruction() {
 		fail "5 s after stop: $(what_is_left "$id" "$cg" "$WORK/rl.objs" | tr '\n' ';')"
 }
 
+# DNS proxy mode for a rootless container with no network at all: the proxy
+# listens on the container's own loopback (the daemon enters the namespace
+# the user owns) and asks the daemon's upstream; svc.test (127.0.0.1 here)
+# opens 127.0.0.1:8080 only once it was answered, evil.test is refused.
+test_rootless_dns_proxy() {
+	rl_setup || return
+	local i p
+	p=$((20000 + RANDOM % 30000))
+	dnsmasq --no-daemon --conf-file=/dev/null --no-resolv --no-hosts --bind-interfaces \
+		--listen-address=127.0.0.1 --port="$p" --address=/svc.test/127.0.0.1 \
+		--address=/svc.test/::1 --log-queries --log-facility="$WORK/up-dns.log" \
+		--user=root --group=root >/dev/null 2>&1 </dev/null &
+	echo $! >"$WORK/dnsmasq-up.pid"
+	for i in $(seq 1 50); do
+		grep -q "$(printf '0100007F:%04X' "$p")" /proc/net/udp && break
+		sleep 0.1
+	done
+	policy rlpx 'dns proxy' 'svc.test:8080/tcp'
+	stop_daemon
+	DAEMON_RESOLVER=127.0.0.1:$p start_daemon || { fail "cgfenced did not start"; return; }
+	rctr rlpx --annotation cgfence.policy=rlpx -- "$RL_SERVERS
+		printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 2 127.0.0.1 8080 2>&1; echo \"before-rc=\$?\"
+		nslookup svc.test 198.18.0.9 2>&1; echo \"ns-rc=\$?\"
+		$RL_TRY_ALLOWED; $RL_TRY_DENIED
+		nslookup evil.test 198.18.0.9 2>&1; echo \"evil-rc=\$?\""
+	assert_eq 0 "$RC" "rootless podman run: exit status"
+	assert_no_match 'servers-failed' "$OUT" "the container's servers"
+	assert_match "before-rc=1" "$OUT" "127.0.0.1:8080 before svc.test was answered"
+	assert_match 'Address: 127\.0\.0\.1' "$OUT" "svc.test through the proxy"
+	assert_match 'ns-rc=0' "$OUT" "svc.test"
+	assert_match 'allowed-rc=0' "$OUT" "127.0.0.1:8080 once svc.test was answered"
+	assert_match 'hello' "$OUT" "the page from port 8080"
+	assert_match 'denied-rc=1' "$OUT" "127.0.0.1:8081"
+	assert_match 'evil-rc=1' "$OUT" "evil.test"
+	assert_eq 0 "$(grep -c 'query.*evil' "$WORK/up-dns.log")" "queries for evil.test upstream"
+	assert_match "request 'attach' from pid [0-9]+ uid $RL_UID " "$(cat "$WORK/daemon.log")" \
+		"the hook asked as the user"
+}
+
 test_rootless_unannotated_untouched() {
 	rl_setup || return
 	rctr rlplain -- "$RL_SERVERS; $RL_TRY_DENIED; $RL_TRY_ALLOWED"
