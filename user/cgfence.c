@@ -754,7 +754,7 @@ static void usage_attach(FILE *out)
 		"usage: cgfence attach --cgroup PATH (--allow RULE | --policy-file FILE)...\n"
 		"                      [--audit] [--resolver IP[:PORT]]...\n"
 		"       cgfence attach --policy NAME (--cgroup PATH | --pid PID) [--audit]\n"
-		"                      [--label TEXT] [--socket PATH]\n"
+		"                      [--label TEXT] [--netns-pid PID] [--socket PATH]\n"
 		"\n"
 		"With --policy, cgfenced fences the cgroup (or the process's cgroup; a\n"
 		"process in a shared cgroup gets one of its own) with its policy NAME and\n"
@@ -771,6 +771,9 @@ static void usage_attach(FILE *out)
 		"  -P, --policy NAME        a policy of cgfenced\n"
 		"      --pid PID            fence this process (with --policy)\n"
 		"      --label TEXT         whom the fence is for, shown in status and log\n"
+		"      --netns-pid PID      for a policy in DNS proxy mode fenced by --cgroup:\n"
+		"                           its proxy listens in PID's network namespace\n"
+		"                           (default: that of the cgroup's first process)\n"
 		"      --socket PATH        cgfenced's socket (default $CGFENCE_SOCKET or\n"
 		"                           " CGF_SOCKET_DEFAULT ")\n"
 		"  -a, --allow RULE         allow RULE: TARGET[:PORTS][/PROTO] (repeatable)\n"
@@ -791,8 +794,23 @@ static int daemon_error(const char *what, json_t *reply)
 	return 1;
 }
 
+/* A --pid or --netns-pid argument as JSON, or NULL with a message. */
+static json_t *pid_json(const char *opt, const char *arg)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(arg, &end, 10);
+	if (errno || end == arg || *end || v <= 0 || v > INT32_MAX) {
+		warnx("%s '%s': not a process id", opt, arg);
+		return NULL;
+	}
+	return json_integer(v);
+}
+
 static int attach_via_daemon(const char *socket, const char *policy, const char *cgroup,
-			     const char *pid, bool audit, const char *label)
+			     const char *pid, const char *netns_pid, bool audit, const char *label)
 {
 	char err[CGF_ERR_LEN];
 	json_t *req = json_pack("{s:s,s:s,s:b}", "op", "attach", "policy", policy, "audit", audit);
@@ -807,16 +825,14 @@ static int attach_via_daemon(const char *socket, const char *policy, const char 
 			cgroup = abs;
 		json_object_set_new(req, "cgroup", json_string(cgroup));
 	}
-	if (pid) {
-		char *end;
-		long v = strtol(pid, &end, 10);
+	if (pid || netns_pid) {
+		json_t *j = pid_json(pid ? "--pid" : "--netns-pid", pid ? pid : netns_pid);
 
-		if (*end || v <= 0 || v > INT32_MAX) {
-			warnx("--pid '%s': not a process id", pid);
+		if (!j) {
 			json_decref(req);
 			return 1;
 		}
-		json_object_set_new(req, "pid", json_integer(v));
+		json_object_set_new(req, pid ? "pid" : "netns_pid", j);
 	}
 	if (label)
 		json_object_set_new(req, "label", json_string(label));
@@ -826,10 +842,12 @@ static int attach_via_daemon(const char *socket, const char *policy, const char 
 	} else if (!json_is_true(json_object_get(rep, "ok"))) {
 		status = daemon_error("attach", rep);
 	} else {
-		printf("fenced %s with policy %s (cgroup id %" JSON_INTEGER_FORMAT "%s)\n",
+		const char *dns = json_string_value(json_object_get(rep, "dns"));
+
+		printf("fenced %s with policy %s (cgroup id %" JSON_INTEGER_FORMAT "%s%s)\n",
 		       json_string_value(json_object_get(rep, "cgroup")), policy,
 		       json_integer_value(json_object_get(rep, "cgroup_id")),
-		       audit ? ", audit mode" : "");
+		       audit ? ", audit mode" : "", dns && !strcmp(dns, "proxy") ? ", DNS proxy" : "");
 		status = 0;
 	}
 	json_decref(req);
@@ -843,6 +861,7 @@ static int cmd_attach(int argc, char **argv)
 		{ "policy", required_argument, NULL, 'P' },
 		{ "pid", required_argument, NULL, 'i' },
 		{ "label", required_argument, NULL, 'l' },
+		{ "netns-pid", required_argument, NULL, 'n' },
 		{ "socket", required_argument, NULL, 's' },
 		{ "cgroup", required_argument, NULL, 'c' },
 		{ "allow", required_argument, NULL, 'a' },
@@ -861,6 +880,7 @@ static int cmd_attach(int argc, char **argv)
 	struct cgf_allowlist list = { 0 };
 	char path[PATH_MAX], err[CGF_ERR_LEN];
 	const char *cgroup = NULL, *policy = NULL, *pid = NULL, *label = NULL, *socket = NULL;
+	const char *netns_pid = NULL;
 	int opt, status = 1;
 	uint64_t id;
 
@@ -868,6 +888,9 @@ static int cmd_attach(int argc, char **argv)
 		switch (opt) {
 		case 'P':
 			policy = optarg;
+			break;
+		case 'n':
+			netns_pid = optarg;
 			break;
 		case 'i':
 			pid = optarg;
@@ -919,11 +942,16 @@ static int cmd_attach(int argc, char **argv)
 			warnx("attach: --policy needs exactly one of --cgroup PATH and --pid PID");
 			goto out;
 		}
-		status = attach_via_daemon(socket, policy, cgroup, pid, pa.audit, label);
+		if (netns_pid && !cgroup) {
+			warnx("attach: --netns-pid goes with --cgroup (with --pid, the proxy listens "
+			      "in that process's network namespace)");
+			goto out;
+		}
+		status = attach_via_daemon(socket, policy, cgroup, pid, netns_pid, pa.audit, label);
 		goto out;
 	}
-	if (pid || label || socket) {
-		warnx("attach: --pid, --label and --socket go with --policy NAME");
+	if (pid || label || socket || netns_pid) {
+		warnx("attach: --pid, --label, --netns-pid and --socket go with --policy NAME");
 		goto out;
 	}
 	if (!cgroup) {

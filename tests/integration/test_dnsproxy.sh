@@ -762,6 +762,26 @@ test_max_addrs_per_name() {
 	assert_eq "[3,3]" "$out" "[addresses learned, their map entries] with max-addrs 3"
 }
 
+# An empty cgroup: attaching a proxy-mode policy needs a namespace to listen
+# in: refused without one, or taken from --netns-pid.
+test_attach_empty_cgroup() {
+	std_setup || return
+	local cg out sl
+	cg=$CG2/$TAG-empty
+	mkdir -p "$cg" || return
+	out=$(ctl attach --policy px --cgroup "$cg" 2>&1)
+	assert_match "has no process to find its network namespace by" "$out" "attach of an empty cgroup"
+	nsenter --net="/run/netns/$NS_C" sleep 300 >/dev/null 2>&1 </dev/null &
+	sl=$!
+	echo $sl >>"$WORK/spawned.pids"
+	out=$(ctl attach --policy px --cgroup "$cg" --netns-pid "$sl" 2>&1)
+	assert_match "^fenced $cg with policy px \(cgroup id [0-9]+, DNS proxy\)$" "$out" "attach with --netns-pid"
+	out=$(dx "$cg" q 198.18.0.9 svc.test A)
+	assert_match '^rcode=0 from=198\.18\.0\.9:53 answers=198\.18\.0\.[3-7]$' "$out" "svc.test from the cgroup"
+	out=$(dx "$cg" q 198.18.0.9 evil.test A)
+	assert_match '^rcode=5 ' "$out" "evil.test from the cgroup"
+}
+
 # After a daemon restart the adopted fence's proxy listens again; while the
 # daemon is down, DNS is denied, never let past.
 test_restart() {
