@@ -1206,11 +1206,13 @@ static void pending_release(struct cgf_dnsproxy *p, struct pending *q)
 	list_add_tail(&p->dead_p, &q->link);
 }
 
+/*
+ * Every try gets try_ms, so the active list stays in deadline order with each
+ * (re)armed pending at its tail (retry() ends a query past final_deadline).
+ */
 static void arm(struct cgf_dnsproxy *p, struct pending *q, uint64_t now)
 {
 	q->deadline = now + p->try_ms;
-	if (q->deadline > q->final_deadline)
-		q->deadline = q->final_deadline;
 	list_del(&q->link);
 	list_add_tail(&p->active, &q->link);
 }
