@@ -61,6 +61,8 @@ struct fake_up {
 	unsigned n_udp, n_tcp;      /* queries received */
 	bool last_edns, last_do;    /* of the last query received */
 	bool spoof;                 /* forged answers before the real one (see fake_serve) */
+	uint16_t ports[64];         /* distinct source ports queries came from */
+	size_t n_ports;
 	uint16_t last_edns_size;
 	struct delayed delayed[MAX_DELAYED];
 	size_t n_delayed;
@@ -300,6 +302,15 @@ static void fake_serve(struct fake_up *u)
 		if (n < 0)
 			break;
 		u->n_udp++;
+		{
+			uint16_t port = ntohs(((struct sockaddr_in *)&from)->sin_port);
+			size_t i;
+
+			for (i = 0; i < u->n_ports && u->ports[i] != port; i++)
+				;
+			if (i == u->n_ports && u->n_ports < 64)
+				u->ports[u->n_ports++] = port;
+		}
 		a = fake_answer(u, buf, (size_t)n, false, &alen);
 		if (!a)
 			continue;
@@ -1466,6 +1477,34 @@ static void test_mixed_family_upstreams(void **state)
 	assert_true(up1.n_udp >= 4);
 }
 
+/* Source ports change: a socket that sent enough queries is replaced. */
+static void test_source_ports_rotate(void **state)
+{
+	uint8_t buf[512];
+	unsigned got = 0;
+
+	for (int i = 0; i < 5000; i += 50) {
+		for (int j = i; j < i + 50; j++) {
+			char name[64];
+			size_t len;
+			uint8_t *q;
+
+			snprintf(name, sizeof(name), "r%d.wild.test", j);
+			q = make_query(name, LDNS_RR_TYPE_A, (uint16_t)j, 0, false, &len);
+			send(cl1.sock, q, len, 0);
+			free(q);
+		}
+		while (got < (unsigned)i + 50 && pump(cl1.sock, 2000))
+			while (recv(cl1.sock, buf, sizeof(buf), MSG_DONTWAIT) > 0)
+				got++;
+	}
+	assert_int_equal(got, 5000);
+	assert_int_equal(up1.n_udp, 5000);
+	/* 8 sockets of 512 queries each at most: at least one new port */
+	if (up1.n_ports <= 8)
+		fail_msg("queries came from %zu ports only", up1.n_ports);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1494,6 +1533,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_huge_udp_answer_over_tcp, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cache_eviction, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mixed_family_upstreams, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_source_ports_rotate, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

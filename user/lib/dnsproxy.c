@@ -37,6 +37,7 @@
 #define QUERY_MAX 1232       /* a larger query is FORMERR (over TCP: the connection closes) */
 #define MSG_MAX 65535
 #define N_UP_SOCKS 8         /* UDP sockets towards the upstreams, each on its own random port */
+#define ROTATE_USES 512      /* a socket that sent this many queries gets a new port once idle */
 #define MAX_EXTRA_QTYPES 32
 #define CHAIN_MAX 16         /* CNAME links followed in an answer */
 #define TCP_WBUF_MAX (256 * 1024)
@@ -732,6 +733,8 @@ struct cgf_dnsproxy {
 	uint32_t tcp_idle_ms;
 	struct ev usock[N_UP_SOCKS];
 	int usock_family[N_UP_SOCKS];
+	unsigned usock_uses[N_UP_SOCKS];     /* queries sent since it was opened */
+	unsigned usock_inflight[N_UP_SOCKS]; /* queries waiting for a reply on it */
 	size_t n_pending;         /* allocated, at most PENDING_MAX */
 	struct pending *by_id[65536]; /* UDP stage pendings by upstream id */
 	struct list active, free_p, dead_p, conns, clients;
@@ -1107,12 +1110,86 @@ static bool answer_from_cache(struct cgf_dnsproxy *p, struct cgf_dnsproxy_client
 	return true;
 }
 
+/* ---- upstream sockets ---- */
+
+/* A UDP socket bound to a port the kernel picks at random, in the epoll set. */
+static int usock_open(struct cgf_dnsproxy *p, int i)
+{
+	int fam = p->usock_family[i];
+	struct sockaddr_storage any = { .ss_family = fam };
+	int fd = socket(fam, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), err;
+
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&any,
+		 fam == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6)) < 0) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	p->usock[i].kind = EV_UP_UDP;
+	p->usock[i].fd = fd;
+	err = ep_add(p, &p->usock[i], EPOLLIN);
+	if (err < 0) {
+		close(fd);
+		p->usock[i].fd = -1;
+		return err;
+	}
+	p->usock_uses[i] = 0;
+	return 0;
+}
+
+/*
+ * A socket that has sent ROTATE_USES queries gets no new ones; once nothing
+ * waits on it any more it is replaced by one on a fresh random port, so the
+ * ports a forger must guess keep changing.
+ */
+static void usock_maybe_rotate(struct cgf_dnsproxy *p, int i)
+{
+	struct ev old = p->usock[i];
+
+	if (p->usock_uses[i] < ROTATE_USES || p->usock_inflight[i])
+		return;
+	if (usock_open(p, i) < 0) {
+		p->usock[i] = old; /* keep the old one: no port is better than none */
+		p->usock_uses[i] = 0;
+		return;
+	}
+	epoll_ctl(p->epfd, EPOLL_CTL_DEL, old.fd, NULL);
+	close(old.fd);
+}
+
+/* q leaves the UDP stage: its id and its socket are free again. */
+static void udp_detach(struct cgf_dnsproxy *p, struct pending *q)
+{
+	if (q->state != P_UDP)
+		return;
+	if (p->by_id[q->up_id] == q)
+		p->by_id[q->up_id] = NULL;
+	p->usock_inflight[q->sock]--;
+	q->state = P_FREE;
+	usock_maybe_rotate(p, q->sock);
+}
+
+/* A socket of the family for a new query, one not retiring when there is one. */
+static int usock_pick(struct cgf_dnsproxy *p, int family)
+{
+	int i = rnd16(p) % N_UP_SOCKS;
+
+	for (int n = 0; n < N_UP_SOCKS; n++, i = (i + 1) % N_UP_SOCKS)
+		if (p->usock_family[i] == family && p->usock_uses[i] < ROTATE_USES)
+			return i;
+	for (int n = 0; n < N_UP_SOCKS; n++, i = (i + 1) % N_UP_SOCKS)
+		if (p->usock_family[i] == family)
+			return i;
+	return 0; /* not reached: every upstream's family has sockets */
+}
+
 /* ---- pending queries ---- */
 
 static void pending_release(struct cgf_dnsproxy *p, struct pending *q)
 {
-	if (q->state == P_UDP && p->by_id[q->up_id] == q)
-		p->by_id[q->up_id] = NULL;
+	udp_detach(p, q);
 	if (q->tcp.fd >= 0)
 		close_ev(p, &q->tcp);
 	free(q->tbuf);
@@ -1129,11 +1206,13 @@ static void pending_release(struct cgf_dnsproxy *p, struct pending *q)
 	list_add_tail(&p->dead_p, &q->link);
 }
 
+/*
+ * Every try gets try_ms, so the active list stays in deadline order with each
+ * (re)armed pending at its tail (retry() ends a query past final_deadline).
+ */
 static void arm(struct cgf_dnsproxy *p, struct pending *q, uint64_t now)
 {
 	q->deadline = now + p->try_ms;
-	if (q->deadline > q->final_deadline)
-		q->deadline = q->final_deadline;
 	list_del(&q->link);
 	list_add_tail(&p->active, &q->link);
 }
@@ -1143,8 +1222,7 @@ static int send_udp(struct cgf_dnsproxy *p, struct pending *q, uint64_t now)
 	unsigned u = q->upstream % p->n_up;
 	uint16_t id;
 
-	if (q->state == P_UDP && p->by_id[q->up_id] == q)
-		p->by_id[q->up_id] = NULL;
+	udp_detach(p, q);
 	if (q->tcp.fd >= 0)
 		close_ev(p, &q->tcp);
 	for (int i = 0; i < 8; i++) { /* a free id; the table is 65536 wide */
@@ -1156,9 +1234,9 @@ static int send_udp(struct cgf_dnsproxy *p, struct pending *q, uint64_t now)
 		return -EBUSY;
 	q->up_id = id;
 	wr16(q->query, id);
-	q->sock = rnd16(p) % N_UP_SOCKS;
-	if (p->usock_family[q->sock] != p->up[u].ss_family)
-		q->sock ^= 1; /* mixed families: even sockets IPv4, odd IPv6 */
+	q->sock = usock_pick(p, p->up[u].ss_family);
+	p->usock_uses[q->sock]++;
+	p->usock_inflight[q->sock]++;
 	q->state = P_UDP;
 	p->by_id[id] = q;
 	q->tries++;
@@ -1195,8 +1273,7 @@ static int start_tcp(struct cgf_dnsproxy *p, struct pending *q, uint64_t now)
 	unsigned u = q->upstream % p->n_up;
 	int fd, one = 1;
 
-	if (p->by_id[q->up_id] == q)
-		p->by_id[q->up_id] = NULL;
+	udp_detach(p, q);
 	fd = socket(p->up[u].ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
@@ -1629,6 +1706,7 @@ int cgf_dnsproxy_new(const struct cgf_dnsproxy_opts *opts, struct cgf_dnsproxy *
 	struct cgf_dnsproxy *p;
 	bool mixed = false;
 	size_t i;
+	int err;
 
 	if (!opts || opts->n_upstreams < 1 || opts->n_upstreams > 8 || !opts->upstreams)
 		return -EINVAL;
@@ -1681,30 +1759,20 @@ int cgf_dnsproxy_new(const struct cgf_dnsproxy_opts *opts, struct cgf_dnsproxy *
 		if (p->up[i].ss_family != p->up[0].ss_family)
 			mixed = true;
 	for (i = 0; i < N_UP_SOCKS; i++) {
-		int fam = mixed ? (i % 2 ? AF_INET6 : AF_INET) : p->up[0].ss_family;
-		struct sockaddr_storage any = { .ss_family = fam };
-
-		p->usock_family[i] = fam;
-		p->usock[i].kind = EV_UP_UDP;
-		p->usock[i].fd = socket(fam, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (p->usock[i].fd < 0)
-			goto fail_errno;
-		/* port 0: the kernel picks a random free ephemeral port */
-		if (bind(p->usock[i].fd, (struct sockaddr *)&any,
-			 fam == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6)) < 0)
-			goto fail_errno;
-		if (ep_add(p, &p->usock[i], EPOLLIN) < 0)
-			goto fail_errno;
+		/* mixed families: even sockets IPv4, odd IPv6 */
+		p->usock_family[i] = mixed ? (i % 2 ? AF_INET6 : AF_INET) : p->up[0].ss_family;
+		err = usock_open(p, (int)i);
+		if (err < 0) {
+			cgf_dnsproxy_free(p);
+			return err;
+		}
 	}
 	*out = p;
 	return 0;
 fail_errno:
-	{
-		int err = -errno;
-
-		cgf_dnsproxy_free(p);
-		return err ? err : -EIO;
-	}
+	err = errno ? -errno : -EIO;
+	cgf_dnsproxy_free(p);
+	return err;
 fail:
 	cgf_dnsproxy_free(p);
 	return -ENOMEM;
