@@ -798,6 +798,17 @@ test_restart() {
 	assert_match '^rcode=0 ' "$out" "svc.test after the restart"
 	out=$(dx "$cg" q 198.18.0.9 evil.test A)
 	assert_match '^rcode=5 ' "$out" "evil.test after the restart"
+	# kill -9: the config still names the dead proxy's port; nothing answers there
+	kill -KILL "$DPID"
+	wait_for 5 sh -c "! kill -0 $DPID 2>/dev/null"
+	out=$(dx "$cg" q 198.18.0.9 evil.test A tcp)
+	assert_match '^rcode=None ' "$out" "a TCP query after kill -9"
+	out=$(dx "$cg" q 198.18.0.9 svc.test A)
+	assert_match '^rcode=None ' "$out" "an allowed name after kill -9"
+	assert_eq 0 "$(queries 'evil\.test')" "queries for evil.test upstream"
+	start_daemon || { fail "restart after kill -9"; return; }
+	out=$(dx "$cg" q 198.18.0.9 svc.test A tcp)
+	assert_match '^rcode=0 ' "$out" "svc.test over TCP after the second restart"
 }
 
 # Policy errors name the file, line and reason; resolve mode still refuses wildcards.
