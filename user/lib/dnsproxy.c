@@ -1300,6 +1300,21 @@ static int start_tcp(struct cgf_dnsproxy *p, struct pending *q, uint64_t now)
 	return 0;
 }
 
+/* One question, uncompressed, the one asked (name case-insensitively), opcode QUERY. */
+static bool question_matches(const uint8_t *m, size_t len, const struct qinfo *qi)
+{
+	size_t end = HDR + qi->qname_len;
+
+	if (len < end + 4 || rd16(m + 4) != 1 || (m[2] >> 3 & 0x0f) != LDNS_PACKET_QUERY ||
+	    plain_name_end(m, len, HDR) != end || rd16(m + end) != qi->qtype ||
+	    rd16(m + end + 2) != qi->qclass)
+		return false;
+	for (size_t i = 0; i < qi->qname_len; i++)
+		if (lc(m[HDR + i]) != qi->qname[i])
+			return false;
+	return true;
+}
+
 /*
  * An answer for q: ldns parses it, it must match the question; then allow()
  * and the release.  Returns false when it did not match (keep waiting).
@@ -1317,6 +1332,14 @@ static bool handle_answer(struct cgf_dnsproxy *p, struct pending *q, uint8_t *m,
 
 	if (len < HDR || !(m[2] & 0x80) || rd16(m) != q->up_id)
 		return false;
+	if (!tcp && (m[2] & 0x02)) {
+		/* truncated: its records may be cut anywhere, only the question counts */
+		if (!question_matches(m, len, &q->qi))
+			return false;
+		if (start_tcp(p, q, now) < 0)
+			retry(p, q, now);
+		return true;
+	}
 	if (ldns_wire2pkt(&pkt, m, len) != LDNS_STATUS_OK)
 		return false;
 	qs = ldns_pkt_question(pkt);
@@ -1337,12 +1360,6 @@ static bool handle_answer(struct cgf_dnsproxy *p, struct pending *q, uint8_t *m,
 	if (!match) {
 		ldns_pkt_free(pkt);
 		return false;
-	}
-	if (!tcp && ldns_pkt_tc(pkt)) {
-		ldns_pkt_free(pkt);
-		if (start_tcp(p, q, now) < 0)
-			retry(p, q, now);
-		return true;
 	}
 	rcode = ldns_pkt_get_rcode(pkt);
 	if (rcode == RC_SERVFAIL || rcode == RC_REFUSED || rcode == RC_NOTIMP ||
