@@ -587,13 +587,30 @@ static bool answer_layout_ok(const uint8_t *m, size_t len, size_t qname_len)
 	return true;
 }
 
+static bool question_matches(const uint8_t *m, size_t len, const struct qinfo *qi);
+
 int cgf_dnsproxy_answer_addrs(const uint8_t *msg, size_t len, struct cgf_dnsproxy_addr *out,
 			      size_t cap)
 {
 	ldns_pkt *pkt = NULL;
 	char name[4 * 255 + 1];
+	struct qinfo qi = { 0 };
+	size_t end = len >= HDR ? plain_name_end(msg, len, HDR) : 0;
 	int n;
 
+	/*
+	 * The question as the engine checks a reply's against the one it asked
+	 * (also for a TC reply that ldns cannot parse), here against itself.
+	 */
+	if (!end || end - HDR > sizeof(qi.qname) || end + 4 > len)
+		return -1;
+	qi.qname_len = end - HDR;
+	for (size_t i = 0; i < qi.qname_len; i++)
+		qi.qname[i] = lc(msg[HDR + i]);
+	qi.qtype = rd16(msg + end);
+	qi.qclass = rd16(msg + end + 2);
+	if (!question_matches(msg, len, &qi))
+		return -1;
 	if (ldns_wire2pkt(&pkt, msg, len) != LDNS_STATUS_OK)
 		return -1;
 	n = addrs_from_pkt(pkt, out, cap);
