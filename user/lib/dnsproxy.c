@@ -47,6 +47,8 @@
 #define BATCH 32             /* client datagrams read per recvmmsg */
 #define UP_BATCH 16          /* upstream datagrams read per recvmmsg */
 #define UP_BUF 8192          /* a larger UDP answer is asked again over TCP */
+#define OUT_BATCH 32         /* UDP answers sent per sendmmsg */
+#define OUT_BUF 1232         /* larger UDP answers are sent at once, on their own */
 #define EDNS_SIZE 1232       /* the payload size we announce in our own OPT records */
 #define PENDING_MAX 4096     /* queries in flight, all clients: bounds their memory */
 
@@ -767,6 +769,14 @@ struct cgf_dnsproxy {
 	uint8_t buf[MSG_MAX + 2]; /* scratch for answers */
 	uint8_t rbufs[BATCH][QUERY_MAX + 1];
 	uint8_t (*abufs)[UP_BUF]; /* upstream UDP answers, UP_BATCH of them */
+	struct out_msg {
+		int fd;
+		socklen_t peerlen;
+		struct sockaddr_storage peer;
+		size_t len;
+		uint8_t buf[OUT_BUF];
+	} out[OUT_BATCH];         /* UDP answers not sent yet (out_flush) */
+	size_t n_out;
 };
 
 static uint64_t now_ms(void)
@@ -1004,6 +1014,65 @@ static void conn_send(struct cgf_dnsproxy *p, struct conn *c, const uint8_t *m, 
 	conn_flush(p, c);
 }
 
+/*
+ * UDP answers wait in a queue sent with one sendmmsg at the end of each event
+ * (after their allow() calls, like any answer): one system call for a batch.
+ */
+static void out_flush(struct cgf_dnsproxy *p)
+{
+	struct mmsghdr msgs[OUT_BATCH];
+	struct iovec iov[OUT_BATCH];
+	size_t i = 0;
+
+	while (i < p->n_out) {
+		size_t n = 0;
+		int fd = p->out[i].fd, r;
+
+		/* a run of answers from the same socket */
+		while (i + n < p->n_out && p->out[i + n].fd == fd) {
+			struct out_msg *o = &p->out[i + n];
+
+			iov[n].iov_base = o->buf;
+			iov[n].iov_len = o->len;
+			memset(&msgs[n].msg_hdr, 0, sizeof(msgs[n].msg_hdr));
+			msgs[n].msg_hdr.msg_name = &o->peer;
+			msgs[n].msg_hdr.msg_namelen = o->peerlen;
+			msgs[n].msg_hdr.msg_iov = &iov[n];
+			msgs[n].msg_hdr.msg_iovlen = 1;
+			n++;
+		}
+		/* a datagram that cannot go (full buffer) is dropped: the client asks again */
+		for (size_t done = 0, tries = 0; done < n && tries < 2 * n + 2; tries++) {
+			r = sendmmsg(fd, msgs + done, (unsigned)(n - done), MSG_DONTWAIT);
+			if (r > 0)
+				done += (size_t)r;
+			else if (r == 0 || errno != EINTR)
+				done++;
+		}
+		i += n;
+	}
+	p->n_out = 0;
+}
+
+static void out_queue(struct cgf_dnsproxy *p, int fd, const struct sockaddr_storage *peer,
+		      socklen_t peerlen, const uint8_t *m, size_t len)
+{
+	struct out_msg *o;
+
+	if (len > OUT_BUF) {
+		sendto(fd, m, len, MSG_DONTWAIT, (const struct sockaddr *)peer, peerlen);
+		return;
+	}
+	if (p->n_out == OUT_BATCH)
+		out_flush(p);
+	o = &p->out[p->n_out++];
+	o->fd = fd;
+	memcpy(&o->peer, peer, peerlen);
+	o->peerlen = peerlen;
+	memcpy(o->buf, m, len);
+	o->len = len;
+}
+
 /* Sends m to the client; over UDP cut to a TC answer when too large for it. */
 static void reply(struct cgf_dnsproxy *p, struct cgf_dnsproxy_client *cl, struct conn *conn,
 		  const struct sockaddr_storage *peer, socklen_t peerlen, const struct qinfo *qi,
@@ -1037,7 +1106,7 @@ static void reply(struct cgf_dnsproxy *p, struct cgf_dnsproxy_client *cl, struct
 		m = tc;
 		len = n;
 	}
-	sendto(cl->udp.fd, m, len, MSG_DONTWAIT, (const struct sockaddr *)peer, peerlen);
+	out_queue(p, cl->udp.fd, peer, peerlen, m, len);
 }
 
 static void refused_log(struct cgf_dnsproxy_client *cl, const struct qinfo *qi)
@@ -1932,6 +2001,7 @@ void cgf_dnsproxy_client_remove(struct cgf_dnsproxy *p, struct cgf_dnsproxy_clie
 {
 	if (!c || c->dead)
 		return;
+	out_flush(p); /* what is queued goes out before a socket closes */
 	while (!list_empty(&c->conns))
 		conn_close(p, container_of(c->conns.next, struct conn, clink));
 	while (!list_empty(&c->pendings))
@@ -2037,8 +2107,10 @@ int cgf_dnsproxy_process(struct cgf_dnsproxy *p)
 			up_tcp_event(p, container_of(ev, struct pending, tcp), evs[i].events, now);
 			break;
 		}
+		out_flush(p);
 	}
 	expire(p, now_ms());
+	out_flush(p);
 	flush_graveyard(p);
 	return 0;
 }
