@@ -189,6 +189,11 @@ static uint8_t *fake_answer(struct fake_up *u, const uint8_t *q, size_t qlen, bo
 	if (u->mode == UP_SERVFAIL) {
 		ldns_pkt_set_rcode(r, LDNS_RCODE_SERVFAIL);
 	} else if (!strcmp(name, "tc.test.") && !tcp) {
+		/* TC, and its record cut short (below): only the question can be read */
+		ldns_rr *x = NULL;
+
+		ldns_rr_new_frm_str(&x, "tc.test. 300 IN A 198.18.3.99", 0, NULL, NULL);
+		ldns_pkt_push_rr(r, LDNS_SECTION_ANSWER, x);
 		ldns_pkt_set_tc(r, true);
 	} else if (!strcmp(name, "big.test.") || !strcmp(name, "huge.test.")) {
 		int n = name[0] == 'b' ? 100 : 600;
@@ -248,6 +253,8 @@ static uint8_t *fake_answer(struct fake_up *u, const uint8_t *q, size_t qlen, bo
 			ldns_pkt_set_rcode(r, LDNS_RCODE_NXDOMAIN);
 	}
 	assert_int_equal(ldns_pkt2wire(&wire, r, len), LDNS_STATUS_OK);
+	if (ldns_pkt_tc(r))
+		*len -= 2;
 	free(name);
 	ldns_pkt_free(r);
 	ldns_pkt_free(qp);
@@ -1106,6 +1113,7 @@ static void test_upstream_tc_retried_over_tcp(void **state)
 	assert_int_equal(up1.n_udp, 1);
 	assert_int_equal(up1.n_tcp, 1);
 	assert_true(was_allowed(&cl1, "198.18.3.1"));
+	assert_false(was_allowed(&cl1, "198.18.3.99")); /* from the truncated answer */
 	ldns_pkt_free(a);
 }
 

@@ -47,6 +47,8 @@
 #define BATCH 32             /* client datagrams read per recvmmsg */
 #define UP_BATCH 16          /* upstream datagrams read per recvmmsg */
 #define UP_BUF 8192          /* a larger UDP answer is asked again over TCP */
+#define OUT_BATCH 32         /* UDP answers sent per sendmmsg */
+#define OUT_BUF 1232         /* larger UDP answers are sent at once, on their own */
 #define EDNS_SIZE 1232       /* the payload size we announce in our own OPT records */
 #define PENDING_MAX 4096     /* queries in flight, all clients: bounds their memory */
 
@@ -587,13 +589,30 @@ static bool answer_layout_ok(const uint8_t *m, size_t len, size_t qname_len)
 	return true;
 }
 
+static bool question_matches(const uint8_t *m, size_t len, const struct qinfo *qi);
+
 int cgf_dnsproxy_answer_addrs(const uint8_t *msg, size_t len, struct cgf_dnsproxy_addr *out,
 			      size_t cap)
 {
 	ldns_pkt *pkt = NULL;
 	char name[4 * 255 + 1];
+	struct qinfo qi = { 0 };
+	size_t end = len >= HDR ? plain_name_end(msg, len, HDR) : 0;
 	int n;
 
+	/*
+	 * The question as the engine checks a reply's against the one it asked
+	 * (also for a TC reply that ldns cannot parse), here against itself.
+	 */
+	if (!end || end - HDR > sizeof(qi.qname) || end + 4 > len)
+		return -1;
+	qi.qname_len = end - HDR;
+	for (size_t i = 0; i < qi.qname_len; i++)
+		qi.qname[i] = lc(msg[HDR + i]);
+	qi.qtype = rd16(msg + end);
+	qi.qclass = rd16(msg + end + 2);
+	if (!question_matches(msg, len, &qi))
+		return -1;
 	if (ldns_wire2pkt(&pkt, msg, len) != LDNS_STATUS_OK)
 		return -1;
 	n = addrs_from_pkt(pkt, out, cap);
@@ -750,6 +769,14 @@ struct cgf_dnsproxy {
 	uint8_t buf[MSG_MAX + 2]; /* scratch for answers */
 	uint8_t rbufs[BATCH][QUERY_MAX + 1];
 	uint8_t (*abufs)[UP_BUF]; /* upstream UDP answers, UP_BATCH of them */
+	struct out_msg {
+		int fd;
+		socklen_t peerlen;
+		struct sockaddr_storage peer;
+		size_t len;
+		uint8_t buf[OUT_BUF];
+	} out[OUT_BATCH];         /* UDP answers not sent yet (out_flush) */
+	size_t n_out;
 };
 
 static uint64_t now_ms(void)
@@ -987,6 +1014,65 @@ static void conn_send(struct cgf_dnsproxy *p, struct conn *c, const uint8_t *m, 
 	conn_flush(p, c);
 }
 
+/*
+ * UDP answers wait in a queue sent with one sendmmsg at the end of each event
+ * (after their allow() calls, like any answer): one system call for a batch.
+ */
+static void out_flush(struct cgf_dnsproxy *p)
+{
+	struct mmsghdr msgs[OUT_BATCH];
+	struct iovec iov[OUT_BATCH];
+	size_t i = 0;
+
+	while (i < p->n_out) {
+		size_t n = 0;
+		int fd = p->out[i].fd, r;
+
+		/* a run of answers from the same socket */
+		while (i + n < p->n_out && p->out[i + n].fd == fd) {
+			struct out_msg *o = &p->out[i + n];
+
+			iov[n].iov_base = o->buf;
+			iov[n].iov_len = o->len;
+			memset(&msgs[n].msg_hdr, 0, sizeof(msgs[n].msg_hdr));
+			msgs[n].msg_hdr.msg_name = &o->peer;
+			msgs[n].msg_hdr.msg_namelen = o->peerlen;
+			msgs[n].msg_hdr.msg_iov = &iov[n];
+			msgs[n].msg_hdr.msg_iovlen = 1;
+			n++;
+		}
+		/* a datagram that cannot go (full buffer) is dropped: the client asks again */
+		for (size_t done = 0, tries = 0; done < n && tries < 2 * n + 2; tries++) {
+			r = sendmmsg(fd, msgs + done, (unsigned)(n - done), MSG_DONTWAIT);
+			if (r > 0)
+				done += (size_t)r;
+			else if (r == 0 || errno != EINTR)
+				done++;
+		}
+		i += n;
+	}
+	p->n_out = 0;
+}
+
+static void out_queue(struct cgf_dnsproxy *p, int fd, const struct sockaddr_storage *peer,
+		      socklen_t peerlen, const uint8_t *m, size_t len)
+{
+	struct out_msg *o;
+
+	if (len > OUT_BUF) {
+		sendto(fd, m, len, MSG_DONTWAIT, (const struct sockaddr *)peer, peerlen);
+		return;
+	}
+	if (p->n_out == OUT_BATCH)
+		out_flush(p);
+	o = &p->out[p->n_out++];
+	o->fd = fd;
+	memcpy(&o->peer, peer, peerlen);
+	o->peerlen = peerlen;
+	memcpy(o->buf, m, len);
+	o->len = len;
+}
+
 /* Sends m to the client; over UDP cut to a TC answer when too large for it. */
 static void reply(struct cgf_dnsproxy *p, struct cgf_dnsproxy_client *cl, struct conn *conn,
 		  const struct sockaddr_storage *peer, socklen_t peerlen, const struct qinfo *qi,
@@ -1020,7 +1106,7 @@ static void reply(struct cgf_dnsproxy *p, struct cgf_dnsproxy_client *cl, struct
 		m = tc;
 		len = n;
 	}
-	sendto(cl->udp.fd, m, len, MSG_DONTWAIT, (const struct sockaddr *)peer, peerlen);
+	out_queue(p, cl->udp.fd, peer, peerlen, m, len);
 }
 
 static void refused_log(struct cgf_dnsproxy_client *cl, const struct qinfo *qi)
@@ -1300,6 +1386,21 @@ static int start_tcp(struct cgf_dnsproxy *p, struct pending *q, uint64_t now)
 	return 0;
 }
 
+/* One question, uncompressed, the one asked (name case-insensitively), opcode QUERY. */
+static bool question_matches(const uint8_t *m, size_t len, const struct qinfo *qi)
+{
+	size_t end = HDR + qi->qname_len;
+
+	if (len < end + 4 || rd16(m + 4) != 1 || (m[2] >> 3 & 0x0f) != LDNS_PACKET_QUERY ||
+	    plain_name_end(m, len, HDR) != end || rd16(m + end) != qi->qtype ||
+	    rd16(m + end + 2) != qi->qclass)
+		return false;
+	for (size_t i = 0; i < qi->qname_len; i++)
+		if (lc(m[HDR + i]) != qi->qname[i])
+			return false;
+	return true;
+}
+
 /*
  * An answer for q: ldns parses it, it must match the question; then allow()
  * and the release.  Returns false when it did not match (keep waiting).
@@ -1317,6 +1418,14 @@ static bool handle_answer(struct cgf_dnsproxy *p, struct pending *q, uint8_t *m,
 
 	if (len < HDR || !(m[2] & 0x80) || rd16(m) != q->up_id)
 		return false;
+	if (!tcp && (m[2] & 0x02)) {
+		/* truncated: its records may be cut anywhere, only the question counts */
+		if (!question_matches(m, len, &q->qi))
+			return false;
+		if (start_tcp(p, q, now) < 0)
+			retry(p, q, now);
+		return true;
+	}
 	if (ldns_wire2pkt(&pkt, m, len) != LDNS_STATUS_OK)
 		return false;
 	qs = ldns_pkt_question(pkt);
@@ -1337,12 +1446,6 @@ static bool handle_answer(struct cgf_dnsproxy *p, struct pending *q, uint8_t *m,
 	if (!match) {
 		ldns_pkt_free(pkt);
 		return false;
-	}
-	if (!tcp && ldns_pkt_tc(pkt)) {
-		ldns_pkt_free(pkt);
-		if (start_tcp(p, q, now) < 0)
-			retry(p, q, now);
-		return true;
 	}
 	rcode = ldns_pkt_get_rcode(pkt);
 	if (rcode == RC_SERVFAIL || rcode == RC_REFUSED || rcode == RC_NOTIMP ||
@@ -1898,6 +2001,7 @@ void cgf_dnsproxy_client_remove(struct cgf_dnsproxy *p, struct cgf_dnsproxy_clie
 {
 	if (!c || c->dead)
 		return;
+	out_flush(p); /* what is queued goes out before a socket closes */
 	while (!list_empty(&c->conns))
 		conn_close(p, container_of(c->conns.next, struct conn, clink));
 	while (!list_empty(&c->pendings))
@@ -2003,8 +2107,10 @@ int cgf_dnsproxy_process(struct cgf_dnsproxy *p)
 			up_tcp_event(p, container_of(ev, struct pending, tcp), evs[i].events, now);
 			break;
 		}
+		out_flush(p);
 	}
 	expire(p, now_ms());
+	out_flush(p);
 	flush_graveyard(p);
 	return 0;
 }

@@ -165,9 +165,9 @@ struct cgf_dnsproxy_addr {
  * The A/AAAA records of a response reached from its question name through
  * CNAME chains in the answer section (at most 16 links; loops end there);
  * records of other owners are ignored.  Writes up to cap addresses into out
- * and returns how many, or -1 when ldns rejects the message, it has not
- * exactly one question, or its question name is compressed (the engine
- * ignores such an answer).  For tests and the fuzz target; the engine uses the
+ * and returns how many, or -1 when ldns rejects the message or the engine
+ * would ignore it as a reply: not exactly one question, a compressed question
+ * name, an opcode other than QUERY, sections that do not add up.  For tests and the fuzz target; the engine uses the
  * same walk.
  */
 int cgf_dnsproxy_answer_addrs(const uint8_t *msg, size_t len, struct cgf_dnsproxy_addr *out,
