@@ -43,7 +43,7 @@
 
 /* ---- the fake upstream ---- */
 
-enum up_mode { UP_ANSWER, UP_SILENT, UP_SERVFAIL };
+enum up_mode { UP_ANSWER, UP_SILENT, UP_SERVFAIL, UP_GARBAGE };
 
 struct delayed {
 	int64_t at;
@@ -255,6 +255,8 @@ static uint8_t *fake_answer(struct fake_up *u, const uint8_t *q, size_t qlen, bo
 	assert_int_equal(ldns_pkt2wire(&wire, r, len), LDNS_STATUS_OK);
 	if (ldns_pkt_tc(r))
 		*len -= 2;
+	if (u->mode == UP_GARBAGE)
+		wire[7] += 5; /* ANCOUNT beyond the message: ldns rejects it */
 	free(name);
 	ldns_pkt_free(r);
 	ldns_pkt_free(qp);
@@ -1215,6 +1217,23 @@ static void test_upstream_down_servfail(void **state)
 	assert_int_equal(cl1.n_allowed, 0);
 }
 
+/* A reply to the question that does not parse: the next try at once, not a timeout. */
+static void test_upstream_garbage_servfail(void **state)
+{
+	struct sockaddr_storage ups[1];
+	struct cgf_dnsproxy_opts o = { .upstreams = ups, .n_upstreams = 1, .timeout_ms = 3000 };
+	int64_t t0;
+
+	ups[0] = up1.addr;
+	engine_restart(&o);
+	up1.mode = UP_GARBAGE;
+	t0 = now_ms();
+	assert_int_equal(rcode_of(&cl1, "ok.test", LDNS_RR_TYPE_A), LDNS_RCODE_SERVFAIL);
+	assert_true(now_ms() - t0 < 1000);
+	assert_int_equal(up1.n_udp, 2);
+	assert_int_equal(cl1.n_allowed, 0);
+}
+
 static void test_allow_failure_servfail(void **state)
 {
 	struct cgf_dnsproxy_stats st;
@@ -1530,6 +1549,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cache_hit_allows_again, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upstream_down_servfail, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_allow_failure_servfail, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_upstream_garbage_servfail, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_second_upstream, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_inflight_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_client_remove_mid_query, setup, teardown),

@@ -1411,45 +1411,26 @@ static bool handle_answer(struct cgf_dnsproxy *p, struct pending *q, uint8_t *m,
 	struct cgf_dnsproxy_addr addrs[CGF_DNSPROXY_MAX_ADDRS];
 	struct cgf_dnsproxy_client *cl = q->client;
 	ldns_pkt *pkt = NULL;
-	const ldns_rr_list *qs;
-	const ldns_rr *qrr;
 	int n, rcode;
-	bool match;
 
-	if (len < HDR || !(m[2] & 0x80) || rd16(m) != q->up_id)
+	/* a reply to what was asked: id, QR, the question (else keep waiting) */
+	if (len < HDR || !(m[2] & 0x80) || rd16(m) != q->up_id ||
+	    !question_matches(m, len, &q->qi))
 		return false;
 	if (!tcp && (m[2] & 0x02)) {
 		/* truncated: its records may be cut anywhere, only the question counts */
-		if (!question_matches(m, len, &q->qi))
-			return false;
 		if (start_tcp(p, q, now) < 0)
 			retry(p, q, now);
 		return true;
 	}
-	if (ldns_wire2pkt(&pkt, m, len) != LDNS_STATUS_OK)
-		return false;
-	qs = ldns_pkt_question(pkt);
-	qrr = qs && ldns_rr_list_rr_count(qs) == 1 ? ldns_rr_list_rr(qs, 0) : NULL;
-	match = qrr && ldns_rr_get_type(qrr) == q->qi.qtype &&
-		ldns_rr_get_class(qrr) == q->qi.qclass &&
-		ldns_rdf_size(ldns_rr_owner(qrr)) == q->qi.qname_len &&
-		ldns_pkt_get_opcode(pkt) == LDNS_PACKET_QUERY;
-	if (match) {
-		const uint8_t *w = ldns_rdf_data(ldns_rr_owner(qrr));
-
-		for (size_t i = 0; i < q->qi.qname_len && match; i++)
-			match = lc(w[i]) == q->qi.qname[i];
-	}
-	/* the question uncompressed, where the client's spelling will be copied */
-	if (match && !answer_layout_ok(m, len, q->qi.qname_len))
-		match = false;
-	if (!match) {
-		ldns_pkt_free(pkt);
-		return false;
+	/* a reply ldns or the engine's walk rejects is an upstream failure */
+	if (ldns_wire2pkt(&pkt, m, len) != LDNS_STATUS_OK) {
+		retry(p, q, now);
+		return true;
 	}
 	rcode = ldns_pkt_get_rcode(pkt);
-	if (rcode == RC_SERVFAIL || rcode == RC_REFUSED || rcode == RC_NOTIMP ||
-	    rcode == RC_FORMERR) {
+	if (!answer_layout_ok(m, len, q->qi.qname_len) || rcode == RC_SERVFAIL ||
+	    rcode == RC_REFUSED || rcode == RC_NOTIMP || rcode == RC_FORMERR) {
 		ldns_pkt_free(pkt);
 		retry(p, q, now);
 		return true;
@@ -1462,8 +1443,7 @@ static bool handle_answer(struct cgf_dnsproxy *p, struct pending *q, uint8_t *m,
 	}
 	cache_put(p, &q->qi, m, len, addrs, (size_t)n, now);
 	wr16(m, q->qi.id);
-	if (q->qi.qname_len + HDR <= len)
-		memcpy(m + HDR, q->query + HDR, q->qi.qname_len); /* the client's spelling */
+	memcpy(m + HDR, q->query + HDR, q->qi.qname_len); /* the client's spelling */
 	cl->st.answered++;
 	reply(p, cl, q->conn, &q->peer, q->peerlen, &q->qi, m, len);
 	pending_release(p, q);
