@@ -708,7 +708,6 @@ struct conn {
 };
 
 struct cgf_dnsproxy_client {
-	struct cgf_dnsproxy *p;
 	struct list link;
 	struct ev udp, listen;
 	const struct cgf_dnsproxy_names *names;
@@ -1940,7 +1939,6 @@ int cgf_dnsproxy_client_add(struct cgf_dnsproxy *p, const struct cgf_dnsproxy_cl
 			close(o->tcp_fd);
 		return err ? err : -ENOMEM;
 	}
-	c->p = p;
 	c->udp.kind = EV_CLIENT_UDP;
 	c->udp.fd = -1;
 	c->listen.kind = EV_CLIENT_LISTEN;

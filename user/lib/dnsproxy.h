@@ -37,7 +37,8 @@
  * connections per client, their write queues (256 KiB) and idle time.
  *
  * Not thread-safe: one thread drives an engine (cgf_dnsproxy_process) and
- * calls every other function of it.
+ * calls every other function of it; allow() and refused() run inside
+ * process() and must not call cgf_dnsproxy_client_remove or cgf_dnsproxy_free.
  */
 #ifndef CGF_DNSPROXY_H
 #define CGF_DNSPROXY_H
