@@ -718,6 +718,7 @@ struct cgf_dnsproxy_client {
 	void *ctx;
 	struct cgf_dnsproxy_stats st;
 	unsigned inflight, n_conns;
+	bool accept_paused;   /* at the TCP connection cap: listener out of the epoll set */
 	struct list pendings, conns;
 	uint64_t rl_second;
 	unsigned rl_count;
@@ -1701,6 +1702,10 @@ static void conn_close(struct cgf_dnsproxy *p, struct conn *c)
 	list_del(&c->tlink);
 	list_del(&c->clink);
 	cl->n_conns--;
+	if (cl->accept_paused && cl->listen.fd >= 0) {
+		cl->accept_paused = false;
+		ep_mod(p, &cl->listen, EPOLLIN);
+	}
 	c->gnext = p->grave_conns;
 	p->grave_conns = c;
 }
@@ -1755,13 +1760,25 @@ static void conn_readable(struct cgf_dnsproxy *p, struct conn *c, uint64_t now)
 static void client_accept(struct cgf_dnsproxy *p, struct cgf_dnsproxy_client *cl, uint64_t now)
 {
 	for (int round = 0; round < 16; round++) {
-		int fd = accept4(cl->listen.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		struct conn *c;
+		int fd;
 
+		if (cl->n_conns >= p->conns_cap) {
+			/*
+			 * At the cap: leave new connections in the listen backlog until
+			 * one closes (the client waits instead of failing), and stop
+			 * the level-triggered listener from waking us meanwhile.
+			 */
+			cl->accept_paused = true;
+			ep_mod(p, &cl->listen, 0);
+			return;
+		}
+		fd = accept4(cl->listen.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0)
 			return;
-		if (cl->n_conns >= p->conns_cap || !(c = calloc(1, sizeof(*c)))) {
-			close(fd); /* over the cap: the client may retry later */
+		c = calloc(1, sizeof(*c));
+		if (!c) {
+			close(fd);
 			continue;
 		}
 		c->ev.kind = EV_CLIENT_CONN;
