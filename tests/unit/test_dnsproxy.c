@@ -1009,9 +1009,20 @@ static void test_malformed_over_the_wire(void **state)
 	assert_int_equal(ldns_pkt_get_rcode(a), LDNS_RCODE_FORMERR);
 	ldns_pkt_free(a);
 	assert_null(ask_raw(&cl1, runt, sizeof(runt), 200, &alen)); /* dropped */
+	/* larger than any query (1232 bytes): FORMERR, whatever follows the header */
+	{
+		uint8_t big[1500] = { 0xab, 0xce, 1, 0, 0, 1 };
+
+		memcpy(big + 12, counts + 12, sizeof(counts) - 12);
+		a = ask_raw(&cl1, big, sizeof(big), 500, &alen);
+		assert_non_null(a);
+		assert_int_equal(ldns_pkt_get_rcode(a), LDNS_RCODE_FORMERR);
+		assert_int_equal(ldns_pkt_id(a), 0xabce);
+		ldns_pkt_free(a);
+	}
 	assert_int_equal(up1.n_udp + up1.n_tcp, 0);
 	cgf_dnsproxy_client_stats(cl1.c, &st);
-	assert_int_equal(st.malformed, 3);
+	assert_int_equal(st.malformed, 4);
 	/* the engine still works */
 	assert_int_equal(rcode_of(&cl1, "ok.test", LDNS_RR_TYPE_A), LDNS_RCODE_NOERROR);
 }
