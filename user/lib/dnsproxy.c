@@ -708,7 +708,6 @@ struct conn {
 };
 
 struct cgf_dnsproxy_client {
-	struct cgf_dnsproxy *p;
 	struct list link;
 	struct ev udp, listen;
 	const struct cgf_dnsproxy_names *names;
@@ -719,6 +718,7 @@ struct cgf_dnsproxy_client {
 	void *ctx;
 	struct cgf_dnsproxy_stats st;
 	unsigned inflight, n_conns;
+	bool accept_paused;   /* at the TCP connection cap: listener out of the epoll set */
 	struct list pendings, conns;
 	uint64_t rl_second;
 	unsigned rl_count;
@@ -1411,45 +1411,26 @@ static bool handle_answer(struct cgf_dnsproxy *p, struct pending *q, uint8_t *m,
 	struct cgf_dnsproxy_addr addrs[CGF_DNSPROXY_MAX_ADDRS];
 	struct cgf_dnsproxy_client *cl = q->client;
 	ldns_pkt *pkt = NULL;
-	const ldns_rr_list *qs;
-	const ldns_rr *qrr;
 	int n, rcode;
-	bool match;
 
-	if (len < HDR || !(m[2] & 0x80) || rd16(m) != q->up_id)
+	/* a reply to what was asked: id, QR, the question (else keep waiting) */
+	if (len < HDR || !(m[2] & 0x80) || rd16(m) != q->up_id ||
+	    !question_matches(m, len, &q->qi))
 		return false;
 	if (!tcp && (m[2] & 0x02)) {
 		/* truncated: its records may be cut anywhere, only the question counts */
-		if (!question_matches(m, len, &q->qi))
-			return false;
 		if (start_tcp(p, q, now) < 0)
 			retry(p, q, now);
 		return true;
 	}
-	if (ldns_wire2pkt(&pkt, m, len) != LDNS_STATUS_OK)
-		return false;
-	qs = ldns_pkt_question(pkt);
-	qrr = qs && ldns_rr_list_rr_count(qs) == 1 ? ldns_rr_list_rr(qs, 0) : NULL;
-	match = qrr && ldns_rr_get_type(qrr) == q->qi.qtype &&
-		ldns_rr_get_class(qrr) == q->qi.qclass &&
-		ldns_rdf_size(ldns_rr_owner(qrr)) == q->qi.qname_len &&
-		ldns_pkt_get_opcode(pkt) == LDNS_PACKET_QUERY;
-	if (match) {
-		const uint8_t *w = ldns_rdf_data(ldns_rr_owner(qrr));
-
-		for (size_t i = 0; i < q->qi.qname_len && match; i++)
-			match = lc(w[i]) == q->qi.qname[i];
-	}
-	/* the question uncompressed, where the client's spelling will be copied */
-	if (match && !answer_layout_ok(m, len, q->qi.qname_len))
-		match = false;
-	if (!match) {
-		ldns_pkt_free(pkt);
-		return false;
+	/* a reply ldns or the engine's walk rejects is an upstream failure */
+	if (ldns_wire2pkt(&pkt, m, len) != LDNS_STATUS_OK) {
+		retry(p, q, now);
+		return true;
 	}
 	rcode = ldns_pkt_get_rcode(pkt);
-	if (rcode == RC_SERVFAIL || rcode == RC_REFUSED || rcode == RC_NOTIMP ||
-	    rcode == RC_FORMERR) {
+	if (!answer_layout_ok(m, len, q->qi.qname_len) || rcode == RC_SERVFAIL ||
+	    rcode == RC_REFUSED || rcode == RC_NOTIMP || rcode == RC_FORMERR) {
 		ldns_pkt_free(pkt);
 		retry(p, q, now);
 		return true;
@@ -1462,8 +1443,7 @@ static bool handle_answer(struct cgf_dnsproxy *p, struct pending *q, uint8_t *m,
 	}
 	cache_put(p, &q->qi, m, len, addrs, (size_t)n, now);
 	wr16(m, q->qi.id);
-	if (q->qi.qname_len + HDR <= len)
-		memcpy(m + HDR, q->query + HDR, q->qi.qname_len); /* the client's spelling */
+	memcpy(m + HDR, q->query + HDR, q->qi.qname_len); /* the client's spelling */
 	cl->st.answered++;
 	reply(p, cl, q->conn, &q->peer, q->peerlen, &q->qi, m, len);
 	pending_release(p, q);
@@ -1722,6 +1702,10 @@ static void conn_close(struct cgf_dnsproxy *p, struct conn *c)
 	list_del(&c->tlink);
 	list_del(&c->clink);
 	cl->n_conns--;
+	if (cl->accept_paused && cl->listen.fd >= 0) {
+		cl->accept_paused = false;
+		ep_mod(p, &cl->listen, EPOLLIN);
+	}
 	c->gnext = p->grave_conns;
 	p->grave_conns = c;
 }
@@ -1776,13 +1760,25 @@ static void conn_readable(struct cgf_dnsproxy *p, struct conn *c, uint64_t now)
 static void client_accept(struct cgf_dnsproxy *p, struct cgf_dnsproxy_client *cl, uint64_t now)
 {
 	for (int round = 0; round < 16; round++) {
-		int fd = accept4(cl->listen.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		struct conn *c;
+		int fd;
 
+		if (cl->n_conns >= p->conns_cap) {
+			/*
+			 * At the cap: leave new connections in the listen backlog until
+			 * one closes (the client waits instead of failing), and stop
+			 * the level-triggered listener from waking us meanwhile.
+			 */
+			cl->accept_paused = true;
+			ep_mod(p, &cl->listen, 0);
+			return;
+		}
+		fd = accept4(cl->listen.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0)
 			return;
-		if (cl->n_conns >= p->conns_cap || !(c = calloc(1, sizeof(*c)))) {
-			close(fd); /* over the cap: the client may retry later */
+		c = calloc(1, sizeof(*c));
+		if (!c) {
+			close(fd);
 			continue;
 		}
 		c->ev.kind = EV_CLIENT_CONN;
@@ -1960,7 +1956,6 @@ int cgf_dnsproxy_client_add(struct cgf_dnsproxy *p, const struct cgf_dnsproxy_cl
 			close(o->tcp_fd);
 		return err ? err : -ENOMEM;
 	}
-	c->p = p;
 	c->udp.kind = EV_CLIENT_UDP;
 	c->udp.fd = -1;
 	c->listen.kind = EV_CLIENT_LISTEN;

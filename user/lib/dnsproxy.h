@@ -37,7 +37,8 @@
  * connections per client, their write queues (256 KiB) and idle time.
  *
  * Not thread-safe: one thread drives an engine (cgf_dnsproxy_process) and
- * calls every other function of it.
+ * calls every other function of it; allow() and refused() run inside
+ * process() and must not call cgf_dnsproxy_client_remove or cgf_dnsproxy_free.
  */
 #ifndef CGF_DNSPROXY_H
 #define CGF_DNSPROXY_H
@@ -60,7 +61,8 @@ struct cgf_dnsproxy_opts {
 	uint32_t min_ttl, max_ttl;  /* TTLs passed to allow() are clamped to these */
 	unsigned inflight_per_client; /* queries forwarded and unanswered, per client;
 					 beyond it: SERVFAIL at once; 0 = 64 */
-	unsigned tcp_conns_per_client; /* open TCP connections per client; 0 = 16 */
+	unsigned tcp_conns_per_client; /* open TCP connections per client; 0 = 16; more
+					  wait in the listen backlog until one closes */
 	uint32_t tcp_idle_ms;       /* a client TCP connection with nothing in flight and
 				       nothing received that long is closed; 0 = 10000 */
 };
