@@ -6,6 +6,7 @@
 #                   against the sanitizer build)
 #   make san        the userspace again with ASan and UBSan, into build/san/
 #   make bench      benchmarks (root)
+#   make bench-dns  the filtering DNS proxy against dnsmasq (root)
 #   make bench-compare  cgfence against iptables+ipset, nftables, systemd-style LPM (root)
 #   make vmlinux    regenerate vmlinux/$(ARCH)/vmlinux.h from the running kernel's BTF
 
@@ -36,7 +37,7 @@ CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 endif
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 $(WARNINGS) -D_GNU_SOURCE -Iinclude -Iuser/lib -I$(BPF_BUILD)
-LDLIBS := -lbpf -lelf -lz -lcares -ljansson
+LDLIBS := -lbpf -lelf -lz -lcares -ljansson -lldns
 
 BPF_CFLAGS := -target bpf -g -O2 -Wall -Werror -D__TARGET_ARCH_$(BPF_ARCH) \
 	      -I$(VMLINUX_DIR) -Iinclude -Ibpf
@@ -55,8 +56,8 @@ USER_BINS := $(BUILD)/cgfence $(BUILD)/cgfenced $(BUILD)/cgfence-hook $(UNIT_BIN
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 FUZZ_LIB_SRCS := user/lib/policy.c user/lib/resolve.c user/lib/oci.c user/lib/request.c \
-		 user/lib/conf.c
-FUZZ_LDLIBS := -lcares -ljansson
+		 user/lib/conf.c user/lib/dnsproxy.c
+FUZZ_LDLIBS := -lcares -ljansson -lldns
 
 # One object per BPF source, each with its skeleton (cgfence_bpf, boundary_bpf),
 # shared by the sanitizer build.
@@ -75,7 +76,8 @@ endif
 
 .DELETE_ON_ERROR:
 .SECONDARY: $(BPF_OBJS) $(SKELS)
-.PHONY: all deps test-deps demo-deps demo check fuzz bench bench-compare install vmlinux clean
+.PHONY: all deps test-deps demo-deps demo check fuzz bench bench-dns bench-compare install vmlinux \
+	clean
 
 all: $(USER_BINS) $(FUZZ_BINS)
 
@@ -136,7 +138,8 @@ $(BUILD)/tests/%: tests/tools/%.c | $(BUILD)/tests
 
 # Build dependencies, installed with apt-get when missing (Debian 12).
 BUILD_PKGS := clang llvm make gcc pkg-config libbpf-dev libelf-dev zlib1g-dev bpftool \
-	      libc-ares-dev libjansson-dev libcmocka-dev liburing-dev libclang-rt-14-dev
+	      libc-ares-dev libjansson-dev libcmocka-dev liburing-dev libclang-rt-14-dev \
+	      libldns-dev
 TEST_PKGS := iproute2 dnsmasq-base util-linux libcap2-bin python3 jq valgrind nftables
 DEMO_PKGS := iproute2 python3 curl
 
@@ -167,10 +170,17 @@ fuzz: deps
 # Benchmarks (root): the fence's costs, then the daemon's; bench/results.md is
 # generated from the run, never written by hand.
 bench: deps
-	$(Q)scripts/ensure-packages iperf3 dnsmasq-base jq python3
+	$(Q)scripts/ensure-packages iperf3 dnsmasq-base jq python3 dnsperf
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)bench/run
 	$(Q)bench/daemon.sh | tee -a bench/results.md
+	$(Q)bench/dns.sh | tee -a bench/results.md
+
+# The filtering DNS proxy alone (root, about 1.5 minutes): prints its section.
+bench-dns: deps
+	$(Q)scripts/ensure-packages dnsmasq-base python3 dnsperf
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)bench/dns.sh
 
 # cgfence against the alternatives (root, about 10 minutes: apart from `make bench`,
 # which takes about 8 on its own); writes docs/benchmarks.md and docs/connect-rate.png.

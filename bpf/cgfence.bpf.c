@@ -24,6 +24,17 @@
  * by OUTPUT DNAT, raw and ping sockets) are judged afresh against the
  * allowlist.  Keeping a verdict in socket storage instead cost ~480 ns per
  * connect() on this machine, most of cgfence's cost (bench/results.md).
+ *
+ * DNS proxy mode (CGF_CONFIG_DNS_PROXY in the config): connect4/6 and
+ * sendmsg4/6 rewrite every TCP or UDP destination with port 53, whatever its
+ * address, to the fence's proxy (cgfenced listening on loopback inside the
+ * fence's network namespace) without judging it: the proxy judges the names.
+ * The destination the client gave is kept in the socket's local storage, so
+ * that recvmsg4/6 give a reply the source address the client sent to and
+ * getpeername4/6 the peer it connected to.  Egress lets packets to the
+ * proxy endpoint of this fence through; another fence's proxy ports are
+ * judged by the allowlist like anything else.  Traffic to other ports pays
+ * one compare for all this.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -33,6 +44,27 @@
 #include "judge.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/*
+ * Where a socket's DNS was steered (proxy mode), created at the first
+ * rewrite.  One destination per socket, the last one sent to: a client that
+ * sends the same query to several resolvers from one socket (musl) sees
+ * every reply come from the last of them, which it accepts as well.
+ */
+struct cgf_dns_orig {
+	__u8 orig[16];    /* what the client gave; IPv4 as ::ffff:a.b.c.d */
+	__u8 proxy[16];   /* what it was rewritten to, same form */
+	__u16 orig_port;  /* network order */
+	__u16 proxy_port; /* network order */
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct cgf_dns_orig);
+} cgf_dns_orig SEC(".maps");
 
 /* TCP for stream sockets (MPTCP included), UDP for datagram sockets, else 0. */
 static __always_inline __u8 sock_proto(const struct bpf_sock_addr *ctx)
@@ -67,12 +99,99 @@ static __always_inline void dest_from_ctx6(struct bpf_sock_addr *ctx, struct cgf
 	d->proto = sock_proto(ctx);
 }
 
+static __always_inline struct cgf_config *fence_config(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&cgf_config, &zero);
+}
+
+static __always_inline bool addr_eq(const __u8 *a, const __u8 *b)
+{
+	__u64 a0, a1, b0, b1;
+
+	__builtin_memcpy(&a0, a, 8);
+	__builtin_memcpy(&a1, a + 8, 8);
+	__builtin_memcpy(&b0, b, 8);
+	__builtin_memcpy(&b1, b + 8, 8);
+	return a0 == b0 && a1 == b1;
+}
+
+/* The proxy endpoint (IPv4 as mapped) for a destination's family; false when there is none. */
+static __always_inline bool proxy_for(const struct cgf_config *cfg, const struct cgf_dest *d,
+				      __u8 addr[16], __u16 *port)
+{
+	if (is_v4_mapped(d->addr)) {
+		__u32 a4;
+
+		if (cfg->proxy4.family != AF_INET || !cfg->proxy4.port)
+			return false;
+		__builtin_memcpy(&a4, cfg->proxy4.addr, 4);
+		mapped4(addr, a4);
+		*port = cfg->proxy4.port;
+		return true;
+	}
+	if (cfg->proxy6.family != AF_INET6 || !cfg->proxy6.port)
+		return false;
+	__builtin_memcpy(addr, cfg->proxy6.addr, 16);
+	*port = cfg->proxy6.port;
+	return true;
+}
+
+/*
+ * A TCP or UDP destination with port 53 (d, as the client gave it): in
+ * proxy mode rewritten to the proxy and allowed, its original kept in the
+ * socket; otherwise judged as any other destination.  v6 says which of
+ * user_ip4 and user_ip6 the context carries.
+ */
+static __always_inline int dns_steer(struct bpf_sock_addr *ctx, enum cgf_hook hook,
+				     const struct cgf_dest *d, bool v6)
+{
+	struct cgf_config *cfg = fence_config();
+	struct cgf_dns_orig *o;
+	struct cgf_stats *s;
+	struct bpf_sock *sk;
+	__u8 proxy[16];
+	__u16 port;
+	__u32 w[4];
+
+	if (!cfg || !(cfg->flags & CGF_CONFIG_DNS_PROXY) || !d->proto)
+		return decide(hook, d, allowlist_allows(d));
+	/* No proxy for this family (yet, or any more): DNS is denied, never let past. */
+	sk = ctx->sk;
+	if (!sk || !proxy_for(cfg, d, proxy, &port))
+		return decide(hook, d, false);
+	o = bpf_sk_storage_get(&cgf_dns_orig, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!o)
+		return decide(hook, d, false);
+	__builtin_memcpy(o->orig, d->addr, 16);
+	__builtin_memcpy(o->proxy, proxy, 16);
+	o->orig_port = bpf_htons(d->port);
+	o->proxy_port = bpf_htons(port);
+	__builtin_memcpy(w, proxy, 16);
+	if (v6) {
+		ctx->user_ip6[0] = w[0];
+		ctx->user_ip6[1] = w[1];
+		ctx->user_ip6[2] = w[2];
+		ctx->user_ip6[3] = w[3];
+	} else {
+		ctx->user_ip4 = w[3];
+	}
+	ctx->user_port = bpf_htons(port);
+	s = stats();
+	if (s)
+		s->dns_steered++;
+	return 1;
+}
+
 SEC("cgroup/connect4")
 int cgf_connect4(struct bpf_sock_addr *ctx)
 {
 	struct cgf_dest d = {};
 
 	dest_from_ctx4(ctx, &d);
+	if (ctx->user_port == bpf_htons(53))
+		return dns_steer(ctx, CGF_HOOK_CONNECT4, &d, false);
 	return decide(CGF_HOOK_CONNECT4, &d, allowlist_allows(&d));
 }
 
@@ -82,6 +201,8 @@ int cgf_connect6(struct bpf_sock_addr *ctx)
 	struct cgf_dest d = {};
 
 	dest_from_ctx6(ctx, &d);
+	if (ctx->user_port == bpf_htons(53))
+		return dns_steer(ctx, CGF_HOOK_CONNECT6, &d, true);
 	return decide(CGF_HOOK_CONNECT6, &d, allowlist_allows(&d));
 }
 
@@ -91,6 +212,8 @@ int cgf_sendmsg4(struct bpf_sock_addr *ctx)
 	struct cgf_dest d = {};
 
 	dest_from_ctx4(ctx, &d);
+	if (ctx->user_port == bpf_htons(53))
+		return dns_steer(ctx, CGF_HOOK_SENDMSG4, &d, false);
 	return decide(CGF_HOOK_SENDMSG4, &d, allowlist_allows(&d));
 }
 
@@ -100,7 +223,84 @@ int cgf_sendmsg6(struct bpf_sock_addr *ctx)
 	struct cgf_dest d = {};
 
 	dest_from_ctx6(ctx, &d);
+	if (ctx->user_port == bpf_htons(53))
+		return dns_steer(ctx, CGF_HOOK_SENDMSG6, &d, true);
 	return decide(CGF_HOOK_SENDMSG6, &d, allowlist_allows(&d));
+}
+
+/*
+ * A reply's source (recvmsg) or a connected socket's peer (getpeername) that
+ * is the proxy the socket's DNS was steered to becomes the address the client
+ * gave.  Sockets that never sent to port 53 have no storage: one lookup.
+ * These hooks must return 1.
+ */
+static __always_inline void restore4(struct bpf_sock_addr *ctx)
+{
+	struct cgf_dns_orig *o;
+	struct cgf_dest d;
+	__u32 w;
+
+	if (!ctx->sk)
+		return;
+	o = bpf_sk_storage_get(&cgf_dns_orig, ctx->sk, 0, 0);
+	if (!o || ctx->user_port != o->proxy_port)
+		return;
+	set_v4(&d, ctx->user_ip4);
+	if (!addr_eq(d.addr, o->proxy) || !is_v4_mapped(o->orig))
+		return;
+	__builtin_memcpy(&w, o->orig + 12, 4);
+	ctx->user_ip4 = w;
+	ctx->user_port = o->orig_port;
+}
+
+static __always_inline void restore6(struct bpf_sock_addr *ctx)
+{
+	struct cgf_dns_orig *o;
+	struct cgf_dest d;
+	__u32 w[4];
+
+	if (!ctx->sk)
+		return;
+	o = bpf_sk_storage_get(&cgf_dns_orig, ctx->sk, 0, 0);
+	if (!o || ctx->user_port != o->proxy_port)
+		return;
+	dest_from_ctx6(ctx, &d);
+	if (!addr_eq(d.addr, o->proxy))
+		return;
+	__builtin_memcpy(w, o->orig, 16);
+	ctx->user_ip6[0] = w[0];
+	ctx->user_ip6[1] = w[1];
+	ctx->user_ip6[2] = w[2];
+	ctx->user_ip6[3] = w[3];
+	ctx->user_port = o->orig_port;
+}
+
+SEC("cgroup/recvmsg4")
+int cgf_recvmsg4(struct bpf_sock_addr *ctx)
+{
+	restore4(ctx);
+	return 1;
+}
+
+SEC("cgroup/recvmsg6")
+int cgf_recvmsg6(struct bpf_sock_addr *ctx)
+{
+	restore6(ctx);
+	return 1;
+}
+
+SEC("cgroup/getpeername4")
+int cgf_getpeername4(struct bpf_sock_addr *ctx)
+{
+	restore4(ctx);
+	return 1;
+}
+
+SEC("cgroup/getpeername6")
+int cgf_getpeername6(struct bpf_sock_addr *ctx)
+{
+	restore6(ctx);
+	return 1;
 }
 
 /*
@@ -144,6 +344,19 @@ static __always_inline bool socket_allows(struct __sk_buff *skb, const struct cg
 	       sk->dst_ip6[3] == w[3];
 }
 
+/* Is the packet for this fence's DNS proxy (unconnected UDP steered by sendmsg)? */
+static __always_inline bool proxy_allows(const struct cgf_dest *d)
+{
+	struct cgf_config *cfg = fence_config();
+	__u8 proxy[16];
+	__u16 port;
+
+	if (!cfg || !(cfg->flags & CGF_CONFIG_DNS_PROXY) ||
+	    (d->proto != IPPROTO_TCP && d->proto != IPPROTO_UDP))
+		return false;
+	return proxy_for(cfg, d, proxy, &port) && port == d->port && addr_eq(proxy, d->addr);
+}
+
 SEC("cgroup_skb/egress")
 int cgf_egress(struct __sk_buff *skb)
 {
@@ -153,7 +366,7 @@ int cgf_egress(struct __sk_buff *skb)
 	if (!parse_packet(skb, 0, &d))
 		allowed = false;
 	else
-		allowed = socket_allows(skb, &d) || allowlist_allows(&d);
+		allowed = socket_allows(skb, &d) || allowlist_allows(&d) || proxy_allows(&d);
 	/* 1 passes the packet, 0 drops it (and the sender gets EPERM). */
 	return decide(CGF_HOOK_EGRESS, &d, allowed);
 }

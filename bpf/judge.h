@@ -160,13 +160,19 @@ static __always_inline bool allowlist_allows(const struct cgf_dest *d)
 	return allow && ranges_allow(allow, proto_bit(d->proto), d->port);
 }
 
-static __always_inline void set_v4(struct cgf_dest *d, __u32 ip4_be)
+/* An IPv4 address (network order) as ::ffff:a.b.c.d. */
+static __always_inline void mapped4(__u8 *addr, __u32 ip4_be)
 {
 	__u32 ffff = bpf_htonl(0xffff);
 
-	__builtin_memset(d->addr, 0, 8);
-	__builtin_memcpy(d->addr + 8, &ffff, 4);
-	__builtin_memcpy(d->addr + 12, &ip4_be, 4);
+	__builtin_memset(addr, 0, 8);
+	__builtin_memcpy(addr + 8, &ffff, 4);
+	__builtin_memcpy(addr + 12, &ip4_be, 4);
+}
+
+static __always_inline void set_v4(struct cgf_dest *d, __u32 ip4_be)
+{
+	mapped4(d->addr, ip4_be);
 }
 
 static __always_inline void report(enum cgf_hook hook, const struct cgf_dest *d, __u8 action)

@@ -15,7 +15,8 @@
  * Bumped whenever a map layout below changes.  Stored in the pinned config
  * map, so a newer cgfence never misreads pins left by an older one.
  */
-#define CGF_ABI_VERSION 3
+/* 3: boundary and protections in cgf_config; 4: DNS proxy mode; 5: both */
+#define CGF_ABI_VERSION 5
 
 /* Default bpffs directory that holds one subdirectory of pins per fence. */
 #define CGF_PIN_ROOT_DEFAULT "/sys/fs/bpf/cgfence"
@@ -99,6 +100,7 @@ enum cgf_hook {
 
 /* Fence-wide settings, the single element of the config map. */
 #define CGF_CONFIG_AUDIT 0x1 /* log what would be denied, deny nothing */
+#define CGF_CONFIG_DNS_PROXY 0x2 /* steer port 53 to the fence's proxy (below) */
 
 #define CGF_POLICY_NAME_MAX 64 /* with the NUL */
 #define CGF_LABEL_MAX 128      /* with the NUL */
@@ -140,10 +142,20 @@ struct cgf_config {
 	__u64 boundary_netns_ino; /* inode of that interface's network namespace */
 	char boundary_ifname[CGF_IFNAME_MAX];
 	char boundary_netns[CGF_NETNS_PATH_MAX]; /* as given, "" = cgfence's own */
+	/*
+	 * DNS proxy mode (CGF_CONFIG_DNS_PROXY): TCP and UDP to port 53, whatever
+	 * the address, go to the proxy cgfenced listens on inside the fence's
+	 * network namespace, on the same port for TCP and UDP: IPv4 (and
+	 * IPv4-mapped) destinations to proxy4, IPv6 ones to proxy6.  An
+	 * endpoint with family 0 (none yet, or the daemon is gone) means DNS of
+	 * that family is denied, never let through.
+	 */
+	struct cgf_endpoint proxy4; /* AF_INET, 127.0.0.1 */
+	struct cgf_endpoint proxy6; /* AF_INET6, ::1 */
 };
 _Static_assert(sizeof(struct cgf_config) == 16 + CGF_POLICY_NAME_MAX + CGF_LABEL_MAX +
 						    20 * CGF_FENCE_DNS_MAX + 24 +
-						    CGF_IFNAME_MAX + CGF_NETNS_PATH_MAX,
+						    CGF_IFNAME_MAX + CGF_NETNS_PATH_MAX + 2 * 20,
 	       "cgf_config layout");
 
 /* Counters, the single element of the per-CPU stats map. */
@@ -152,8 +164,9 @@ struct cgf_stats {
 	__u64 denied[CGF_HOOK_MAX];
 	__u64 audited[CGF_HOOK_MAX]; /* would have been denied, audit mode */
 	__u64 events_lost;           /* deny events the ring buffer had no room for */
+	__u64 dns_steered;           /* port-53 destinations sent to the DNS proxy */
 };
-_Static_assert(sizeof(struct cgf_stats) == 8 * (3 * CGF_HOOK_MAX + 1), "cgf_stats layout");
+_Static_assert(sizeof(struct cgf_stats) == 8 * (3 * CGF_HOOK_MAX + 2), "cgf_stats layout");
 
 /* What happened to a denied (or, in audit mode, would-be denied) attempt. */
 #define CGF_EVENT_DENIED 0

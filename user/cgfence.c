@@ -124,8 +124,8 @@ static bool has_wildcards(const struct cgf_policy *p)
 {
 	for (size_t i = 0; i < p->n_rules; i++) {
 		if (p->rules[i].kind == CGF_TARGET_WILDCARD) {
-			warnx("rule '*.%s'%s: wildcard rules need the DNS proxy, which this cgfence "
-			      "does not have", p->rules[i].domain,
+			warnx("rule '*.%s'%s: wildcard rules need DNS proxy mode (--dns-proxy, or "
+			      "the policy line 'dns proxy')", p->rules[i].domain,
 			      p->rules[i].line ? " (policy file)" : "");
 			return true;
 		}
@@ -221,6 +221,13 @@ static void usage_run(FILE *out)
 		"      --min-ttl SECONDS    shortest time a DNS answer is kept (default 10)\n"
 		"      --max-ttl SECONDS    longest time a DNS answer is kept (default 86400)\n"
 		"      --grace SECONDS      added to every DNS expiry (default 5)\n"
+		"      --dns-proxy          DNS proxy mode (as the policy line 'dns proxy'):\n"
+		"                           COMMAND's DNS, to any address, goes to cgfenced's\n"
+		"                           filtering proxy, which answers only the rules'\n"
+		"                           names (wildcards too) and opens what it answered;\n"
+		"                           needs cgfenced running; --resolver, --min-ttl and\n"
+		"                           --max-ttl are then cgfenced's\n"
+		"      --socket PATH        cgfenced's socket, for --dns-proxy\n"
 		"  -q, --quiet              do not print deny events\n"
 		"      --bpffs DIR          pin directory (default " CGF_PIN_ROOT_DEFAULT ")\n"
 		"      --boundary IFNAME    also judge every packet arriving from COMMAND's\n"
@@ -382,6 +389,66 @@ static int exit_status_of(int wstatus)
 	return EXIT_CGFENCE;
 }
 
+static int daemon_error(const char *what, json_t *reply);
+
+/* A policy file's text, for cgfenced to parse (NULL with a message on error). */
+static char *read_text(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	char *buf = NULL;
+	size_t len = 0, cap = 0, n;
+
+	if (!f) {
+		warnx("cannot read '%s': %s", path, strerror(errno));
+		return NULL;
+	}
+	do {
+		if (len + 4096 + 1 > cap) {
+			char *grown = realloc(buf, cap = 2 * cap + 8192);
+
+			if (!grown) {
+				free(buf);
+				fclose(f);
+				warnx("out of memory");
+				return NULL;
+			}
+			buf = grown;
+		}
+		n = fread(buf + len, 1, 4096, f);
+		len += n;
+	} while (n == 4096 && len < (16u << 20));
+	fclose(f);
+	buf[len] = '\0';
+	return buf;
+}
+
+/*
+ * --dns-proxy: asks cgfenced for a proxy for the (already attached, proxy
+ * mode) fence, with the rules as given, listening in this process's network
+ * namespace, which COMMAND shares.
+ */
+static bool ask_proxy(const char *socket, const struct runner *r, const char *pin_root,
+		      json_t *rules)
+{
+	char err[CGF_ERR_LEN];
+	json_t *req = json_pack("{s:s,s:I,s:O}", "op", "proxy", "cgroup_id",
+				(json_int_t)r->cgroup_id, "rules", rules), *rep = NULL;
+	bool ok = false;
+
+	if (pin_root)
+		json_object_set_new(req, "bpffs", json_string(pin_root));
+	if (cgf_control_call(cgf_control_socket(socket), req, 30000, &rep, NULL, err,
+			     sizeof(err)))
+		warnx("run: --dns-proxy needs cgfenced: %s", err);
+	else if (!json_is_true(json_object_get(rep, "ok")))
+		daemon_error("run: --dns-proxy", rep);
+	else
+		ok = true;
+	json_decref(req);
+	json_decref(rep);
+	return ok;
+}
+
 /* Re-resolves what is due and syncs the map when an answer changed. */
 static void refresh(struct runner *r, struct cgf_domains *domains, struct cgf_resolver *res,
 		    const struct cgf_policy *policy, bool force)
@@ -418,10 +485,15 @@ static int cmd_run(int argc, char **argv)
 		{ "keep-cap", required_argument, NULL, 'K' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "dns-proxy", no_argument, NULL, 'D' },
+		{ "socket", required_argument, NULL, 'S' },
 		{ 0 },
 	};
 	struct policy_args pa = { .limits = CGF_TTL_LIMITS_DEFAULT };
 	struct cgf_attach_opts aopts = { 0 };
+	json_t *rules = json_array();
+	const char *socket = NULL;
+	bool dns_proxy = false;
 	struct cgf_resolver *res = NULL;
 	struct cgf_domains *domains = NULL;
 	struct cgf_allowlist list = { 0 };
@@ -441,6 +513,25 @@ static int cmd_run(int argc, char **argv)
 		case 'r':
 			if (!policy_option(&pa, opt, optarg))
 				goto out;
+			/* the rules as given, for cgfenced's proxy to parse the same */
+			if (opt == 'a') {
+				json_array_append_new(rules, json_pack("{s:s,s:s}", "source", "--allow",
+								       "text", optarg));
+			} else if (opt == 'p') {
+				char *text = read_text(optarg);
+
+				if (!text)
+					goto out;
+				json_array_append_new(rules, json_pack("{s:s,s:s,s:b}", "source", optarg,
+								       "text", text, "file", 1));
+				free(text);
+			}
+			break;
+		case 'D':
+			dns_proxy = true;
+			break;
+		case 'S':
+			socket = optarg;
 			break;
 		case 'A':
 			pa.audit = true;
@@ -501,7 +592,18 @@ static int cmd_run(int argc, char **argv)
 		      pa.limits.max_ttl);
 		goto out;
 	}
-	if (has_wildcards(&pa.policy))
+	if (dns_proxy && pa.policy.dns_mode_source[0] && pa.policy.dns_mode != CGF_DNS_PROXY) {
+		warnx("run: --dns-proxy contradicts 'dns resolve' at %s", pa.policy.dns_mode_source);
+		goto out;
+	}
+	dns_proxy = dns_proxy || pa.policy.dns_mode == CGF_DNS_PROXY;
+	if (dns_proxy && (pa.n_servers || pa.audit)) {
+		warnx("run: --dns-proxy goes with neither %s", pa.audit ? "--audit (the proxy "
+		      "refuses names; audit mode must deny nothing)" : "--resolver (cgfenced's "
+		      "resolvers answer the proxy)");
+		goto out;
+	}
+	if (!dns_proxy && has_wildcards(&pa.policy))
 		goto out;
 	if (geteuid() != 0) {
 		warnx("run: must be run as root (it loads BPF programs and creates cgroups)");
@@ -509,6 +611,12 @@ static int cmd_run(int argc, char **argv)
 	}
 	cgf_libbpf_quiet(verbose);
 
+	if (dns_proxy) {
+		/* cgfenced's proxy learns the addresses: nothing to resolve here */
+		if (compile(&pa.policy, NULL, &list))
+			goto out;
+		goto resolved;
+	}
 	if (cgf_domains_new(&pa.policy, &pa.limits, &domains)) {
 		warnx("out of memory");
 		goto out;
@@ -529,6 +637,7 @@ static int cmd_run(int argc, char **argv)
 				    log_resolve_failure, NULL);
 	if (compile(&pa.policy, domains, &list))
 		goto out;
+resolved:
 
 	/* Signals are read from a signalfd; the child gets the old mask back. */
 	sigemptyset(&mask);
@@ -555,10 +664,14 @@ static int cmd_run(int argc, char **argv)
 	/* COMMAND gets no CAP_NET_RAW/CAP_NET_ADMIN unless --keep-cap gives them back */
 	aopts.caps_known = true;
 	aopts.caps_held = cgf_keep_risks(&r.keep);
+	/* DNS is denied from the start until cgfenced's proxy listens */
+	aopts.dns_proxy = dns_proxy;
 	if (cgf_fence_attach(r.cgroup, &list, &aopts, &r.fence, err)) {
 		warnx("%s", err);
 		goto out;
 	}
+	if (dns_proxy && !ask_proxy(socket, &r, pa.pin_root, rules))
+		goto out;
 	rb = ring_buffer__new(cgf_fence_events_fd(r.fence), print_event, &quiet, NULL);
 	if (!rb) {
 		warnx("cannot read deny events: %s", strerror(errno));
@@ -587,7 +700,8 @@ static int cmd_run(int argc, char **argv)
 			{ .fd = ring_buffer__epoll_fd(rb), .events = POLLIN },
 			{ .fd = report[0], .events = POLLIN },
 		};
-		uint64_t now = cgf_boottime_ns(), due = cgf_domains_next_due(domains);
+		uint64_t now = cgf_boottime_ns(),
+			 due = domains ? cgf_domains_next_due(domains) : UINT64_MAX;
 		int timeout = -1;
 
 		if (due != UINT64_MAX && res)
@@ -663,6 +777,7 @@ out:
 	cgf_domains_free(domains);
 	cgf_resolver_free(res);
 	cgf_policy_free(&pa.policy);
+	json_decref(rules);
 	return status;
 }
 
@@ -674,7 +789,7 @@ static void usage_attach(FILE *out)
 		"usage: cgfence attach --cgroup PATH (--allow RULE | --policy-file FILE)...\n"
 		"                      [--audit] [--resolver IP[:PORT]]...\n"
 		"       cgfence attach --policy NAME (--cgroup PATH | --pid PID) [--audit]\n"
-		"                      [--label TEXT] [--socket PATH]\n"
+		"                      [--label TEXT] [--netns-pid PID] [--socket PATH]\n"
 		"       (both: [--boundary IFNAME [--boundary-netns PATH]])\n"
 		"\n"
 		"With --policy, cgfenced fences the cgroup (or the process's cgroup; a\n"
@@ -692,6 +807,9 @@ static void usage_attach(FILE *out)
 		"  -P, --policy NAME        a policy of cgfenced\n"
 		"      --pid PID            fence this process (with --policy)\n"
 		"      --label TEXT         whom the fence is for, shown in status and log\n"
+		"      --netns-pid PID      for a policy in DNS proxy mode fenced by --cgroup:\n"
+		"                           its proxy listens in PID's network namespace\n"
+		"                           (default: that of the cgroup's first process)\n"
 		"      --socket PATH        cgfenced's socket (default $CGFENCE_SOCKET or\n"
 		"                           " CGF_SOCKET_DEFAULT ")\n"
 		"  -a, --allow RULE         allow RULE: TARGET[:PORTS][/PROTO] (repeatable)\n"
@@ -720,9 +838,24 @@ static int daemon_error(const char *what, json_t *reply)
 	return 1;
 }
 
+/* A --pid or --netns-pid argument as JSON, or NULL with a message. */
+static json_t *pid_json(const char *opt, const char *arg)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(arg, &end, 10);
+	if (errno || end == arg || *end || v <= 0 || v > INT32_MAX) {
+		warnx("%s '%s': not a process id", opt, arg);
+		return NULL;
+	}
+	return json_integer(v);
+}
+
 static int attach_via_daemon(const char *socket, const char *policy, const char *cgroup,
-			     const char *pid, bool audit, const char *label, const char *boundary,
-			     const char *boundary_netns)
+			     const char *pid, const char *netns_pid, bool audit, const char *label,
+			     const char *boundary, const char *boundary_netns)
 {
 	char err[CGF_ERR_LEN];
 	json_t *req = json_pack("{s:s,s:s,s:b}", "op", "attach", "policy", policy, "audit", audit);
@@ -737,16 +870,14 @@ static int attach_via_daemon(const char *socket, const char *policy, const char 
 			cgroup = abs;
 		json_object_set_new(req, "cgroup", json_string(cgroup));
 	}
-	if (pid) {
-		char *end;
-		long v = strtol(pid, &end, 10);
+	if (pid || netns_pid) {
+		json_t *j = pid_json(pid ? "--pid" : "--netns-pid", pid ? pid : netns_pid);
 
-		if (*end || v <= 0 || v > INT32_MAX) {
-			warnx("--pid '%s': not a process id", pid);
+		if (!j) {
 			json_decref(req);
 			return 1;
 		}
-		json_object_set_new(req, "pid", json_integer(v));
+		json_object_set_new(req, pid ? "pid" : "netns_pid", j);
 	}
 	if (label)
 		json_object_set_new(req, "label", json_string(label));
@@ -765,10 +896,12 @@ static int attach_via_daemon(const char *socket, const char *policy, const char 
 	} else if (!json_is_true(json_object_get(rep, "ok"))) {
 		status = daemon_error("attach", rep);
 	} else {
-		printf("fenced %s with policy %s (cgroup id %" JSON_INTEGER_FORMAT "%s)\n",
+		const char *dns = json_string_value(json_object_get(rep, "dns"));
+
+		printf("fenced %s with policy %s (cgroup id %" JSON_INTEGER_FORMAT "%s%s)\n",
 		       json_string_value(json_object_get(rep, "cgroup")), policy,
 		       json_integer_value(json_object_get(rep, "cgroup_id")),
-		       audit ? ", audit mode" : "");
+		       audit ? ", audit mode" : "", dns && !strcmp(dns, "proxy") ? ", DNS proxy" : "");
 		status = 0;
 	}
 	json_decref(req);
@@ -782,6 +915,7 @@ static int cmd_attach(int argc, char **argv)
 		{ "policy", required_argument, NULL, 'P' },
 		{ "pid", required_argument, NULL, 'i' },
 		{ "label", required_argument, NULL, 'l' },
+		{ "netns-pid", required_argument, NULL, 'n' },
 		{ "socket", required_argument, NULL, 's' },
 		{ "cgroup", required_argument, NULL, 'c' },
 		{ "allow", required_argument, NULL, 'a' },
@@ -802,6 +936,7 @@ static int cmd_attach(int argc, char **argv)
 	struct cgf_allowlist list = { 0 };
 	char path[PATH_MAX], err[CGF_ERR_LEN];
 	const char *cgroup = NULL, *policy = NULL, *pid = NULL, *label = NULL, *socket = NULL;
+	const char *netns_pid = NULL;
 	int opt, status = 1;
 	uint64_t id;
 
@@ -809,6 +944,9 @@ static int cmd_attach(int argc, char **argv)
 		switch (opt) {
 		case 'P':
 			policy = optarg;
+			break;
+		case 'n':
+			netns_pid = optarg;
 			break;
 		case 'i':
 			pid = optarg;
@@ -870,12 +1008,17 @@ static int cmd_attach(int argc, char **argv)
 			warnx("attach: --policy needs exactly one of --cgroup PATH and --pid PID");
 			goto out;
 		}
-		status = attach_via_daemon(socket, policy, cgroup, pid, pa.audit, label,
+		if (netns_pid && !cgroup) {
+			warnx("attach: --netns-pid goes with --cgroup (with --pid, the proxy listens "
+			      "in that process's network namespace)");
+			goto out;
+		}
+		status = attach_via_daemon(socket, policy, cgroup, pid, netns_pid, pa.audit, label,
 					   aopts.boundary_ifname, aopts.boundary_netns);
 		goto out;
 	}
-	if (pid || label || socket) {
-		warnx("attach: --pid, --label and --socket go with --policy NAME");
+	if (pid || label || socket || netns_pid) {
+		warnx("attach: --pid, --label, --netns-pid and --socket go with --policy NAME");
 		goto out;
 	}
 	if (!cgroup) {
@@ -884,6 +1027,12 @@ static int cmd_attach(int argc, char **argv)
 	}
 	if (pa.policy.n_rules == 0) {
 		warnx("attach: no rules (give --allow RULE or --policy-file FILE)");
+		goto out;
+	}
+	if (pa.policy.dns_mode == CGF_DNS_PROXY) {
+		warnx("attach: 'dns proxy' at %s: DNS proxy mode needs cgfenced's proxy; put the "
+		      "policy in its policy directory and attach it with --policy NAME",
+		      pa.policy.dns_mode_source);
 		goto out;
 	}
 	if (has_wildcards(&pa.policy))

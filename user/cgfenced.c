@@ -5,9 +5,11 @@
  * pinned fences after a restart.
  *
  * One thread runs the event loop (control socket, signals, deny events,
- * cgroup checks); a second one only resolves names, so a slow upstream never
- * stalls a request.  All fence state lives in the pins: the daemon can be
- * killed at any moment and enforcement goes on.
+ * cgroup checks, the DNS proxy of proxy-mode fences); a second one only
+ * resolves names, so a slow upstream never stalls a request.  All fence state
+ * lives in the pins: the daemon can be killed at any moment and enforcement
+ * goes on (a proxy-mode fence's DNS is then denied until a daemon listens
+ * for it again).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -25,6 +27,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/signalfd.h>
@@ -36,10 +40,12 @@
 
 #include "conf.h"
 #include "control.h"
+#include "dnsproxy.h"
 #include "domains.h"
 #include "fence.h"
 #include "log.h"
 #include "policy.h"
+#include "proxysock.h"
 #include "report.h"
 #include "resolve.h"
 
@@ -55,6 +61,8 @@
 #define RESOLVE_INFLIGHT 64  /* see REFRESH_INFLIGHT in domains.c */
 #define STATUS_ENTRIES_MAX 1000     /* allowlist entries per fence in a status reply */
 #define NS_PER_SEC 1000000000ull
+#define PROXY_PRUNE_MS 5000         /* expired proxy-learned addresses leave the maps */
+#define LEARNED_MAX 65536           /* addresses one fence keeps from proxy answers */
 
 struct options {
 	const char *config;
@@ -72,8 +80,34 @@ struct options {
 struct dpolicy {
 	char name[CGF_POLICY_NAME_MAX];
 	struct cgf_policy rules;
-	struct cgf_domains *domains;
+	struct cgf_domains *domains; /* resolved on TTLs only in resolve mode */
+	struct cgf_dnsproxy_names *names; /* what the proxy answers, in proxy mode */
 	bool dirty; /* its fences need a sync */
+};
+
+/* An address a fence's proxy answered for a name, with the answer's expiry. */
+struct learned_addr {
+	int family;
+	uint8_t addr[16];
+	uint64_t expires_ns;
+};
+
+struct learned_name {
+	char *name;
+	struct learned_addr *addrs;
+	size_t n;
+};
+
+/*
+ * The DNS proxy of one fence: its engine clients (one for the IPv4 sockets,
+ * one for the IPv6 ones; both open only this fence) and what their answers
+ * opened, which every sync of the fence keeps until it expires.
+ */
+struct dproxy {
+	struct cgf_dnsproxy_client *c4, *c6;
+	struct cgf_endpoint ep4, ep6;
+	struct learned_name *names; /* sorted by name */
+	size_t n_names, cap_names, n_addrs;
 };
 
 struct dfence {
@@ -88,6 +122,14 @@ struct dfence {
 	 */
 	struct cgf_grant *carried;
 	size_t n_carried;
+	/* DNS proxy mode */
+	bool proxy;
+	struct dproxy *px;       /* NULL while it has no proxy (adopted, no process yet) */
+	bool sync_due;           /* proxy-learned addresses changed beyond a direct write */
+	/* a `cgfence run --dns-proxy` fence: its own rules; its pins are cgfence run's */
+	struct cgf_policy *own;
+	struct cgf_dnsproxy_names *own_names;
+	bool run_owned;
 };
 
 struct client {
@@ -136,6 +178,11 @@ static struct {
 	bool job_running;
 	bool thread_exit;
 	int done_fd;
+	/* the DNS proxy engine of every proxy-mode fence */
+	struct cgf_dnsproxy *px;
+	char px_error[256];                  /* why there is none */
+	struct cgf_dnsproxy_names *no_names; /* answers nothing: a fence whose policy is gone */
+	uint64_t px_pruned_at;
 } d = {
 	.listen_fd = -1,
 	.done_fd = -1,
@@ -157,8 +204,26 @@ static void policy_free(struct dpolicy *p)
 {
 	cgf_policy_free(&p->rules);
 	cgf_domains_free(p->domains);
+	cgf_dnsproxy_names_free(p->names);
 	memset(p, 0, sizeof(*p));
 }
+
+/* Proxy-mode policies are not resolved on a timer: their proxy learns the addresses. */
+static bool policy_resolves(const struct dpolicy *p)
+{
+	return p->rules.dns_mode == CGF_DNS_RESOLVE;
+}
+
+static size_t fences_using(const char *policy)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < d.n_fences; i++)
+		n += !d.fences[i].own && !strcmp(cgf_fence_policy(d.fences[i].f), policy);
+	return n;
+}
+
+static void proxy_rebind_names(void);
 
 static bool policy_has_wildcard(const struct cgf_policy *p, const char **which)
 {
@@ -230,7 +295,10 @@ static int load_policies(json_t *errors)
 		snprintf(p->name, sizeof(p->name), "%s", name);
 		old = find_policy(name);
 		if (cgf_policy_load_file(&p->rules, path, &err) == 0 &&
-		    !policy_has_wildcard(&p->rules, &wild) &&
+		    (p->rules.dns_mode == CGF_DNS_PROXY || !policy_has_wildcard(&p->rules, &wild)) &&
+		    !(old && old->rules.dns_mode != p->rules.dns_mode && fences_using(name)) &&
+		    (p->rules.dns_mode != CGF_DNS_PROXY ||
+		     cgf_dnsproxy_names_new(&p->rules, &p->names) == 0) &&
 		    cgf_domains_new(&p->rules, &d.opt.limits, &p->domains) == 0) {
 			if (old)
 				cgf_domains_inherit(p->domains, old->domains);
@@ -243,9 +311,18 @@ static int load_policies(json_t *errors)
 
 			if (err.reason[0])
 				cgf_error_format(&err, reason, sizeof(reason));
+			else if (p->rules.dns_mode == CGF_DNS_RESOLVE && policy_has_wildcard(&p->rules,
+											       &wild))
+				snprintf(reason, sizeof(reason), "%s: rule '*.%s': wildcard rules need "
+					 "the DNS proxy: add the line 'dns proxy'", path, wild);
+			else if (old && old->rules.dns_mode != p->rules.dns_mode)
+				snprintf(reason, sizeof(reason), "%s: its DNS mode changed to '%s' while "
+					 "%zu fences use it in '%s' mode; detach them first", path,
+					 p->rules.dns_mode == CGF_DNS_PROXY ? "proxy" : "resolve",
+					 fences_using(name),
+					 old->rules.dns_mode == CGF_DNS_PROXY ? "proxy" : "resolve");
 			else
-				snprintf(reason, sizeof(reason), "%s: rule '*.%s': wildcard rules need the "
-					 "DNS proxy, which cgfenced does not have", path, wild);
+				snprintf(reason, sizeof(reason), "%s: out of memory", path);
 			snprintf(msg, sizeof(msg), "policy '%s' rejected%s: %s", name,
 				 old ? ", previous version stays in force" : "", reason);
 			log_err("%s", msg);
@@ -265,6 +342,8 @@ static int load_policies(json_t *errors)
 	free(d.policies);
 	d.policies = next;
 	d.n_policies = n_next;
+	/* the proxies answered from the names just freed: give them the new ones now */
+	proxy_rebind_names();
 	log_info("%zu policies loaded from '%s'%s", n_next, d.opt.policy_dir,
 		 failures ? " (with errors)" : "");
 	return failures ? -1 : 0;
@@ -297,21 +376,253 @@ static size_t carried_prune(struct dfence *df)
 	return kept;
 }
 
+/* ---- what a fence's DNS proxy learned ------------------------------------- */
+
+/* The rules a fence answers and opens by: its policy's, or its own (cgfence run). */
+static const struct cgf_policy *fence_rules(const struct dfence *df)
+{
+	const struct dpolicy *p;
+
+	if (df->own)
+		return df->own;
+	p = find_policy(cgf_fence_policy(df->f));
+	return p ? &p->rules : NULL;
+}
+
+/* Does a domain or wildcard rule name this (lower-case, no trailing dot) name? */
+static bool rule_names(const struct cgf_rule *r, const char *name)
+{
+	size_t ln = strlen(name), ld;
+
+	if (r->kind == CGF_TARGET_DOMAIN)
+		return !strcmp(r->domain, name);
+	if (r->kind != CGF_TARGET_WILDCARD)
+		return false;
+	ld = strlen(r->domain);
+	return ln > ld + 1 && name[ln - ld - 1] == '.' && !strcmp(name + ln - ld, r->domain);
+}
+
+/*
+ * Appends to out (room for one grant per rule) a grant for the address per
+ * rule naming name, with that rule's ports and protocols; returns how many.
+ */
+static size_t name_grants(const struct cgf_policy *rules, const char *name,
+			  const struct learned_addr *a, struct cgf_grant *out)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; rules && i < rules->n_rules; i++) {
+		const struct cgf_rule *r = &rules->rules[i];
+		struct cgf_grant *g = &out[n];
+
+		if (!rule_names(r, name))
+			continue;
+		memset(g, 0, sizeof(*g));
+		g->family = a->family;
+		memcpy(g->addr, a->addr, sizeof(g->addr));
+		g->prefixlen = a->family == AF_INET ? 32 : 128;
+		g->port_lo = r->port_lo;
+		g->port_hi = r->port_hi;
+		g->protos = r->protos;
+		g->expires_ns = a->expires_ns;
+		n++;
+	}
+	return n;
+}
+
+static int learned_cmp(const void *key, const void *elem)
+{
+	return strcmp(key, ((const struct learned_name *)elem)->name);
+}
+
+static void learned_free(struct dproxy *px)
+{
+	for (size_t i = 0; i < px->n_names; i++) {
+		free(px->names[i].name);
+		free(px->names[i].addrs);
+	}
+	free(px->names);
+	px->names = NULL;
+	px->n_names = px->cap_names = px->n_addrs = 0;
+}
+
+/* Drops learned addresses expired at now; returns how many went. */
+static size_t learned_prune(struct dproxy *px, uint64_t now)
+{
+	size_t gone = 0, kept_names = 0;
+
+	for (size_t i = 0; i < px->n_names; i++) {
+		struct learned_name *ln = &px->names[i];
+		size_t kept = 0;
+
+		for (size_t j = 0; j < ln->n; j++)
+			if (ln->addrs[j].expires_ns > now)
+				ln->addrs[kept++] = ln->addrs[j];
+		gone += ln->n - kept;
+		ln->n = kept;
+		if (!kept) {
+			free(ln->name);
+			free(ln->addrs);
+			continue;
+		}
+		px->names[kept_names++] = *ln;
+	}
+	px->n_names = kept_names;
+	px->n_addrs -= gone;
+	return gone;
+}
+
+/* Removes the address expiring first of all names (the fence is full). */
+static void learned_evict_one(struct dproxy *px)
+{
+	size_t bi = SIZE_MAX, bj = 0;
+
+	for (size_t i = 0; i < px->n_names; i++)
+		for (size_t j = 0; j < px->names[i].n; j++)
+			if (bi == SIZE_MAX ||
+			    px->names[i].addrs[j].expires_ns < px->names[bi].addrs[bj].expires_ns) {
+				bi = i;
+				bj = j;
+			}
+	if (bi == SIZE_MAX)
+		return;
+	px->names[bi].addrs[bj] = px->names[bi].addrs[--px->names[bi].n];
+	px->n_addrs--;
+}
+
+/*
+ * Records that name answered addr until expires.  At most max_addrs per name:
+ * beyond that the one expiring first goes; *evicted says whether anything
+ * went (the maps then need a sync).  Returns 0 or -ENOMEM.
+ */
+static int learned_add(struct dproxy *px, const char *name, int family, const uint8_t *addr,
+		       uint64_t expires, bool *evicted)
+{
+	struct learned_name *ln = bsearch(name, px->names, px->n_names, sizeof(*px->names),
+					  learned_cmp);
+	struct learned_addr *a;
+	size_t j;
+
+	*evicted = false;
+	if (!ln) {
+		size_t lo = 0, hi = px->n_names, at;
+
+		if (px->n_names == px->cap_names) {
+			size_t cap = px->cap_names ? 2 * px->cap_names : 16;
+			struct learned_name *grown = realloc(px->names, cap * sizeof(*grown));
+
+			if (!grown)
+				return -ENOMEM;
+			px->names = grown;
+			px->cap_names = cap;
+		}
+		while (lo < hi) { /* where name goes in the sorted array */
+			size_t mid = lo + (hi - lo) / 2;
+
+			if (strcmp(px->names[mid].name, name) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		at = lo;
+		memmove(&px->names[at + 1], &px->names[at], (px->n_names - at) * sizeof(*px->names));
+		ln = &px->names[at];
+		memset(ln, 0, sizeof(*ln));
+		ln->name = strdup(name);
+		px->n_names++;
+		if (!ln->name) {
+			memmove(ln, ln + 1, (px->n_names - at - 1) * sizeof(*ln));
+			px->n_names--;
+			return -ENOMEM;
+		}
+	}
+	for (j = 0; j < ln->n; j++) {
+		a = &ln->addrs[j];
+		if (a->family == family && !memcmp(a->addr, addr, family == AF_INET ? 4 : 16)) {
+			if (expires > a->expires_ns)
+				a->expires_ns = expires;
+			return 0;
+		}
+	}
+	if (ln->n >= d.opt.limits.max_addrs) {
+		size_t oldest = 0;
+
+		for (j = 1; j < ln->n; j++)
+			if (ln->addrs[j].expires_ns < ln->addrs[oldest].expires_ns)
+				oldest = j;
+		ln->addrs[oldest] = ln->addrs[--ln->n];
+		px->n_addrs--;
+		*evicted = true;
+	} else if (px->n_addrs >= LEARNED_MAX) {
+		learned_evict_one(px);
+		*evicted = true;
+	}
+	a = realloc(ln->addrs, (ln->n + 1) * sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	ln->addrs = a;
+	a = &ln->addrs[ln->n++];
+	memset(a, 0, sizeof(*a));
+	a->family = family;
+	memcpy(a->addr, addr, family == AF_INET ? 4 : 16);
+	a->expires_ns = expires;
+	px->n_addrs++;
+	return 0;
+}
+
+/*
+ * The grants of what a fence's proxy learned, under the fence's current
+ * rules (a name a reload removed opens nothing any more).  *out is malloc'ed.
+ */
+static int learned_grants(const struct dfence *df, uint64_t now, struct cgf_grant **out,
+			  size_t *n_out)
+{
+	const struct cgf_policy *rules = fence_rules(df);
+	const struct dproxy *px = df->px;
+	size_t n_rules = rules ? rules->n_rules : 0, n = 0;
+	struct cgf_grant *g;
+
+	*out = NULL;
+	*n_out = 0;
+	if (!px || !px->n_addrs || !n_rules)
+		return 0;
+	g = calloc(px->n_addrs * n_rules, sizeof(*g));
+	if (!g)
+		return -ENOMEM;
+	for (size_t i = 0; i < px->n_names; i++)
+		for (size_t j = 0; j < px->names[i].n; j++)
+			if (px->names[i].addrs[j].expires_ns > now)
+				n += name_grants(rules, px->names[i].name, &px->names[i].addrs[j],
+						 g + n);
+	*out = g;
+	*n_out = n;
+	return 0;
+}
+
 /*
  * The allowlist of a fence: its policy's grants at now, what it carried over
- * from before a restart, and its own resolvers (a container's DNS servers)
- * on their port.
+ * from before a restart, what its DNS proxy learned, and (resolve mode only:
+ * in proxy mode DNS goes to the proxy, never to them) its own resolvers (a
+ * container's DNS servers) on their port.
  */
 static int fence_allowlist(const struct cgf_grant *grants, size_t n, const struct dfence *df,
 			   const struct cgf_endpoint *dns, size_t n_dns, struct cgf_allowlist *list,
 			   char *msg, size_t len)
 {
-	size_t n_carried = df ? df->n_carried : 0;
-	struct cgf_grant *all = calloc(n + n_carried + n_dns + 1, sizeof(*all));
+	size_t n_carried = df ? df->n_carried : 0, n_learned = 0;
+	struct cgf_grant *all, *learned = NULL;
 	struct cgf_error err = { 0 };
 	int ret;
 
+	if (df && df->proxy)
+		n_dns = 0;
+	if (df && learned_grants(df, cgf_boottime_ns(), &learned, &n_learned)) {
+		snprintf(msg, len, "out of memory");
+		return -ENOMEM;
+	}
+	all = calloc(n + n_carried + n_learned + n_dns + 1, sizeof(*all));
 	if (!all) {
+		free(learned);
 		snprintf(msg, len, "out of memory");
 		return -ENOMEM;
 	}
@@ -319,12 +630,64 @@ static int fence_allowlist(const struct cgf_grant *grants, size_t n, const struc
 		memcpy(all, grants, n * sizeof(*all));
 	if (n_carried)
 		memcpy(all + n, df->carried, n_carried * sizeof(*all));
-	cgf_endpoints_to_grants(dns, n_dns, all + n + n_carried);
-	ret = cgf_allowlist_build(all, n + n_carried + n_dns, list, &err);
+	if (n_learned)
+		memcpy(all + n + n_carried, learned, n_learned * sizeof(*all));
+	cgf_endpoints_to_grants(dns, n_dns, all + n + n_carried + n_learned);
+	ret = cgf_allowlist_build(all, n + n_carried + n_learned + n_dns, list, &err);
 	if (ret)
 		cgf_error_format(&err, msg, len);
+	free(learned);
 	free(all);
 	return ret;
+}
+
+/* Writes one fence's allowlist, given its policy's grants. */
+static void sync_fence(struct dfence *df, const struct cgf_grant *grants, size_t n)
+{
+	struct cgf_allowlist list = { 0 };
+	const struct cgf_endpoint *dns;
+	size_t n_dns = cgf_fence_dns(df->f, &dns);
+	char e[CGF_ERR_LEN], msg[600];
+
+	df->sync_due = false;
+	carried_prune(df);
+	/* Built per fence: fences of one policy differ by resolvers, carried and learned entries. */
+	if (fence_allowlist(grants, n, df, dns, n_dns, &list, msg, sizeof(msg))) {
+		log_err("fence %s, policy '%s': %s (the fence keeps its entries)", df->path,
+			cgf_fence_policy(df->f), msg);
+		return;
+	}
+	if (cgf_fence_sync(df->f, &list, e))
+		log_err("fence %s: %s", df->path, e);
+	cgf_allowlist_free(&list);
+}
+
+/* The grants of a policy at now: in proxy mode its prefix rules only. */
+static int policy_grants(const struct cgf_policy *rules, const struct cgf_domains *domains,
+			 struct cgf_grant **grants, size_t *n)
+{
+	return cgf_policy_grants(rules, rules->dns_mode == CGF_DNS_PROXY ? NULL : domains,
+				 cgf_boottime_ns(), grants, n);
+}
+
+/* Syncs one fence on its own (its proxy learned or forgot something). */
+static void sync_one(struct dfence *df)
+{
+	const struct dpolicy *p = df->own ? NULL : find_policy(cgf_fence_policy(df->f));
+	const struct cgf_policy *rules = fence_rules(df);
+	struct cgf_grant *grants = NULL;
+	size_t n = 0;
+
+	if (!rules) {
+		df->sync_due = false;
+		return; /* policy gone: the fence keeps its entries until they expire */
+	}
+	if (policy_grants(rules, p ? p->domains : NULL, &grants, &n)) {
+		log_err("fence %s: out of memory computing grants", df->path);
+		return;
+	}
+	sync_fence(df, grants, n);
+	free(grants);
 }
 
 /* Writes a policy's current allowlist into every fence that carries it. */
@@ -333,32 +696,18 @@ static void sync_policy(struct dpolicy *p)
 	uint64_t t0 = cgf_boottime_ns();
 	struct cgf_grant *grants = NULL;
 	size_t n = 0, i, synced = 0;
-	char msg[600];
 
 	p->dirty = false;
-	if (cgf_policy_grants(&p->rules, p->domains, cgf_boottime_ns(), &grants, &n)) {
+	if (policy_grants(&p->rules, p->domains, &grants, &n)) {
 		log_err("policy '%s': out of memory computing grants", p->name);
 		return;
 	}
 	for (i = 0; i < d.n_fences; i++) {
 		struct dfence *df = &d.fences[i];
-		struct cgf_allowlist list = { 0 };
-		const struct cgf_endpoint *dns;
-		size_t n_dns = cgf_fence_dns(df->f, &dns);
-		char e[CGF_ERR_LEN];
 
-		if (strcmp(cgf_fence_policy(df->f), p->name))
+		if (df->own || strcmp(cgf_fence_policy(df->f), p->name))
 			continue;
-		carried_prune(df);
-		/* Built per fence: fences of one policy differ by resolvers and carried entries. */
-		if (fence_allowlist(grants, n, df, dns, n_dns, &list, msg, sizeof(msg))) {
-			log_err("fence %s, policy '%s': %s (the fence keeps its entries)", df->path,
-				p->name, msg);
-			continue;
-		}
-		if (cgf_fence_sync(df->f, &list, e))
-			log_err("fence %s: %s", df->path, e);
-		cgf_allowlist_free(&list);
+		sync_fence(df, grants, n);
 		synced++;
 	}
 	free(grants);
@@ -433,8 +782,11 @@ static void schedule_resolution(bool force)
 		return;
 	/* Called at every turn of the loop: allocate only when a name is due. */
 	for (i = 0; i < d.n_policies; i++) {
-		uint64_t due = cgf_domains_next_due(d.policies[i].domains);
+		uint64_t due;
 
+		if (!policy_resolves(&d.policies[i]))
+			continue;
+		due = cgf_domains_next_due(d.policies[i].domains);
 		if (force || due <= now)
 			total += cgf_domains_count(d.policies[i].domains);
 	}
@@ -456,6 +808,10 @@ static void schedule_resolution(bool force)
 
 		if (!names)
 			break;
+		if (!policy_resolves(&d.policies[i])) {
+			free(names);
+			continue;
+		}
 		n = cgf_domains_due(d.policies[i].domains, now, force, names, total - job->n);
 		for (j = 0; j < n; j++) {
 			job->names[job->n] = strdup(names[j]);
@@ -515,6 +871,10 @@ static void collect_resolution(void)
 
 /* ---- fences -------------------------------------------------------------- */
 
+static void proxy_stop(struct dfence *df);
+static void proxy_ensure(struct dfence *df);
+static int proxy_start(struct dfence *df, struct cgf_proxy_socks *socks, char *err);
+
 static struct dfence *find_fence(uint64_t id)
 {
 	for (size_t i = 0; i < d.n_fences; i++)
@@ -547,10 +907,17 @@ static void drop_fence(struct dfence *df, const char *why)
 	size_t i = (size_t)(df - d.fences);
 
 	log_info("fence %s (cgroup id %" PRIu64 ", policy %s) removed: %s", df->path, df->id,
-		 cgf_fence_policy(df->f), why);
+		 df->own ? "of cgfence run" : cgf_fence_policy(df->f), why);
+	proxy_stop(df);
 	cgf_fence_close(df->f);
 	free(df->carried);
-	if (cgf_fence_remove(d.opt.pin_root, df->id, err) && err[0])
+	if (df->own) {
+		cgf_policy_free(df->own);
+		free(df->own);
+		cgf_dnsproxy_names_free(df->own_names);
+	}
+	/* a `cgfence run` fence's pins are its own to remove */
+	if (!df->run_owned && cgf_fence_remove(d.opt.pin_root, df->id, err) && err[0])
 		log_warn("%s", err);
 	if (df->made_cgroup && rmdir(df->path) && errno != ENOENT)
 		log_warn("cannot remove cgroup '%s': %s", df->path, strerror(errno));
@@ -693,8 +1060,321 @@ static void adopt_fences(void)
 		carry_entries(&d.fences[d.n_fences - 1]);
 		log_info("adopted fence %s (policy %s%s%s)", path, cgf_fence_policy(f),
 			 cgf_fence_label(f)[0] ? ", " : "", cgf_fence_label(f));
+		if (cgf_fence_dns_proxy(f, NULL, NULL)) {
+			struct dfence *df = &d.fences[d.n_fences - 1];
+
+			/*
+			 * The old proxy's sockets died with the old daemon: DNS is
+			 * denied (no endpoint) until this one listens again.
+			 */
+			df->proxy = true;
+			if (cgf_fence_set_proxy(f, NULL, NULL, err))
+				log_err("fence %s: %s", path, err);
+			proxy_ensure(df);
+		}
 	}
 	free(ids);
+}
+
+/* ---- DNS proxy ----------------------------------------------------------- */
+
+/* What a fence's proxy answers: its rules' names; nothing once its policy is gone. */
+static const struct cgf_dnsproxy_names *fence_names(const struct dfence *df)
+{
+	const struct dpolicy *p;
+
+	if (df->own)
+		return df->own_names;
+	p = find_policy(cgf_fence_policy(df->f));
+	return p && p->names ? p->names : d.no_names;
+}
+
+/*
+ * allow(): opens this fence (ctx is its cgroup id) for an address its proxy
+ * is about to answer for name, with the ports of the rules naming it, until
+ * now + ttl (already clamped) + grace.  Written into the maps at once; kept
+ * in the fence's learned set so that every later sync keeps it.
+ */
+static int proxy_allow(void *ctx, int family, const uint8_t addr[16], uint32_t ttl,
+		       const char *name)
+{
+	struct dfence *df = find_fence((uint64_t)(uintptr_t)ctx);
+	const struct cgf_policy *rules;
+	struct cgf_grant *grants;
+	struct learned_addr a = { .family = family };
+	char err[CGF_ERR_LEN];
+	bool evicted;
+	size_t n;
+	int ret;
+
+	if (!df || !df->px)
+		return -ENOENT;
+	rules = fence_rules(df);
+	if (!rules || (family != AF_INET && family != AF_INET6))
+		return -EINVAL;
+	memcpy(a.addr, addr, family == AF_INET ? 4 : 16);
+	a.expires_ns = cgf_boottime_ns() + ((uint64_t)ttl + d.opt.limits.grace) * NS_PER_SEC;
+	grants = calloc(rules->n_rules + 1, sizeof(*grants));
+	if (!grants)
+		return -ENOMEM;
+	n = name_grants(rules, name, &a, grants);
+	if (!n) {
+		/* the engine judged by names a reload has since replaced */
+		free(grants);
+		return -EPERM;
+	}
+	ret = learned_add(df->px, name, family, a.addr, a.expires_ns, &evicted);
+	if (!ret)
+		ret = cgf_fence_grant(df->f, grants, n, err);
+	else
+		snprintf(err, sizeof(err), "out of memory");
+	free(grants);
+	if (ret) {
+		log_err("fence %s: cannot open it for %s: %s", df->path, name, err);
+		return ret;
+	}
+	if (evicted)
+		df->sync_due = true;
+	return 0;
+}
+
+static void proxy_refused(void *ctx, const char *name, uint16_t qtype, const char *reason)
+{
+	struct dfence *df = find_fence((uint64_t)(uintptr_t)ctx);
+	char tbuf[16], safe[CGF_DOMAIN_MAX + 2];
+	size_t i;
+
+	/* the name comes from inside the fence: nothing unprintable reaches the log */
+	for (i = 0; name && name[i] && i < sizeof(safe) - 1; i++)
+		safe[i] = name[i] > 0x20 && name[i] < 0x7f ? name[i] : '?';
+	safe[i] = '\0';
+	log_info("dns refused: fence %s%s%s: %s %s (%s)", df ? df->path : "?",
+		 df && cgf_fence_label(df->f)[0] ? ", " : "", df ? cgf_fence_label(df->f) : "",
+		 safe, cgf_dns_type_name(qtype, tbuf, sizeof(tbuf)), reason ? reason : "refused");
+}
+
+/* Hands a fence's proxy sockets to the engine; they are the engine's from here on. */
+static int proxy_start(struct dfence *df, struct cgf_proxy_socks *socks, char *err)
+{
+	const struct cgf_policy *rules = fence_rules(df);
+	struct cgf_dnsproxy_client_opts o = {
+		.names = fence_names(df),
+		.extra_qtypes = rules ? rules->dns_types : NULL,
+		.n_extra_qtypes = rules ? rules->n_dns_types : 0,
+		.allow = proxy_allow,
+		.refused = proxy_refused,
+		.ctx = (void *)(uintptr_t)df->id,
+	};
+	struct dproxy *px;
+	int ret;
+
+	if (!d.px) {
+		cgf_proxy_socks_close(socks);
+		snprintf(err, CGF_ERR_LEN, "the DNS proxy is not available: %s", d.px_error);
+		return -ENOTSUP;
+	}
+	px = calloc(1, sizeof(*px));
+	if (!px) {
+		cgf_proxy_socks_close(socks);
+		snprintf(err, CGF_ERR_LEN, "out of memory");
+		return -ENOMEM;
+	}
+	cgf_proxy_socks_endpoints(socks, &px->ep4, &px->ep6);
+	o.udp_fd = socks->udp4;
+	o.tcp_fd = socks->tcp4;
+	socks->udp4 = socks->tcp4 = -1;
+	ret = cgf_dnsproxy_client_add(d.px, &o, &px->c4);
+	if (!ret && socks->udp6 >= 0) {
+		o.udp_fd = socks->udp6;
+		o.tcp_fd = socks->tcp6;
+		socks->udp6 = socks->tcp6 = -1;
+		ret = cgf_dnsproxy_client_add(d.px, &o, &px->c6);
+	}
+	cgf_proxy_socks_close(socks);
+	if (ret) {
+		if (px->c4)
+			cgf_dnsproxy_client_remove(d.px, px->c4);
+		free(px);
+		snprintf(err, CGF_ERR_LEN, "cannot start the fence's DNS proxy: %s", strerror(-ret));
+		return ret;
+	}
+	df->px = px;
+	return 0;
+}
+
+static void proxy_stop(struct dfence *df)
+{
+	if (!df->px)
+		return;
+	if (df->px->c4)
+		cgf_dnsproxy_client_remove(d.px, df->px->c4);
+	if (df->px->c6)
+		cgf_dnsproxy_client_remove(d.px, df->px->c6);
+	learned_free(df->px);
+	free(df->px);
+	df->px = NULL;
+}
+
+static void proxy_rebind_names(void)
+{
+	for (size_t i = 0; i < d.n_fences; i++) {
+		struct dfence *df = &d.fences[i];
+
+		if (!df->px)
+			continue;
+		if (df->px->c4)
+			cgf_dnsproxy_client_set_names(df->px->c4, fence_names(df));
+		if (df->px->c6)
+			cgf_dnsproxy_client_set_names(df->px->c6, fence_names(df));
+		df->sync_due = true; /* names a reload removed open nothing any more */
+	}
+}
+
+/* The first process of a cgroup, whose network namespace the proxy listens in; 0 if none. */
+static pid_t cgroup_first_pid(const char *path)
+{
+	char file[PATH_MAX + 16];
+	long pid = 0;
+	FILE *f;
+
+	snprintf(file, sizeof(file), "%s/cgroup.procs", path);
+	f = fopen(file, "re");
+	if (!f)
+		return 0;
+	if (fscanf(f, "%ld", &pid) != 1 || pid <= 0 || pid > INT_MAX)
+		pid = 0;
+	fclose(f);
+	return (pid_t)pid;
+}
+
+/*
+ * A proxy-mode fence without a proxy (adopted after a restart, or its cgroup
+ * had no process yet) gets one in the namespace of a process of its cgroup;
+ * until then its DNS is denied (the config names no endpoint).
+ */
+static void proxy_ensure(struct dfence *df)
+{
+	struct cgf_proxy_socks socks;
+	struct cgf_endpoint ep4, ep6;
+	char err[CGF_ERR_LEN];
+	pid_t pid;
+
+	if (!df->proxy || df->px || !d.px)
+		return;
+	pid = cgroup_first_pid(df->path);
+	if (!pid)
+		return;
+	if (cgf_proxy_socks_open(pid, &socks, err)) {
+		log_warn("fence %s: no DNS proxy yet: %s", df->path, err);
+		return;
+	}
+	cgf_proxy_socks_endpoints(&socks, &ep4, &ep6);
+	if (proxy_start(df, &socks, err) ||
+	    cgf_fence_set_proxy(df->f, &ep4, ep6.family ? &ep6 : NULL, err)) {
+		log_err("fence %s: no DNS proxy: %s", df->path, err);
+		proxy_stop(df);
+		return;
+	}
+	log_info("fence %s: DNS proxy listens on 127.0.0.1:%u%s in the namespace of pid %d",
+		 df->path, ep4.port, ep6.family ? " and [::1]" : "", (int)pid);
+}
+
+/* Drops what proxies learned that has expired, and syncs the fences it changed. */
+static void proxy_prune(void)
+{
+	uint64_t now = cgf_boottime_ns();
+	bool pruned_now = now - d.px_pruned_at >= PROXY_PRUNE_MS * 1000000ull;
+
+	if (pruned_now)
+		d.px_pruned_at = now;
+	for (size_t i = 0; i < d.n_fences; i++) {
+		struct dfence *df = &d.fences[i];
+
+		if (!df->proxy)
+			continue;
+		if (pruned_now) {
+			proxy_ensure(df);
+			if (df->px && learned_prune(df->px, now))
+				df->sync_due = true;
+		}
+		if (df->sync_due)
+			sync_one(df);
+	}
+}
+
+static int proxy_engine_start(void)
+{
+	const struct cgf_server *servers;
+	struct sockaddr_storage up[8];
+	struct cgf_policy empty = { 0 };
+	size_t n = cgf_resolver_servers(d.res, &servers), i;
+	struct cgf_dnsproxy_opts o = {
+		.upstreams = up,
+		.min_ttl = d.opt.limits.min_ttl,
+		.max_ttl = d.opt.limits.max_ttl,
+	};
+	int ret;
+
+	if (cgf_dnsproxy_names_new(&empty, &d.no_names)) {
+		snprintf(d.px_error, sizeof(d.px_error), "out of memory");
+		return -ENOMEM;
+	}
+	for (i = 0; i < n && i < 8; i++) {
+		memset(&up[i], 0, sizeof(up[i]));
+		if (servers[i].family == AF_INET) {
+			struct sockaddr_in *sin = (struct sockaddr_in *)&up[i];
+
+			sin->sin_family = AF_INET;
+			sin->sin_port = htons(servers[i].port);
+			memcpy(&sin->sin_addr, servers[i].addr, 4);
+		} else {
+			struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&up[i];
+
+			sin6->sin6_family = AF_INET6;
+			sin6->sin6_port = htons(servers[i].port);
+			memcpy(&sin6->sin6_addr, servers[i].addr, 16);
+		}
+	}
+	o.n_upstreams = i;
+	ret = cgf_dnsproxy_new(&o, &d.px);
+	if (ret)
+		snprintf(d.px_error, sizeof(d.px_error), "cannot start the DNS proxy engine: %s",
+			 strerror(-ret));
+	return ret;
+}
+
+/* The proxy's counters of a fence, both families added up, as JSON (NULL: no proxy). */
+static json_t *proxy_json(const struct dfence *df)
+{
+	struct cgf_dnsproxy_stats a = { 0 }, b = { 0 };
+	char l4[32] = "", l6[48] = "";
+	json_t *j;
+
+	if (!df->proxy)
+		return NULL;
+	if (!df->px)
+		return json_pack("{s:b,s:s}", "listening", 0, "note",
+				 "no proxy yet: DNS is denied until one listens");
+	if (df->px->c4)
+		cgf_dnsproxy_client_stats(df->px->c4, &a);
+	if (df->px->c6)
+		cgf_dnsproxy_client_stats(df->px->c6, &b);
+	if (df->px->ep4.family)
+		snprintf(l4, sizeof(l4), "127.0.0.1:%u", df->px->ep4.port);
+	if (df->px->ep6.family)
+		snprintf(l6, sizeof(l6), "[::1]:%u", df->px->ep6.port);
+	j = json_pack("{s:b,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "listening", 1,
+		      "listen4", l4, "listen6", l6,
+		      "queries", (json_int_t)(a.queries + b.queries),
+		      "answered", (json_int_t)(a.answered + b.answered),
+		      "refused", (json_int_t)(a.refused + b.refused),
+		      "malformed", (json_int_t)(a.malformed + b.malformed),
+		      "servfail", (json_int_t)(a.servfail + b.servfail),
+		      "cache_hits", (json_int_t)(a.cache_hits + b.cache_hits),
+		      "addresses_allowed", (json_int_t)(a.addresses_allowed + b.addresses_allowed),
+		      "names_learned", (json_int_t)df->px->n_names,
+		      "addresses_learned", (json_int_t)df->px->n_addrs);
+	return j;
 }
 
 /* ---- deny events --------------------------------------------------------- */
@@ -876,7 +1556,9 @@ static void handle_attach(struct client *c, const struct cgf_request *req)
 	struct cgf_allowlist list = { 0 };
 	struct cgf_grant *grants = NULL;
 	struct cgf_fence *f = NULL;
-	bool made_cgroup = false;
+	struct cgf_proxy_socks socks = { -1, -1, -1, -1, 0 };
+	struct cgf_endpoint ep4, ep6;
+	bool made_cgroup = false, proxy;
 	struct dpolicy *p;
 	size_t n = 0;
 	uint64_t id;
@@ -889,6 +1571,14 @@ static void handle_attach(struct client *c, const struct cgf_request *req)
 	if (boundary && c->cred.uid != 0)
 		return reply_error(c, "attach: only root may attach a boundary program to an "
 				   "interface");
+	proxy = p->rules.dns_mode == CGF_DNS_PROXY;
+	if (proxy && audit)
+		return reply_error(c, "attach: policy '%s' is in DNS proxy mode, which audit mode "
+				   "cannot have (the proxy refuses names; audit must deny nothing)",
+				   policy);
+	if (proxy && !d.px)
+		return reply_error(c, "attach: policy '%s' is in DNS proxy mode, but %s", policy,
+				   d.px_error);
 	/* refused below, once the workload is known to exist */
 	open_risk = boundary ? 0 : req->net_caps & ~p->rules.accept_risk;
 	aopts.boundary_ifname = boundary;
@@ -939,9 +1629,38 @@ static void handle_attach(struct client *c, const struct cgf_request *req)
 	aopts.label = label;
 	aopts.dns = dns;
 	aopts.n_dns = n_dns;
-	if (cgf_policy_grants(&p->rules, p->domains, cgf_boottime_ns(), &grants, &n) ||
-	    fence_allowlist(grants, n, NULL, dns, n_dns, &list, err, sizeof(err))) {
+	if (proxy) {
+		/*
+		 * The proxy listens in the namespace of the process to fence (or,
+		 * for a cgroup, of the netns_pid given or the cgroup's first
+		 * process) before the fence exists: its config names the
+		 * proxy from the first packet on.
+		 */
+		pid_t npid = req->pid ? (pid_t)req->pid :
+			     req->netns_pid ? (pid_t)req->netns_pid : cgroup_first_pid(path);
+
+		if (!npid) {
+			if (made_cgroup)
+				rmdir(path);
+			return reply_error(c, "attach: policy '%s' is in DNS proxy mode and cgroup "
+					   "'%s' has no process to find its network namespace by "
+					   "(give 'netns_pid', or fence by 'pid')", policy, path);
+		}
+		if (cgf_proxy_socks_open(npid, &socks, err)) {
+			if (made_cgroup)
+				rmdir(path);
+			return reply_error(c, "attach: DNS proxy: %s", err);
+		}
+		cgf_proxy_socks_endpoints(&socks, &ep4, &ep6);
+		aopts.dns_proxy = true;
+		aopts.proxy4 = &ep4;
+		aopts.proxy6 = &ep6;
+	}
+	/* in proxy mode DNS goes to the proxy: the container's resolvers are not allowed */
+	if (policy_grants(&p->rules, p->domains, &grants, &n) ||
+	    fence_allowlist(grants, n, NULL, dns, proxy ? 0 : n_dns, &list, err, sizeof(err))) {
 		free(grants);
+		cgf_proxy_socks_close(&socks);
 		if (made_cgroup)
 			rmdir(path);
 		return reply_error(c, "attach: policy '%s': %s", policy, err);
@@ -950,6 +1669,7 @@ static void handle_attach(struct client *c, const struct cgf_request *req)
 	ret = cgf_fence_attach(path, &list, &aopts, &f, err);
 	cgf_allowlist_free(&list);
 	if (ret) {
+		cgf_proxy_socks_close(&socks);
 		if (made_cgroup)
 			rmdir(path);
 		return reply_error(c, "attach: %s", err);
@@ -957,21 +1677,132 @@ static void handle_attach(struct client *c, const struct cgf_request *req)
 	if (made_cgroup && req->pid && cgf_control_move_pid((pid_t)req->pid, path, err)) {
 		char e2[CGF_ERR_LEN];
 
+		cgf_proxy_socks_close(&socks);
 		cgf_fence_close(f);
 		cgf_fence_remove(d.opt.pin_root, id, e2);
 		rmdir(path);
 		return reply_error(c, "attach: %s", err);
 	}
 	if (add_fence(id, path, f, made_cgroup)) {
+		char e2[CGF_ERR_LEN];
+
+		/* no daemon behind its proxy: the fence goes (its process stays, unfenced
+		   only if it was not moved; a dedicated cgroup keeps it contained) */
+		cgf_proxy_socks_close(&socks);
 		cgf_fence_close(f);
+		if (!made_cgroup)
+			cgf_fence_remove(d.opt.pin_root, id, e2);
 		return reply_error(c, "attach: out of memory");
+	}
+	if (proxy) {
+		struct dfence *df = &d.fences[d.n_fences - 1];
+
+		df->proxy = true;
+		if (proxy_start(df, &socks, err)) {
+			char e2[CGF_ERR_LEN];
+
+			/* DNS stays denied: the config names no endpoint */
+			if (cgf_fence_set_proxy(df->f, NULL, NULL, e2))
+				log_err("fence %s: %s", path, e2);
+			log_err("fence %s: %s", path, err);
+			return reply_error(c, "attach: fenced, but without DNS: %s", err);
+		}
 	}
 	log_info("fenced %s with policy %s%s (cgroup id %" PRIu64 ")%s%s%s%s, asked by pid %d "
 		 "uid %u", path, policy, audit ? " in audit mode" : "", id, label ? " for " : "",
 		 label ? label : "", boundary ? ", boundary on " : "", boundary ? boundary : "",
 		 (int)c->cred.pid, (unsigned)c->cred.uid);
-	reply(c, json_pack("{s:b,s:s,s:I,s:s,s:s}", "ok", 1, "cgroup", path, "cgroup_id",
-			   (json_int_t)id, "policy", policy, "mode", audit ? "audit" : "enforce"));
+	reply(c, json_pack("{s:b,s:s,s:I,s:s,s:s,s:s}", "ok", 1, "cgroup", path, "cgroup_id",
+			   (json_int_t)id, "policy", policy, "mode", audit ? "audit" : "enforce",
+			   "dns", proxy ? "proxy" : "resolve"));
+}
+
+/*
+ * `cgfence run --dns-proxy`: cgfence run attached the fence itself (proxy
+ * mode, no endpoint yet) and asks for a proxy with its rules, listening in
+ * its own network namespace (the command's).  The fence stays cgfence run's:
+ * the daemon never removes its pins, and forgets it when its cgroup goes.
+ *   {"op":"proxy","cgroup_id":N,"bpffs":DIR?,"rules":[{"source":S,"text":T,"file":bool}]}
+ */
+static void handle_proxy(struct client *c, const struct cgf_request *req)
+{
+	const char *bpffs = req->bpffs[0] ? req->bpffs : NULL;
+	struct cgf_proxy_socks socks;
+	struct cgf_endpoint ep4, ep6;
+	struct cgf_policy *own = NULL;
+	struct cgf_dnsproxy_names *names = NULL;
+	struct cgf_fence *f = NULL;
+	char err[CGF_ERR_LEN], path[PATH_MAX];
+	struct dfence *df;
+	uint64_t id = req->cgroup_id;
+
+	/* only root gets here (handle_request) */
+	if (!d.px)
+		return reply_error(c, "proxy: %s", d.px_error);
+	if (find_fence(id))
+		return reply_error(c, "proxy: fence %" PRIu64 " is already the daemon's", id);
+	own = calloc(1, sizeof(*own));
+	if (!own)
+		return reply_error(c, "proxy: out of memory");
+	for (size_t k = 0; k < req->n_rules; k++) {
+		const struct cgf_request_rule *rule = &req->rules[k];
+		struct cgf_error e = { 0 };
+		int ret;
+
+		if (rule->file)
+			ret = cgf_policy_parse_buffer(own, rule->source, rule->text,
+						      strlen(rule->text), &e);
+		else
+			ret = cgf_policy_add_rule(own, rule->text, &e);
+		if (ret) {
+			cgf_error_format(&e, err, sizeof(err));
+			goto fail;
+		}
+	}
+	if (cgf_dnsproxy_names_new(own, &names)) {
+		snprintf(err, sizeof(err), "out of memory");
+		goto fail;
+	}
+	if (cgf_fence_open(bpffs ? bpffs : d.opt.pin_root, id, &f, err))
+		goto fail;
+	if (!cgf_fence_dns_proxy(f, NULL, NULL)) {
+		snprintf(err, sizeof(err), "fence %" PRIu64 " is not in DNS proxy mode", id);
+		goto fail;
+	}
+	if (cgf_cgroup_path_of(id, path, sizeof(path))) {
+		snprintf(err, sizeof(err), "no cgroup with id %" PRIu64, id);
+		goto fail;
+	}
+	if (cgf_proxy_socks_open(c->cred.pid, &socks, err))
+		goto fail;
+	cgf_proxy_socks_endpoints(&socks, &ep4, &ep6);
+	if (add_fence(id, path, f, false)) {
+		cgf_proxy_socks_close(&socks);
+		snprintf(err, sizeof(err), "out of memory");
+		goto fail;
+	}
+	f = NULL;
+	df = &d.fences[d.n_fences - 1];
+	df->own = own;
+	df->own_names = names;
+	df->run_owned = true;
+	df->proxy = true;
+	if (proxy_start(df, &socks, err) ||
+	    cgf_fence_set_proxy(df->f, &ep4, ep6.family ? &ep6 : NULL, err)) {
+		drop_fence(df, "its DNS proxy did not start");
+		return reply_error(c, "proxy: %s", err);
+	}
+	log_info("DNS proxy for %s (cgroup id %" PRIu64 ", cgfence run of pid %d) on 127.0.0.1:%u",
+		 path, id, (int)c->cred.pid, ep4.port);
+	reply(c, json_pack("{s:b,s:I,s:I}", "ok", 1, "cgroup_id", (json_int_t)id, "port",
+			   (json_int_t)ep4.port));
+	return;
+fail:
+	cgf_fence_close(f);
+	cgf_dnsproxy_names_free(names);
+	cgf_policy_free(own);
+	free(own);
+	reply_error(c, "proxy: %s", err);
 }
 
 static void handle_detach(struct client *c, const struct cgf_request *req)
@@ -1019,15 +1850,19 @@ static void handle_status(struct client *c)
 			if (!jf)
 				continue;
 			json_object_set_new(jf, "managed", json_boolean(df != NULL));
+			if (df && df->proxy)
+				json_object_set_new(jf, "dns_proxy", proxy_json(df));
 			json_array_append_new(fences, jf);
 		}
 		free(ids);
 	}
 	for (i = 0; i < d.n_policies; i++)
 		json_array_append_new(policies,
-				      json_pack("{s:s,s:I,s:I}", "name", d.policies[i].name, "rules",
+				      json_pack("{s:s,s:I,s:I,s:s}", "name", d.policies[i].name, "rules",
 						(json_int_t)d.policies[i].rules.n_rules, "names",
-						(json_int_t)cgf_domains_count(d.policies[i].domains)));
+						(json_int_t)cgf_domains_count(d.policies[i].domains),
+						"dns", policy_resolves(&d.policies[i]) ? "resolve" :
+											 "proxy"));
 	reply(c, json_pack("{s:b,s:o,s:o}", "ok", 1, "fences", fences, "policies", policies));
 	malloc_trim(0);
 }
@@ -1091,6 +1926,7 @@ static void handle_request(struct client *c, const char *line)
 		[CGF_REQ_RELOAD] = "reload: only root may reload policies",
 		[CGF_REQ_EVENTS] = "events: only root may read deny events",
 		[CGF_REQ_RELEASE] = NULL,
+		[CGF_REQ_PROXY] = "proxy: only root may ask for a fence's DNS proxy",
 	};
 	struct cgf_request req;
 	char err[CGF_ERR_LEN];
@@ -1101,25 +1937,24 @@ static void handle_request(struct client *c, const char *line)
 			 (unsigned)c->cred.uid, c->cgroup);
 	/* who may ask comes before what is wrong with the request */
 	if (req.op != CGF_REQ_NONE && root_only[req.op] && c->cred.uid != 0)
-		return reply_error(c, "%s", root_only[req.op]);
-	if (ret)
-		return reply_error(c, "%s", err);
-	switch (req.op) {
-	case CGF_REQ_ATTACH:
-		return handle_attach(c, &req);
-	case CGF_REQ_DETACH:
-		return handle_detach(c, &req);
-	case CGF_REQ_STATUS:
-		return handle_status(c);
-	case CGF_REQ_RELOAD:
-		return handle_reload(c);
-	case CGF_REQ_EVENTS:
-		return handle_events(c, &req);
-	case CGF_REQ_RELEASE:
-		return handle_release(c);
-	case CGF_REQ_NONE:
-		break;
-	}
+		reply_error(c, "%s", root_only[req.op]);
+	else if (ret)
+		reply_error(c, "%s", err);
+	else if (req.op == CGF_REQ_ATTACH)
+		handle_attach(c, &req);
+	else if (req.op == CGF_REQ_DETACH)
+		handle_detach(c, &req);
+	else if (req.op == CGF_REQ_STATUS)
+		handle_status(c);
+	else if (req.op == CGF_REQ_RELOAD)
+		handle_reload(c);
+	else if (req.op == CGF_REQ_EVENTS)
+		handle_events(c, &req);
+	else if (req.op == CGF_REQ_RELEASE)
+		handle_release(c);
+	else if (req.op == CGF_REQ_PROXY)
+		handle_proxy(c, &req);
+	cgf_request_free(&req);
 }
 
 static void refuse_busy(int fd, const char *why)
@@ -1277,7 +2112,12 @@ static void usage(FILE *out)
 		"'key = value' lines whose keys are the long option names; the command line\n"
 		"wins.  Defaults: policies from " CGF_POLICY_DIR_DEFAULT "/*.policy, socket\n"
 		CGF_SOCKET_DEFAULT ", resolvers from /etc/resolv.conf, min-ttl 10,\n"
-		"max-ttl 86400, grace 5, max-addrs 64.\n");
+		"max-ttl 86400, grace 5, max-addrs 64.\n"
+		"\n"
+		"A policy with the line 'dns proxy' is not resolved on a timer: each of its\n"
+		"fences gets a filtering DNS proxy of its own, listening on loopback of the\n"
+		"fence's network namespace, that answers only the policy's names (through the\n"
+		"resolvers above) and opens the fence for what it answered.\n");
 }
 
 static int parse_seconds(const char *key, const char *val, uint32_t *out)
@@ -1549,6 +2389,8 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	if (proxy_engine_start())
+		log_warn("%s: policies in DNS proxy mode cannot be attached", d.px_error);
 	errors = json_array();
 	load_policies(errors);
 	json_decref(errors);
@@ -1574,7 +2416,7 @@ int main(int argc, char **argv)
 	notify_ready();
 
 	while (!d.stop) {
-		struct pollfd pfd[4 + MAX_CLIENTS];
+		struct pollfd pfd[5 + MAX_CLIENTS];
 		struct client *polled[MAX_CLIENTS];
 		size_t np = 0, nc = 0, i;
 		uint64_t now, due = UINT64_MAX;
@@ -1586,6 +2428,8 @@ int main(int argc, char **argv)
 		pfd[np++] = (struct pollfd){ .fd = d.listen_fd, .events = POLLIN };
 		pfd[np++] = (struct pollfd){ .fd = d.done_fd, .events = POLLIN };
 		pfd[np++] = (struct pollfd){ .fd = d.rb ? ring_buffer__epoll_fd(d.rb) : -1,
+					     .events = POLLIN };
+		pfd[np++] = (struct pollfd){ .fd = d.px ? cgf_dnsproxy_fd(d.px) : -1,
 					     .events = POLLIN };
 		for (i = 0; i < MAX_CLIENTS; i++) {
 			struct client *c = d.clients[i];
@@ -1601,8 +2445,11 @@ int main(int argc, char **argv)
 		}
 		now = cgf_boottime_ns();
 		for (i = 0; i < d.n_policies; i++) {
-			uint64_t t = cgf_domains_next_due(d.policies[i].domains);
+			uint64_t t;
 
+			if (!policy_resolves(&d.policies[i]))
+				continue;
+			t = cgf_domains_next_due(d.policies[i].domains);
 			if (t < due)
 				due = t;
 		}
@@ -1611,6 +2458,12 @@ int main(int argc, char **argv)
 
 			if (ms < (uint64_t)timeout)
 				timeout = (int)ms;
+		}
+		if (d.px) {
+			int t = cgf_dnsproxy_timeout_ms(d.px);
+
+			if (t >= 0 && t < timeout)
+				timeout = t;
 		}
 		if (poll(pfd, np, timeout) < 0 && errno != EINTR) {
 			log_err("poll: %s", strerror(errno));
@@ -1639,9 +2492,16 @@ int main(int argc, char **argv)
 			collect_resolution();
 		if (d.rb)
 			ring_buffer__consume(d.rb);
+		/* every turn: answers wait on nothing but this, and timers are due */
+		if (d.px) {
+			int r = cgf_dnsproxy_process(d.px);
+
+			if (r)
+				log_err("DNS proxy: %s", strerror(-r));
+		}
 		for (i = 0; i < nc; i++) {
 			struct client *c = polled[i];
-			short rev = pfd[4 + i].revents;
+			short rev = pfd[5 + i].revents;
 
 			if (rev & (POLLIN | POLLHUP | POLLERR))
 				client_input(c);
@@ -1663,6 +2523,7 @@ int main(int argc, char **argv)
 				client_close(c);
 		}
 		check_cgroups();
+		proxy_prune();
 		schedule_resolution(false);
 	}
 	ret = 0;
@@ -1679,10 +2540,23 @@ int main(int argc, char **argv)
 	unlink(o->socket);
 	ring_buffer__free(d.rb);
 	for (size_t i = 0; i < d.n_fences; i++) {
-		cgf_fence_close(d.fences[i].f);
-		free(d.fences[i].carried);
+		struct dfence *df = &d.fences[i];
+
+		/* the proxies stop with the daemon: their fences' DNS is denied from now */
+		if (df->px && cgf_fence_set_proxy(df->f, NULL, NULL, err))
+			log_warn("fence %s: %s", df->path, err);
+		proxy_stop(df);
+		cgf_fence_close(df->f);
+		free(df->carried);
+		if (df->own) {
+			cgf_policy_free(df->own);
+			free(df->own);
+			cgf_dnsproxy_names_free(df->own_names);
+		}
 	}
 	free(d.fences);
+	cgf_dnsproxy_free(d.px);
+	cgf_dnsproxy_names_free(d.no_names);
 	for (size_t i = 0; i < d.n_policies; i++)
 		policy_free(&d.policies[i]);
 	free(d.policies);

@@ -34,6 +34,14 @@ static void check(const struct cgf_request *r)
 		if (!r->cgroup[0])
 			abort();
 		break;
+	case CGF_REQ_PROXY:
+		if (!r->cgroup_id || !memchr(r->bpffs, '\0', sizeof(r->bpffs)) ||
+		    (r->n_rules && !r->rules))
+			abort();
+		for (size_t i = 0; i < r->n_rules; i++)
+			if (!r->rules[i].source || !r->rules[i].text)
+				abort();
+		break;
 	default:
 		break;
 	}
@@ -52,10 +60,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	line[size] = '\0';
 	err[0] = '\0';
 	if (cgf_request_parse(line, r, err, sizeof(err))) {
-		if (!err[0] || !memchr(r->op_name, '\0', sizeof(r->op_name)))
+		/* and a refused request owns nothing */
+		if (!err[0] || !memchr(r->op_name, '\0', sizeof(r->op_name)) || r->rules ||
+		    r->n_rules)
 			abort();
 	} else {
 		check(r);
+		cgf_request_free(r);
 	}
 	free(r);
 	free(line);

@@ -114,7 +114,7 @@ policy() {
 start_daemon() {
 	local i
 	"$CGFENCED" --config /dev/null --foreground --policy-dir "$WORK/pol" --socket "$SOCK" \
-		--bpffs "$PIN_ROOT" --resolver 127.0.0.1:1 >>"$WORK/daemon.log" 2>&1 </dev/null &
+		--bpffs "$PIN_ROOT" --resolver "${DAEMON_RESOLVER:-127.0.0.1:1}" >>"$WORK/daemon.log" 2>&1 </dev/null &
 	DPID=$!
 	echo "$DPID" >>"$WORK/daemon.pids"
 	for i in $(seq 1 50); do
@@ -425,11 +425,12 @@ suite_cleanup() {
 		done
 		rm -f "$WORK/daemon.pids"
 	fi
-	if [ -f "$WORK/dnsmasq.pid" ]; then
-		pid=$(cat "$WORK/dnsmasq.pid")
+	for f in "$WORK/dnsmasq.pid" "$WORK/dnsmasq-up.pid"; do
+		[ -f "$f" ] || continue
+		pid=$(cat "$f")
 		[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dnsmasq ] && kill "$pid"
-		rm -f "$WORK/dnsmasq.pid"
-	fi
+		rm -f "$f"
+	done
 	kill_listeners
 	net_down
 	# the --cgroup-parent test's parent, on cgroup2 and where podman made it on v1
@@ -630,6 +631,56 @@ test_rootful_container_dns() {
 	expect_units d80 0 "the resolver's host on port 80"
 	assert_match '"protocol":"udp","dport":53,"daddr":"198\.18\.0\.5"' "$(ctl log --json)" \
 		"the deny event of the other resolver"
+}
+
+# DNS proxy mode (policy line 'dns proxy'): the container's own resolver
+# (--dns 198.18.0.4) is steered to cgfenced's proxy, which listens in the
+# container's network namespace; the policy's name is answered from the
+# daemon's upstream and opened at once, another name is refused and reaches
+# neither resolver.
+test_rootful_dns_proxy() {
+	setup || return
+	local i p
+	nsenter --net="/run/netns/$NS_S" -- dnsmasq --no-daemon --conf-file=/dev/null --no-resolv \
+		--no-hosts --bind-interfaces --listen-address=198.18.0.4 --port=53 \
+		--address=/test/198.18.0.3 --log-queries --log-facility="$WORK/ctr-dns.log" \
+		--user=root --group=root >/dev/null 2>&1 </dev/null &
+	echo $! >"$WORK/dnsmasq.pid"
+	p=$((20000 + RANDOM % 30000))
+	dnsmasq --no-daemon --conf-file=/dev/null --no-resolv --no-hosts --bind-interfaces \
+		--listen-address=127.0.0.1 --port="$p" --address=/svc.test/198.18.0.2 \
+		--address=/svc.test/2001:db8::2 \
+		--log-queries --log-facility="$WORK/up-dns.log" --user=root \
+		--group=root >/dev/null 2>&1 </dev/null &
+	echo $! >"$WORK/dnsmasq-up.pid"
+	for i in $(seq 1 50); do
+		grep -q "$(printf '0100007F:%04X' "$p")" /proc/net/udp && break
+		sleep 0.1
+	done
+	policy pxweb 'dns proxy' 'svc.test:80/tcp'
+	stop_daemon
+	DAEMON_RESOLVER=127.0.0.1:$p start_daemon || { fail "cgfenced did not start"; return; }
+	ctr px --annotation cgfence.policy=pxweb -- '
+		nslookup svc.test 2>&1; echo "ns-rc=$?"
+		echo hi | nc -w 2 198.18.0.2 80 2>&1; echo "allowed-rc=$?"
+		nslookup evil.test 2>&1; echo "evil-rc=$?"
+		nslookup evil2.test 198.18.0.9 2>&1; echo "evil2-rc=$?"
+		nc -w 2 198.18.0.3 80 </dev/null 2>&1; echo "denied-rc=$?"'
+	assert_eq 0 "$RC" "podman run: exit status"
+	assert_match 'Address: 198\.18\.0\.2' "$OUT" "svc.test through the proxy"
+	assert_match 'ns-rc=0' "$OUT" "svc.test"
+	assert_match 'allowed-rc=0' "$OUT" "connect to svc.test's address"
+	assert_match 'evil-rc=1' "$OUT" "evil.test"
+	assert_match 'evil2-rc=1' "$OUT" "evil2.test via another resolver"
+	assert_match "can't connect to remote host \(198\.18\.0\.3\): $DENY_MSG" "$OUT" "198.18.0.3"
+	expect_units a 1 "svc.test's address"
+	expect_units b 0 "198.18.0.3"
+	assert_eq 0 "$(cat "$WORK/up-dns.log" "$WORK/ctr-dns.log" 2>/dev/null | grep -c 'query.*evil')" \
+		"queries for evil names at a resolver"
+	assert_eq 0 "$(cat "$WORK/ctr-dns.log" 2>/dev/null | grep -c 'query')" \
+		"queries at the container's own resolver"
+	grep -q 'query\[A\] svc\.test' "$WORK/up-dns.log" || fail "the upstream saw no query for svc.test"
+	assert_match '"dns": "proxy"' "$(ctl status --json)" "status: proxy mode"
 }
 
 test_rootful_exec_fenced() {
@@ -878,6 +929,45 @@ test_rootless_fenced_from_first_instruction() {
 	rlpm stop -t 0 "$TAG-rl" >/dev/null 2>&1 || fail "podman stop"
 	wait_until 5 gone "$id" "$cg" "$WORK/rl.objs" ||
 		fail "5 s after stop: $(what_is_left "$id" "$cg" "$WORK/rl.objs" | tr '\n' ';')"
+}
+
+# DNS proxy mode for a rootless container with no network at all: the proxy
+# listens on the container's own loopback (the daemon enters the namespace
+# the user owns) and asks the daemon's upstream; svc.test (127.0.0.1 here)
+# opens 127.0.0.1:8080 only once it was answered, evil.test is refused.
+test_rootless_dns_proxy() {
+	rl_setup || return
+	local i p
+	p=$((20000 + RANDOM % 30000))
+	dnsmasq --no-daemon --conf-file=/dev/null --no-resolv --no-hosts --bind-interfaces \
+		--listen-address=127.0.0.1 --port="$p" --address=/svc.test/127.0.0.1 \
+		--address=/svc.test/::1 --log-queries --log-facility="$WORK/up-dns.log" \
+		--user=root --group=root >/dev/null 2>&1 </dev/null &
+	echo $! >"$WORK/dnsmasq-up.pid"
+	for i in $(seq 1 50); do
+		grep -q "$(printf '0100007F:%04X' "$p")" /proc/net/udp && break
+		sleep 0.1
+	done
+	policy rlpx 'dns proxy' 'svc.test:8080/tcp'
+	stop_daemon
+	DAEMON_RESOLVER=127.0.0.1:$p start_daemon || { fail "cgfenced did not start"; return; }
+	rctr rlpx --annotation cgfence.policy=rlpx -- "$RL_SERVERS
+		printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 2 127.0.0.1 8080 2>&1; echo \"before-rc=\$?\"
+		nslookup svc.test 198.18.0.9 2>&1; echo \"ns-rc=\$?\"
+		$RL_TRY_ALLOWED; $RL_TRY_DENIED
+		nslookup evil.test 198.18.0.9 2>&1; echo \"evil-rc=\$?\""
+	assert_eq 0 "$RC" "rootless podman run: exit status"
+	assert_no_match 'servers-failed' "$OUT" "the container's servers"
+	assert_match "before-rc=1" "$OUT" "127.0.0.1:8080 before svc.test was answered"
+	assert_match 'Address: 127\.0\.0\.1' "$OUT" "svc.test through the proxy"
+	assert_match 'ns-rc=0' "$OUT" "svc.test"
+	assert_match 'allowed-rc=0' "$OUT" "127.0.0.1:8080 once svc.test was answered"
+	assert_match 'hello' "$OUT" "the page from port 8080"
+	assert_match 'denied-rc=1' "$OUT" "127.0.0.1:8081"
+	assert_match 'evil-rc=1' "$OUT" "evil.test"
+	assert_eq 0 "$(grep -c 'query.*evil' "$WORK/up-dns.log")" "queries for evil.test upstream"
+	assert_match "request 'attach' from pid [0-9]+ uid $RL_UID " "$(cat "$WORK/daemon.log")" \
+		"the hook asked as the user"
 }
 
 test_rootless_unannotated_untouched() {

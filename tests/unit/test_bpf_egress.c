@@ -615,6 +615,59 @@ static int private_network(void)
 	return 0;
 }
 
+/*
+ * DNS proxy mode: packets to this fence's proxy endpoints (127.0.0.1:P and
+ * [::1]:P, TCP and UDP) pass; another port on loopback, another fence's
+ * proxy, port 53 itself and everything once the mode is off do not.
+ */
+static void test_proxy_endpoint(void **state)
+{
+	struct fixture *fx = *state;
+	struct cgf_config cfg = { .abi_version = CGF_ABI_VERSION, .cgroup_id = 1,
+				  .flags = CGF_CONFIG_DNS_PROXY };
+	static const struct packet_case proxy_cases[] = {
+		{ "udp to the proxy", AF_INET, "127.0.0.1", IPPROTO_UDP, 40053, .verdict = 1 },
+		{ "tcp to the proxy", AF_INET, "127.0.0.1", IPPROTO_TCP, 40053, .verdict = 1 },
+		{ "udp to the proxy, IPv6", AF_INET6, "::1", IPPROTO_UDP, 40053, .verdict = 1 },
+		{ "tcp to the proxy, IPv6", AF_INET6, "::1", IPPROTO_TCP, 40053, .verdict = 1 },
+		{ "another loopback port", AF_INET, "127.0.0.1", IPPROTO_UDP, 40054, .verdict = 0 },
+		{ "another fence's proxy", AF_INET, "127.0.0.2", IPPROTO_UDP, 40053, .verdict = 0 },
+		{ "port 53 of a resolver", AF_INET, "198.19.0.9", IPPROTO_UDP, 53, .verdict = 0 },
+		{ "port 53 on loopback", AF_INET, "127.0.0.1", IPPROTO_UDP, 53, .verdict = 0 },
+		{ "icmp to the proxy address", AF_INET, "127.0.0.1", IPPROTO_ICMP, 0, .verdict = 0 },
+	};
+	int cfg_fd = bpf_map__fd(fx->skel->maps.cgf_config);
+	uint32_t zero = 0, lo = htonl(INADDR_LOOPBACK);
+	size_t i;
+
+	cfg.proxy4 = (struct cgf_endpoint){ .family = AF_INET, .port = 40053 };
+	memcpy(cfg.proxy4.addr, &lo, 4);
+	cfg.proxy6 = (struct cgf_endpoint){ .family = AF_INET6, .port = 40053 };
+	memcpy(cfg.proxy6.addr, &in6addr_loopback, 16);
+	assert_int_equal(bpf_map_update_elem(cfg_fd, &zero, &cfg, BPF_ANY), 0);
+	for (i = 0; i < sizeof(proxy_cases) / sizeof(proxy_cases[0]); i++) {
+		int got = run_egress(fx, &proxy_cases[i]);
+
+		if (got != proxy_cases[i].verdict)
+			fail_msg("case '%s': verdict %d, expected %d", proxy_cases[i].name, got,
+				 proxy_cases[i].verdict);
+	}
+	/* the flag off, or an endpoint gone: the same packets are judged by the allowlist */
+	cfg.flags = 0;
+	assert_int_equal(bpf_map_update_elem(cfg_fd, &zero, &cfg, BPF_ANY), 0);
+	assert_int_equal(run_egress(fx, &proxy_cases[0]), 0);
+	cfg.flags = CGF_CONFIG_DNS_PROXY;
+	memset(&cfg.proxy6, 0, sizeof(cfg.proxy6));
+	assert_int_equal(bpf_map_update_elem(cfg_fd, &zero, &cfg, BPF_ANY), 0);
+	assert_int_equal(run_egress(fx, &proxy_cases[2]), 0);
+	assert_int_equal(run_egress(fx, &proxy_cases[0]), 1);
+	/* back to the other tests' config */
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.abi_version = CGF_ABI_VERSION;
+	cfg.cgroup_id = 1;
+	assert_int_equal(bpf_map_update_elem(cfg_fd, &zero, &cfg, BPF_ANY), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -627,6 +680,7 @@ int main(void)
 		cmocka_unit_test(test_boundary_forged_source),
 		cmocka_unit_test(test_boundary_event),
 		cmocka_unit_test(test_boundary_audit),
+		cmocka_unit_test(test_proxy_endpoint),
 	};
 
 	if (geteuid() != 0) {

@@ -97,6 +97,41 @@ static void test_attach_boundary(void **unused)
 	assert_string_equal(req.boundary_netns, "");
 }
 
+/* DNS proxy mode: where a cgroup's proxy listens. */
+static void test_attach_netns_pid(void **unused)
+{
+	parse_ok("{\"op\":\"attach\",\"policy\":\"web\",\"cgroup\":\"/x\",\"netns_pid\":4243}");
+	assert_int_equal(req.netns_pid, 4243);
+	assert_int_equal(req.pid, 0);
+	parse_ok("{\"op\":\"attach\",\"policy\":\"web\",\"cgroup\":\"/x\",\"netns_pid\":null}");
+	assert_int_equal(req.netns_pid, 0);
+}
+
+/* What cgfence run --dns-proxy sends: its rules, as given, for the daemon to parse. */
+static void test_proxy(void **unused)
+{
+	parse_ok("{\"op\":\"proxy\",\"cgroup_id\":9007199254740993,\"bpffs\":\"/sys/fs/bpf/t\","
+		 "\"rules\":[{\"source\":\"--allow\",\"text\":\"example.com:443\"},"
+		 "{\"source\":\"a.policy\",\"text\":\"dns proxy\\n*.example.org\\n\",\"file\":true}]}");
+	assert_int_equal(req.op, CGF_REQ_PROXY);
+	assert_true(req.cgroup_id == 9007199254740993ULL);
+	assert_string_equal(req.bpffs, "/sys/fs/bpf/t");
+	assert_int_equal(req.n_rules, 2);
+	assert_string_equal(req.rules[0].source, "--allow");
+	assert_string_equal(req.rules[0].text, "example.com:443");
+	assert_false(req.rules[0].file);
+	assert_string_equal(req.rules[1].source, "a.policy");
+	assert_string_equal(req.rules[1].text, "dns proxy\n*.example.org\n");
+	assert_true(req.rules[1].file);
+	cgf_request_free(&req);
+	assert_null(req.rules);
+	assert_int_equal(req.n_rules, 0);
+	parse_ok("{\"op\":\"proxy\",\"cgroup_id\":1,\"rules\":[]}");
+	assert_int_equal(req.n_rules, 0);
+	assert_string_equal(req.bpffs, "");
+	cgf_request_free(&req);
+}
+
 static void test_other_ops(void **unused)
 {
 	parse_ok("{\"op\":\"detach\",\"cgroup\":\"demo\"}");
@@ -132,7 +167,8 @@ static const struct {
 	{ "{}", CGF_REQ_NONE, "?", "request without 'op'" },
 	{ "{\"op\":17}", CGF_REQ_NONE, "?", "request without 'op'" },
 	{ "{\"op\":\"frobnicate\"}", CGF_REQ_NONE, "frobnicate",
-	  "unknown request 'frobnicate' (attach, detach, status, reload, events, release)" },
+	  "unknown request 'frobnicate' (attach, detach, status, reload, events, release, "
+	  "proxy)" },
 	{ "{\"op\":\"Status\"}", CGF_REQ_NONE, "Status", "unknown request 'Status'*" },
 	{ "{\"op\":\"attach\"}", CGF_REQ_ATTACH, "attach",
 	  "attach: 'policy' must be a policy name (letters, digits, '.', '_', '-')" },
@@ -197,6 +233,31 @@ static const struct {
 	  CGF_REQ_ATTACH, "attach", "attach: 'net_caps' entry 0: not CAP_NET_RAW or CAP_NET_ADMIN" },
 	{ "{\"op\":\"attach\",\"policy\":\"web\",\"pid\":5,\"boundary_missing\":1}",
 	  CGF_REQ_ATTACH, "attach", "attach: 'boundary_missing' must be a string" },
+	{ "{\"op\":\"attach\",\"policy\":\"web\",\"pid\":5,\"netns_pid\":6}", CGF_REQ_ATTACH,
+	  "attach", "attach: 'netns_pid' must be a positive integer, with 'cgroup'" },
+	{ "{\"op\":\"attach\",\"policy\":\"web\",\"cgroup\":\"/x\",\"netns_pid\":0}",
+	  CGF_REQ_ATTACH, "attach", "attach: 'netns_pid' must be a positive integer, with 'cgroup'" },
+	{ "{\"op\":\"attach\",\"policy\":\"web\",\"cgroup\":\"/x\",\"netns_pid\":\"6\"}",
+	  CGF_REQ_ATTACH, "attach", "attach: 'netns_pid' must be a positive integer, with 'cgroup'" },
+	{ "{\"op\":\"attach\",\"policy\":\"web\",\"cgroup\":\"/x\",\"netns_pid\":2147483648}",
+	  CGF_REQ_ATTACH, "attach", "attach: 'netns_pid' must be a positive integer, with 'cgroup'" },
+	{ "{\"op\":\"proxy\"}", CGF_REQ_PROXY, "proxy",
+	  "proxy: needs 'cgroup_id' (a positive integer) and 'rules' (a list)" },
+	{ "{\"op\":\"proxy\",\"cgroup_id\":0,\"rules\":[]}", CGF_REQ_PROXY, "proxy",
+	  "proxy: needs 'cgroup_id' (a positive integer) and 'rules' (a list)" },
+	{ "{\"op\":\"proxy\",\"cgroup_id\":1,\"rules\":{}}", CGF_REQ_PROXY, "proxy",
+	  "proxy: needs 'cgroup_id' (a positive integer) and 'rules' (a list)" },
+	{ "{\"op\":\"proxy\",\"cgroup_id\":1,\"rules\":[],\"bpffs\":\"\"}", CGF_REQ_PROXY,
+	  "proxy", "proxy: 'bpffs' must be a path of 1 to 4095 bytes" },
+	{ "{\"op\":\"proxy\",\"cgroup_id\":1,\"rules\":[\"example.com\"]}", CGF_REQ_PROXY,
+	  "proxy", "proxy: rule 0: not an object" },
+	{ "{\"op\":\"proxy\",\"cgroup_id\":1,\"rules\":[{\"source\":\"s\",\"text\":\"a\"},"
+	  "{\"source\":\"s\"}]}", CGF_REQ_PROXY, "proxy",
+	  "proxy: rule 1: 'text' must be a string without NUL" },
+	{ "{\"op\":\"proxy\",\"cgroup_id\":1,\"rules\":[{\"source\":\"s\",\"text\":\"a\\u0000b\"}]}",
+	  CGF_REQ_NONE, "", "malformed request: *" }, /* jansson refuses a NUL itself */
+	{ "{\"op\":\"proxy\",\"cgroup_id\":1,\"rules\":[{\"source\":\"s\",\"text\":\"a\","
+	  "\"file\":1}]}", CGF_REQ_PROXY, "proxy", "proxy: 'file' must be true or false" },
 	{ "{\"op\":\"detach\"}", CGF_REQ_DETACH, "detach", "detach: 'cgroup' is required" },
 	{ "{\"op\":\"detach\",\"cgroup\":null}", CGF_REQ_DETACH, "detach",
 	  "detach: 'cgroup' is required" },
@@ -220,6 +281,9 @@ static void test_refused(void **unused)
 		if (req.op != bad[i].op || strcmp(req.op_name, bad[i].op_name))
 			fail_msg("'%s': op %d '%s', want %d '%s'", bad[i].line, req.op, req.op_name,
 				 bad[i].op, bad[i].op_name);
+		/* a refused request owns nothing */
+		if (req.rules || req.n_rules)
+			fail_msg("'%s': refused, but holds %zu rules", bad[i].line, req.n_rules);
 	}
 }
 
@@ -235,7 +299,7 @@ static void test_lengths(void **unused)
 	assert_int_equal(cgf_request_parse(line, &req, err, sizeof(err)), -EINVAL);
 	assert_int_equal(strlen(req.op_name), 64);
 	assert_int_equal(strlen(err), strlen("unknown request '' (attach, detach, status, reload, "
-					     "events, release)") + 64);
+					     "events, release, proxy)") + 64);
 
 	memset(label, 'l', sizeof(label) - 1);
 	label[127] = '\0';
@@ -268,6 +332,8 @@ int main(void)
 		cmocka_unit_test(test_attach_pid),
 		cmocka_unit_test(test_attach_cgroup),
 		cmocka_unit_test(test_attach_boundary),
+		cmocka_unit_test(test_attach_netns_pid),
+		cmocka_unit_test(test_proxy),
 		cmocka_unit_test(test_other_ops),
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_lengths),

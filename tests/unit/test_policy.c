@@ -67,6 +67,138 @@ static char *repeat(char c, size_t n)
 	return s;
 }
 
+/* ---- "dns" directives --------------------------------------------------- */
+
+static void test_dns_directives(void **state)
+{
+	struct cgf_policy pol = { 0 };
+	struct cgf_error err;
+	const char *text = "# proxy mode\ndns proxy\n*.example.com:443/tcp\n"
+			   "DNS allow-type txt MX TYPE99 mx\nexample.org\ndns\n";
+
+	(void)state;
+	assert_int_equal(cgf_policy_parse_buffer(&pol, "p.policy", text, strlen(text), &err), 0);
+	/* directives are no rules; a lone "dns" is the domain name dns */
+	assert_int_equal(pol.n_rules, 3);
+	assert_int_equal(pol.rules[2].kind, CGF_TARGET_DOMAIN);
+	assert_string_equal(pol.rules[2].domain, "dns");
+	assert_int_equal(pol.dns_mode, CGF_DNS_PROXY);
+	assert_string_equal(pol.dns_mode_source, "p.policy:2");
+	assert_int_equal(pol.n_dns_types, 3);
+	assert_int_equal(pol.dns_types[0], 15);
+	assert_int_equal(pol.dns_types[1], 16);
+	assert_int_equal(pol.dns_types[2], 99);
+	/* a second file that agrees, and more types, merge */
+	assert_int_equal(cgf_policy_parse_buffer(&pol, "q", "dns proxy\ndns allow-type SRV\n1.2.3.4\n",
+						 36, &err), 0);
+	assert_int_equal(pol.n_dns_types, 4);
+	assert_string_equal(pol.dns_mode_source, "p.policy:2");
+	cgf_policy_free(&pol);
+
+	/* the default is resolve */
+	assert_int_equal(cgf_policy_parse_buffer(&pol, "r", "example.com\n", 12, &err), 0);
+	assert_int_equal(pol.dns_mode, CGF_DNS_RESOLVE);
+	assert_string_equal(pol.dns_mode_source, "");
+	cgf_policy_free(&pol);
+}
+
+struct dns_bad_case {
+	const char *text;
+	unsigned line, column;
+	const char *reason;
+};
+
+static void test_dns_directive_errors(void **state)
+{
+	static const struct dns_bad_case cases[] = {
+		{ "dns proxi\n1.2.3.4\n", 1, 5, "unknown dns directive 'proxi'" },
+		{ "dns proxy now\n1.2.3.4\n", 1, 11, "unexpected 'now' after 'dns proxy'" },
+		{ "1.2.3.4\ndns proxy\ndns resolve\n", 3, 5,
+		  "'dns resolve' contradicts 'dns proxy' at s:2" },
+		{ "dns allow-type\n1.2.3.4\n", 1, 15, "'dns allow-type' needs at least one type" },
+		{ "dns allow-type TXT BOGUS\n1.2.3.4\n", 1, 20, "unknown DNS type 'BOGUS'" },
+		{ "dns allow-type ANY\n1.2.3.4\n", 1, 16, "unknown DNS type 'ANY'" },
+		{ "dns allow-type TYPE41\n1.2.3.4\n", 1, 16, "unknown DNS type 'TYPE41'" },
+		{ "dns allow-type TYPE0\n1.2.3.4\n", 1, 16, "unknown DNS type 'TYPE0'" },
+		{ "dns allow-type TYPE65536\n1.2.3.4\n", 1, 16, "unknown DNS type 'TYPE65536'" },
+		{ "dns allow-type AAAA\n1.2.3.4\n", 1, 16, "'AAAA' is always answered" },
+		{ "dns proxy\n", 0, 0, "empty policy: no rules" },
+		{ "  dns   proxy # c\n  dns resolve\n1.2.3.4\n", 2, 7, "contradicts 'dns proxy' at s:1" },
+	};
+	char many[512];
+	size_t i, o = 0;
+
+	(void)state;
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct cgf_policy pol = { 0 };
+		struct cgf_error err;
+		int ret = cgf_policy_parse_buffer(&pol, "s", cases[i].text, strlen(cases[i].text),
+						  &err);
+
+		CHECK(ret == -EINVAL, "'%s': expected -EINVAL, got %d", cases[i].text, ret);
+		CHECK(err.line == cases[i].line && err.column == cases[i].column,
+		      "'%s': expected %u:%u, got %u:%u (%s)", cases[i].text, cases[i].line,
+		      cases[i].column, err.line, err.column, err.reason);
+		CHECK(strstr(err.reason, cases[i].reason), "'%s': reason '%s' lacks '%s'",
+		      cases[i].text, err.reason, cases[i].reason);
+		/* nothing half-applied */
+		assert_int_equal(pol.n_rules, 0);
+		assert_int_equal(pol.n_dns_types, 0);
+		assert_string_equal(pol.dns_mode_source, "");
+		cgf_policy_free(&pol);
+	}
+
+	/* too many types */
+	o += (size_t)sprintf(many + o, "dns allow-type");
+	for (i = 0; i <= CGF_DNS_TYPES_MAX; i++)
+		o += (size_t)sprintf(many + o, " TYPE%zu", 1000 + i);
+	o += (size_t)sprintf(many + o, "\n1.2.3.4\n");
+	{
+		struct cgf_policy pol = { 0 };
+		struct cgf_error err;
+
+		assert_int_equal(cgf_policy_parse_buffer(&pol, "s", many, o, &err), -EINVAL);
+		assert_non_null(strstr(err.reason, "too many DNS types allowed (at most 16)"));
+		cgf_policy_free(&pol);
+	}
+
+	/* a second file may not contradict the first, and then adds nothing */
+	{
+		struct cgf_policy pol = { 0 };
+		struct cgf_error err;
+		char msg[600];
+
+		assert_int_equal(cgf_policy_parse_buffer(&pol, "a.policy", "dns resolve\n1.2.3.4\n",
+							 20, &err), 0);
+		assert_int_equal(cgf_policy_parse_buffer(&pol, "b.policy",
+							 "dns allow-type TXT\n5.6.7.8\ndns proxy\n",
+							 37, &err), -EINVAL);
+		cgf_error_format(&err, msg, sizeof(msg));
+		assert_string_equal(msg, "b.policy:3:5: 'dns proxy' contradicts 'dns resolve' at "
+				    "a.policy:1");
+		assert_int_equal(pol.n_rules, 1);
+		assert_int_equal(pol.n_dns_types, 0);
+		assert_int_equal(pol.dns_mode, CGF_DNS_RESOLVE);
+		cgf_policy_free(&pol);
+	}
+}
+
+static void test_dns_type_names(void **state)
+{
+	char buf[16];
+
+	(void)state;
+	assert_int_equal(cgf_dns_type_parse("TXT"), 16);
+	assert_int_equal(cgf_dns_type_parse("caa"), 257);
+	assert_int_equal(cgf_dns_type_parse("NULL"), 10);
+	assert_int_equal(cgf_dns_type_parse("TYPE65535"), 65535);
+	assert_int_equal(cgf_dns_type_parse("TYPE255"), 0);
+	assert_int_equal(cgf_dns_type_parse("TYPE007"), 0);
+	assert_int_equal(cgf_dns_type_parse("OPT"), 0);
+	assert_string_equal(cgf_dns_type_name(16, buf, sizeof(buf)), "TXT");
+	assert_string_equal(cgf_dns_type_name(4242, buf, sizeof(buf)), "TYPE4242");
+}
+
 /* ---- valid rules ------------------------------------------------------- */
 
 struct valid_case {
@@ -1452,6 +1584,9 @@ int main(void)
 		cmocka_unit_test(test_build_empty),
 		cmocka_unit_test(test_build_from_policy),
 		cmocka_unit_test(test_build_property),
+		cmocka_unit_test(test_dns_directives),
+		cmocka_unit_test(test_dns_directive_errors),
+		cmocka_unit_test(test_dns_type_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -32,12 +32,21 @@ bool cgf_policy_name_valid_n(const char *name, size_t len);
 enum cgf_request_op {
 	CGF_REQ_NONE,    /* no request: malformed, no "op", or an unknown one */
 	CGF_REQ_ATTACH,  /* policy, exactly one of cgroup and pid; audit, label, dns;
-			  * boundary, boundary_netns, boundary_missing, net_caps */
+			  * netns_pid (with cgroup); boundary, boundary_netns,
+			  * boundary_missing, net_caps */
 	CGF_REQ_DETACH,  /* cgroup */
 	CGF_REQ_STATUS,
 	CGF_REQ_RELOAD,
 	CGF_REQ_EVENTS,  /* follow */
 	CGF_REQ_RELEASE,
+	CGF_REQ_PROXY,   /* cgroup_id, rules; bpffs (cgfence run --dns-proxy) */
+};
+
+/* One entry of a proxy request's "rules": a rule, or a policy file's whole text. */
+struct cgf_request_rule {
+	char *source; /* where it came from: "--allow", or the file's name */
+	char *text;   /* NUL-terminated, no NUL inside */
+	bool file;    /* text is a policy file, else one rule */
 };
 
 struct cgf_request {
@@ -50,6 +59,12 @@ struct cgf_request {
 	char policy[CGF_POLICY_NAME_MAX];   /* attach: a valid policy name */
 	char cgroup[PATH_MAX];              /* attach, detach: as given; "" when absent */
 	int pid;                            /* attach: 1..INT_MAX; 0 when absent */
+	/*
+	 * attach, with cgroup: the process in whose network namespace a DNS
+	 * proxy-mode policy's proxy listens (1..INT_MAX; 0 when absent: the
+	 * cgroup's first process)
+	 */
+	int netns_pid;
 	bool audit;                         /* attach */
 	bool has_label;
 	char label[CGF_LABEL_MAX];          /* attach */
@@ -66,6 +81,10 @@ struct cgf_request {
 	bool has_net_caps;                  /* net_caps was given: the holdings are known */
 	uint32_t net_caps;
 	bool follow;                        /* events */
+	uint64_t cgroup_id;                 /* proxy: > 0 */
+	char bpffs[PATH_MAX];               /* proxy: the fence's pin root, "" = the daemon's */
+	struct cgf_request_rule *rules;     /* proxy: owned, cgf_request_free() */
+	size_t n_rules;
 };
 
 /*
@@ -77,6 +96,9 @@ struct cgf_request {
  * unknown fields are ignored.
  */
 int cgf_request_parse(const char *line, struct cgf_request *req, char *err, size_t errlen);
+
+/* Frees what a parsed request owns (a proxy request's rules); any parsed request may be given. */
+void cgf_request_free(struct cgf_request *req);
 
 /*
  * A cgroup named in a request: refuses '..' components and anything outside

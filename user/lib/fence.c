@@ -302,6 +302,8 @@ struct cgf_fence {
 	char label[CGF_LABEL_MAX];
 	struct cgf_endpoint dns[CGF_FENCE_DNS_MAX];
 	size_t n_dns;
+	bool dns_proxy;
+	struct cgf_endpoint proxy4, proxy6;
 	struct family_maps v4;
 	struct family_maps v6;
 	int config_fd;
@@ -317,13 +319,23 @@ struct cgf_fence {
 	bool have_written;
 };
 
-/* Hooks, with the name of their pinned link ("link_connect4"). */
+/*
+ * Hooks, with the name of their pinned link ("link_connect4").  The last
+ * ones only give DNS replies steered to the proxy their original address
+ * back: attached to proxy-mode fences only, so that other fences pay nothing
+ * on recvmsg and getpeername.
+ */
 #define CGF_PROGS(X)             \
 	X(connect4, cgf_connect4) \
 	X(connect6, cgf_connect6) \
 	X(sendmsg4, cgf_sendmsg4) \
 	X(sendmsg6, cgf_sendmsg6) \
-	X(egress, cgf_egress)
+	X(egress, cgf_egress) \
+	X(recvmsg4, cgf_recvmsg4) \
+	X(recvmsg6, cgf_recvmsg6) \
+	X(getpeername4, cgf_getpeername4) \
+	X(getpeername6, cgf_getpeername6)
+#define CGF_PROGS_PROXY_FIRST 5 /* index of recvmsg4 above */
 
 static const char *const map_pins[] = {
 	CGF_PIN_ALLOW4, CGF_PIN_ALLOW6, CGF_PIN_EXACT4, CGF_PIN_EXACT6,
@@ -538,10 +550,47 @@ void cgf_endpoints_to_grants(const struct cgf_endpoint *eps, size_t n, struct cg
 /* Keeps the used endpoints of a config, for a fence's view of itself. */
 static void fence_take_dns(struct cgf_fence *f, const struct cgf_config *cfg)
 {
+	f->dns_proxy = cfg->flags & CGF_CONFIG_DNS_PROXY;
+	f->proxy4 = cfg->proxy4;
+	f->proxy6 = cfg->proxy6;
 	f->n_dns = 0;
 	for (size_t i = 0; i < CGF_FENCE_DNS_MAX; i++)
 		if (cfg->dns[i].family == AF_INET || cfg->dns[i].family == AF_INET6)
 			f->dns[f->n_dns++] = cfg->dns[i];
+}
+
+bool cgf_fence_dns_proxy(const struct cgf_fence *f, struct cgf_endpoint *proxy4,
+			 struct cgf_endpoint *proxy6)
+{
+	if (proxy4)
+		*proxy4 = f->proxy4;
+	if (proxy6)
+		*proxy6 = f->proxy6;
+	return f->dns_proxy;
+}
+
+int cgf_fence_set_proxy(struct cgf_fence *f, const struct cgf_endpoint *proxy4,
+			const struct cgf_endpoint *proxy6, char *err)
+{
+	struct cgf_config cfg;
+	uint32_t zero = 0;
+
+	if (!f->dns_proxy)
+		return fail(err, -EINVAL, "fence of cgroup id %" PRIu64 " is not in DNS proxy mode",
+			    f->cgroup_id);
+	if (bpf_map_lookup_elem(f->config_fd, &zero, &cfg))
+		return fail(err, -errno, "cannot read the fence config: %s", strerror(errno));
+	memset(&cfg.proxy4, 0, sizeof(cfg.proxy4));
+	memset(&cfg.proxy6, 0, sizeof(cfg.proxy6));
+	if (proxy4)
+		cfg.proxy4 = *proxy4;
+	if (proxy6)
+		cfg.proxy6 = *proxy6;
+	if (bpf_map_update_elem(f->config_fd, &zero, &cfg, BPF_EXIST))
+		return fail(err, -errno, "cannot write the fence config: %s", strerror(errno));
+	f->proxy4 = cfg.proxy4;
+	f->proxy6 = cfg.proxy6;
+	return 0;
 }
 
 int cgf_fence_events_fd(const struct cgf_fence *f)
@@ -881,6 +930,19 @@ int cgf_fence_attach(const char *cgroup_path, const struct cgf_allowlist *list,
 			   opts->boundary_netns);
 		goto out;
 	}
+	if (opts && opts->dns_proxy) {
+		/* Audit lets everything through, the proxy refuses names: they do not mix. */
+		if (opts->audit) {
+			ret = fail(err, -EINVAL, "audit mode and DNS proxy mode do not go together "
+				   "(the proxy refuses names; audit mode must deny nothing)");
+			goto out;
+		}
+		cfg.flags |= CGF_CONFIG_DNS_PROXY;
+		if (opts->proxy4)
+			cfg.proxy4 = *opts->proxy4;
+		if (opts->proxy6)
+			cfg.proxy6 = *opts->proxy6;
+	}
 	if (bpf_map_update_elem(bpf_map__fd(skel->maps.cgf_config), &zero, &cfg, BPF_ANY)) {
 		ret = fail(err, -errno, "cannot write the fence config: %s", strerror(errno));
 		goto out;
@@ -932,6 +994,8 @@ int cgf_fence_attach(const char *cgroup_path, const struct cgf_allowlist *list,
 	CGF_PROGS(X)
 #undef X
 	for (i = 0; i < sizeof(links) / sizeof(links[0]); i++) {
+		if (i >= CGF_PROGS_PROXY_FIRST && !(cfg.flags & CGF_CONFIG_DNS_PROXY))
+			continue;
 		links[i] = bpf_program__attach_cgroup(progs[i], cg_fd);
 		if (!links[i]) {
 			ret = -errno;
@@ -1029,6 +1093,27 @@ static int open_pin(const char *dir, const char *name, char *err)
 	return fd;
 }
 
+/*
+ * Does a pinned map have the key and value sizes this cgfence reads and
+ * writes?  Checked besides the layout version: reading a per-CPU value of
+ * another size into this process's buffer would overrun it.
+ */
+static int check_map(int fd, const char *dir, const char *name, __u32 key_size,
+		     __u32 value_size, char *err)
+{
+	struct bpf_map_info info = { 0 };
+	__u32 len = sizeof(info);
+
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return fail(err, -errno, "cannot read what '%s/%s' is: %s", dir, name,
+			    strerror(errno));
+	if (info.key_size != key_size || info.value_size != value_size)
+		return fail(err, -EPROTO, "fence in '%s' was made by another cgfence (map '%s' "
+			    "holds %u/%u-byte keys/values, this one reads %u/%u)", dir, name,
+			    info.key_size, info.value_size, key_size, value_size);
+	return 0;
+}
+
 int cgf_fence_open(const char *pin_root, uint64_t id, struct cgf_fence **out, char *err)
 {
 	struct cgf_fence *f;
@@ -1058,6 +1143,17 @@ int cgf_fence_open(const char *pin_root, uint64_t id, struct cgf_fence **out, ch
 	}
 	fam_init(&f->v4, f->v4.trie_fd, f->v4.exact_fd, AF_INET);
 	fam_init(&f->v6, f->v6.trie_fd, f->v6.exact_fd, AF_INET6);
+	if ((ret = check_map(f->config_fd, dir, CGF_PIN_CONFIG, 4, sizeof(cfg), err)) ||
+	    (ret = check_map(f->stats_fd, dir, CGF_PIN_STATS, 4, sizeof(struct cgf_stats), err)) ||
+	    (ret = check_map(f->v4.exact_fd, dir, CGF_PIN_EXACT4, sizeof(struct cgf_key4),
+			     sizeof(struct cgf_allow), err)) ||
+	    (ret = check_map(f->v4.trie_fd, dir, CGF_PIN_ALLOW4, sizeof(struct cgf_key4),
+			     sizeof(struct cgf_allow), err)) ||
+	    (ret = check_map(f->v6.exact_fd, dir, CGF_PIN_EXACT6, sizeof(struct cgf_key6),
+			     sizeof(struct cgf_allow), err)) ||
+	    (ret = check_map(f->v6.trie_fd, dir, CGF_PIN_ALLOW6, sizeof(struct cgf_key6),
+			     sizeof(struct cgf_allow), err)))
+		goto fail;
 	if (bpf_map_lookup_elem(f->config_fd, &zero, &cfg)) {
 		ret = fail(err, -errno, "cannot read the config of '%s': %s", dir, strerror(errno));
 		goto fail;
@@ -1205,6 +1301,70 @@ int cgf_fence_sync(struct cgf_fence *f, const struct cgf_allowlist *list, char *
 	return 0;
 }
 
+int cgf_fence_grant(struct cgf_fence *f, const struct cgf_grant *grants, size_t n, char *err)
+{
+	const struct family_maps *m;
+	struct cgf_key6 key = { 0 }; /* large enough for both families */
+	struct cgf_allow v = { 0 }, kept = { 0 };
+	uint64_t now = cgf_boottime_ns();
+	char addr[INET6_ADDRSTRLEN] = "?";
+	size_t i;
+	unsigned r;
+
+	if (!n)
+		return 0;
+	m = grants[0].family == AF_INET ? &f->v4 : &f->v6;
+	inet_ntop(grants[0].family, grants[0].addr, addr, sizeof(addr));
+	for (i = 0; i < n; i++)
+		if (grants[i].family != grants[0].family || grants[i].prefixlen != m->full ||
+		    memcmp(grants[i].addr, grants[0].addr, m->full / 8))
+			return fail(err, -EINVAL, "grant %zu is not for the address %s", i, addr);
+	key.prefixlen = m->full;
+	memcpy(key.addr, grants[0].addr, m->full / 8);
+	/*
+	 * Start from the exact entry, or else from what the trie gives the
+	 * address (the union of the prefixes covering it): an exact entry
+	 * shadows the trie, so it must carry those ranges too.
+	 */
+	if (bpf_map_lookup_elem(m->exact_fd, &key, &v) &&
+	    bpf_map_lookup_elem(m->trie_fd, &key, &v))
+		memset(&v, 0, sizeof(v));
+	for (r = 0; r < v.n_ranges && r < CGF_MAX_RANGES; r++)
+		if (!v.ranges[r].expires_ns || v.ranges[r].expires_ns > now)
+			kept.ranges[kept.n_ranges++] = v.ranges[r];
+	for (i = 0; i < n; i++) {
+		const struct cgf_grant *g = &grants[i];
+
+		for (r = 0; r < kept.n_ranges; r++) {
+			struct cgf_range *rg = &kept.ranges[r];
+
+			if (rg->port_lo != g->port_lo || rg->port_hi != g->port_hi ||
+			    rg->protos != g->protos)
+				continue;
+			/* 0 (never) beats any deadline */
+			if (rg->expires_ns && (!g->expires_ns || g->expires_ns > rg->expires_ns))
+				rg->expires_ns = g->expires_ns;
+			break;
+		}
+		if (r < kept.n_ranges)
+			continue;
+		if (kept.n_ranges == CGF_MAX_RANGES)
+			return fail(err, -E2BIG, "%s: more than %d port ranges", addr,
+				    CGF_MAX_RANGES);
+		kept.ranges[kept.n_ranges].port_lo = g->port_lo;
+		kept.ranges[kept.n_ranges].port_hi = g->port_hi;
+		kept.ranges[kept.n_ranges].protos = g->protos;
+		kept.ranges[kept.n_ranges].expires_ns = g->expires_ns;
+		kept.n_ranges++;
+	}
+	if (bpf_map_update_elem(m->exact_fd, &key, &kept, BPF_ANY))
+		return fail(err, -errno, "cannot write %s: %s", addr, strerror(errno));
+	/* the maps now hold more than this process wrote: the next sync reads them again */
+	cgf_allowlist_free(&f->written);
+	f->have_written = false;
+	return 0;
+}
+
 int cgf_fence_remove(const char *pin_root, uint64_t id, char *err)
 {
 	char dir[PATH_MAX];
@@ -1253,6 +1413,7 @@ int cgf_fence_stats(const struct cgf_fence *f, struct cgf_stats *sum)
 			sum->audited[h] += per_cpu[cpu].audited[h];
 		}
 		sum->events_lost += per_cpu[cpu].events_lost;
+		sum->dns_steered += per_cpu[cpu].dns_steered;
 	}
 	free(per_cpu);
 	return 0;

@@ -74,6 +74,12 @@ struct cgf_attach_opts {
 	bool caps_known;         /* caps_held says what the workload was given */
 	uint32_t caps_held;      /* CGF_RISK_* capabilities it holds */
 	uint32_t risk_accepted;  /* CGF_RISK_* its policy accepts without a boundary */
+	/*
+	 * DNS proxy mode: port 53 steered to proxy4/proxy6 (either may be NULL:
+	 * DNS of that family is then denied until cgf_fence_set_proxy).
+	 */
+	bool dns_proxy;
+	const struct cgf_endpoint *proxy4, *proxy6;
 };
 
 /*
@@ -95,6 +101,17 @@ int cgf_fence_open(const char *pin_root, uint64_t cgroup_id, struct cgf_fence **
  * between), then deletes entries no longer listed.
  */
 int cgf_fence_sync(struct cgf_fence *fence, const struct cgf_allowlist *list, char *err);
+
+/*
+ * Adds grants for one address (all of the same family, full-length prefix:
+ * what a DNS answer opens) to its exact entry at once, keeping what the entry
+ * or, when there is none, the prefixes covering the address already allow;
+ * ranges with the same ports and protocols keep the later expiry, expired
+ * ranges go.  For the DNS proxy, which must open the fence before it
+ * releases an answer; the next cgf_fence_sync reads the maps again.
+ */
+int cgf_fence_grant(struct cgf_fence *fence, const struct cgf_grant *grants, size_t n,
+		    char *err);
 
 /*
  * Removes the fence: unpins links and maps; the kernel detaches the programs
@@ -120,6 +137,20 @@ int cgf_fence_boundary_ifindex(const struct cgf_fence *fence);
 
 /* The resolvers the fence allows besides its policy; returns how many. */
 size_t cgf_fence_dns(const struct cgf_fence *fence, const struct cgf_endpoint **dns);
+
+/*
+ * Whether the fence is in DNS proxy mode; its proxy endpoints (family 0 when
+ * none) go to proxy4/proxy6 when not NULL.
+ */
+bool cgf_fence_dns_proxy(const struct cgf_fence *fence, struct cgf_endpoint *proxy4,
+			 struct cgf_endpoint *proxy6);
+
+/*
+ * Points a proxy-mode fence's DNS at new endpoints (NULL: none, DNS of that
+ * family denied): after a daemon restart, or once the proxy listens.
+ */
+int cgf_fence_set_proxy(struct cgf_fence *fence, const struct cgf_endpoint *proxy4,
+			const struct cgf_endpoint *proxy6, char *err);
 
 /* Appends one grant per endpoint (its address and port, TCP and UDP). */
 void cgf_endpoints_to_grants(const struct cgf_endpoint *eps, size_t n, struct cgf_grant *out);

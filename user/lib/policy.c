@@ -850,6 +850,175 @@ static int parse_accept_risk(const char *line, const char *s, uint32_t *risk,
 	return 0;
 }
 
+/* ---- "dns" directives -------------------------------------------------- */
+
+static const struct {
+	const char *name;
+	uint16_t type;
+} dns_types[] = {
+	{ "A", 1 },	     { "NS", 2 },	{ "CNAME", 5 },	  { "SOA", 6 },
+	{ "NULL", 10 },	     { "PTR", 12 },	{ "HINFO", 13 },  { "MX", 15 },
+	{ "TXT", 16 },	     { "RP", 17 },	{ "AFSDB", 18 },  { "AAAA", 28 },
+	{ "LOC", 29 },	     { "SRV", 33 },	{ "NAPTR", 35 },  { "CERT", 37 },
+	{ "DNAME", 39 },     { "DS", 43 },	{ "SSHFP", 44 },  { "RRSIG", 46 },
+	{ "NSEC", 47 },	     { "DNSKEY", 48 },	{ "NSEC3", 50 },  { "TLSA", 52 },
+	{ "SMIMEA", 53 },    { "CDS", 59 },	{ "CDNSKEY", 60 }, { "OPENPGPKEY", 61 },
+	{ "SVCB", 64 },	     { "HTTPS", 65 },	{ "URI", 256 },	  { "CAA", 257 },
+};
+
+/* OPT and the query/meta range (RFC 6895: 128-255): never data a name can have. */
+static bool dns_type_meta(unsigned long t)
+{
+	return t == 41 || (t >= 128 && t <= 255);
+}
+
+/* The types the proxy answers whatever the policy says. */
+static bool dns_type_default(uint16_t t)
+{
+	return t == 1 || t == 28 || t == 5 || t == 64 || t == 65;
+}
+
+uint16_t cgf_dns_type_parse(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(dns_types) / sizeof(dns_types[0]); i++)
+		if (!strcasecmp(name, dns_types[i].name))
+			return dns_types[i].type;
+	if (!strncasecmp(name, "TYPE", 4) && is_digit(name[4])) {
+		char *end;
+		unsigned long t;
+
+		errno = 0;
+		t = strtoul(name + 4, &end, 10);
+		if (!errno && !*end && name[4] != '0' && t >= 1 && t <= 65535 && !dns_type_meta(t))
+			return (uint16_t)t;
+	}
+	return 0;
+}
+
+const char *cgf_dns_type_name(uint16_t type, char *buf, size_t len)
+{
+	for (size_t i = 0; i < sizeof(dns_types) / sizeof(dns_types[0]); i++)
+		if (dns_types[i].type == type)
+			return dns_types[i].name;
+	snprintf(buf, len, "TYPE%u", type);
+	return buf;
+}
+
+/* The "dns" directives of one buffer, applied to the policy only once it all parsed. */
+struct dns_directives {
+	int mode; /* -1: no mode line yet */
+	char mode_source[64];
+	uint16_t types[CGF_DNS_TYPES_MAX];
+	size_t n_types;
+};
+
+static const char *mode_name(int mode)
+{
+	return mode == CGF_DNS_PROXY ? "proxy" : "resolve";
+}
+
+/* The next blank-separated word of s: [*a, *b); false at the end. */
+static bool next_word(const char **s, const char **a, const char **b)
+{
+	const char *p = *s;
+
+	while (is_blank(*p))
+		p++;
+	if (!*p)
+		return false;
+	*a = p;
+	while (*p && !is_blank(*p))
+		p++;
+	*b = p;
+	*s = p;
+	return true;
+}
+
+/*
+ * Is line (comment removed) a "dns" directive?  Then it is parsed into dd
+ * (policy holds what earlier buffers said) and *handled is set.
+ */
+static int parse_directive(const struct cgf_policy *policy, const char *source, unsigned lineno,
+			   const char *line, struct dns_directives *dd, bool *handled,
+			   struct cgf_error *err)
+{
+	const char *s = line, *a, *b, *va, *vb;
+	struct qbuf q;
+	char word[64];
+
+	*handled = false;
+	if (!next_word(&s, &a, &b) || b - a != 3 || strncasecmp(a, "dns", 3))
+		return 0;
+	if (!next_word(&s, &va, &vb))
+		return 0; /* a lone "dns": the single-label domain name */
+	*handled = true;
+	if ((vb - va == 7 && !strncasecmp(va, "resolve", 7)) ||
+	    (vb - va == 5 && !strncasecmp(va, "proxy", 5))) {
+		int mode = vb - va == 5 ? CGF_DNS_PROXY : CGF_DNS_RESOLVE;
+
+		if (next_word(&s, &a, &b))
+			return fail_at(err, line, a, "unexpected '%s' after 'dns %s'",
+				       quote(&q, a, (size_t)(b - a)), mode_name(mode));
+		if (dd->mode >= 0 && dd->mode != mode)
+			return fail_at(err, line, va, "'dns %s' contradicts 'dns %s' at %s",
+				       mode_name(mode), mode_name(dd->mode), dd->mode_source);
+		if (dd->mode < 0 && policy->dns_mode_source[0] && (int)policy->dns_mode != mode)
+			return fail_at(err, line, va, "'dns %s' contradicts 'dns %s' at %s",
+				       mode_name(mode), mode_name((int)policy->dns_mode),
+				       policy->dns_mode_source);
+		if (dd->mode < 0) {
+			dd->mode = mode;
+			/* keep the end of a long file name: it names the file */
+			copy_str(word, sizeof(word), source ? source : "");
+			snprintf(dd->mode_source, sizeof(dd->mode_source), "%.50s:%u", word,
+				 lineno);
+		}
+		return 0;
+	}
+	if (vb - va == 10 && !strncasecmp(va, "allow-type", 10)) {
+		bool any = false;
+
+		while (next_word(&s, &a, &b)) {
+			uint16_t t;
+			size_t i;
+
+			any = true;
+			if ((size_t)(b - a) >= sizeof(word))
+				return fail_at(err, line, a, "unknown DNS type '%s'",
+					       quote(&q, a, (size_t)(b - a)));
+			memcpy(word, a, (size_t)(b - a));
+			word[b - a] = '\0';
+			t = cgf_dns_type_parse(word);
+			if (!t)
+				return fail_at(err, line, a, "unknown DNS type '%s' (a name such as "
+					       "TXT, MX, SRV, or TYPE1-TYPE65535 except OPT and the "
+					       "meta types 128-255)", quote(&q, a, (size_t)(b - a)));
+			if (dns_type_default(t))
+				return fail_at(err, line, a, "'%s' is always answered: list only "
+					       "other types", quote(&q, a, (size_t)(b - a)));
+			for (i = 0; i < dd->n_types && dd->types[i] != t; i++)
+				;
+			if (i < dd->n_types)
+				continue; /* named twice: no harm */
+			if (dd->n_types == CGF_DNS_TYPES_MAX)
+				return fail_at(err, line, a, "too many DNS types allowed (at most %d)",
+					       CGF_DNS_TYPES_MAX);
+			/* sorted insert */
+			for (i = dd->n_types; i > 0 && dd->types[i - 1] > t; i--)
+				dd->types[i] = dd->types[i - 1];
+			dd->types[i] = t;
+			dd->n_types++;
+		}
+		if (!any)
+			return fail_at(err, line, vb, "'dns allow-type' needs at least one type");
+		return 0;
+	}
+	return fail_at(err, line, va, "unknown dns directive '%s' (dns resolve, dns proxy, "
+		       "dns allow-type TYPE...)", quote(&q, va, (size_t)(vb - va)));
+}
+
 /*
  * Rules are parsed into the spare capacity after policy->n_rules, which is only
  * raised once the whole buffer parsed: the rules already there never change.
@@ -859,10 +1028,12 @@ int cgf_policy_parse_buffer(struct cgf_policy *policy, const char *source,
 {
 	struct cgf_error dummy;
 	char line[CGF_LINE_MAX + 1];
+	struct dns_directives dd = { .mode = -1 };
 	size_t off = 0, n = 0;
 	unsigned lineno = 0;
 	uint32_t risk = 0;
 	const char *nul;
+	bool directive;
 	int ret;
 
 	if (!err)
@@ -871,6 +1042,8 @@ int cgf_policy_parse_buffer(struct cgf_policy *policy, const char *source,
 	copy_str(err->source, sizeof(err->source), source ? source : "");
 	if (!policy || (!buf && len))
 		return -EINVAL;
+	memcpy(dd.types, policy->dns_types, sizeof(dd.types));
+	dd.n_types = policy->n_dns_types;
 
 	nul = len ? memchr(buf, '\0', len) : NULL;
 	if (nul) {
@@ -921,6 +1094,13 @@ int cgf_policy_parse_buffer(struct cgf_policy *policy, const char *source,
 			}
 			continue;
 		}
+		ret = parse_directive(policy, source, lineno, line, &dd, &directive, err);
+		if (ret) {
+			err->line = lineno;
+			return ret;
+		}
+		if (directive)
+			continue;
 		ret = reserve_rules(policy, n + 1);
 		if (ret) {
 			err->line = lineno;
@@ -941,6 +1121,12 @@ int cgf_policy_parse_buffer(struct cgf_policy *policy, const char *source,
 	}
 	policy->n_rules += n;
 	policy->accept_risk |= risk;
+	if (dd.mode >= 0 && !policy->dns_mode_source[0]) {
+		policy->dns_mode = (enum cgf_dns_mode)dd.mode;
+		memcpy(policy->dns_mode_source, dd.mode_source, sizeof(dd.mode_source));
+	}
+	memcpy(policy->dns_types, dd.types, sizeof(dd.types));
+	policy->n_dns_types = dd.n_types;
 	return 0;
 }
 

@@ -9,7 +9,17 @@
  * IPv6 targets must be in brackets when a port follows.  PORTS is N or N-M
  * (0..65535, N <= M); PROTO is tcp or udp; both protocols when absent.
  * A policy file holds one rule per line; '#' starts a comment; blank lines are
- * ignored.
+ * ignored.  Besides rules, a policy file may hold these directives:
+ *   dns resolve             (the default) cgfenced resolves the domain rules'
+ *                           names itself when their TTLs run out; wildcard
+ *                           rules are refused
+ *   dns proxy               the fence's DNS goes through cgfenced's filtering
+ *                           proxy: only the policy's names are answered, and
+ *                           their answers open the fence (wildcards work)
+ *   dns allow-type TYPE...  query types the proxy answers besides A, AAAA,
+ *                           CNAME, HTTPS and SVCB: TXT, MX, SRV, ... or TYPEnnn
+ * A line whose first word is "dns" followed by more words is a directive (a
+ * rule is one word: a lone "dns" is the domain name dns).
  */
 #ifndef CGF_POLICY_H
 #define CGF_POLICY_H
@@ -51,6 +61,13 @@ struct cgf_error {
 /* Formats "source:line:column: reason" (parts that are 0 or empty left out). */
 void cgf_error_format(const struct cgf_error *err, char *buf, size_t len);
 
+enum cgf_dns_mode {
+	CGF_DNS_RESOLVE = 0, /* cgfenced resolves the names on their TTLs (default) */
+	CGF_DNS_PROXY = 1,   /* the fence's DNS goes through cgfenced's proxy */
+};
+
+#define CGF_DNS_TYPES_MAX 16 /* extra query types one policy may allow */
+
 /* A policy: the rules of one or more files and --allow options, in order. */
 struct cgf_policy {
 	struct cgf_rule *rules;
@@ -61,7 +78,21 @@ struct cgf_policy {
 	 * a workload holding that capability may run with no boundary program.
 	 */
 	uint32_t accept_risk;
+	/* "dns" directives; a policy made of several files may not disagree */
+	enum cgf_dns_mode dns_mode;
+	char dns_mode_source[64]; /* "file:line" of the "dns" mode line, "" when none */
+	uint16_t dns_types[CGF_DNS_TYPES_MAX]; /* "dns allow-type", sorted, distinct */
+	size_t n_dns_types;
 };
+
+/*
+ * The number of a query type name ("TXT", "mx", "TYPE99"), 0 when unknown.
+ * Meta types (OPT, ANY, AXFR, IXFR, ...) are unknown on purpose: never allowed.
+ */
+uint16_t cgf_dns_type_parse(const char *name);
+
+/* The name of a query type ("TXT"), or "TYPEnnn" written into buf. */
+const char *cgf_dns_type_name(uint16_t type, char *buf, size_t len);
 
 /*
  * Parses one rule.  text is the rule alone (no comment, surrounding blanks

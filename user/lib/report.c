@@ -167,8 +167,12 @@ json_t *cgf_fence_json(const struct cgf_fence *f, const char *cgroup_path, size_
 			entries, "counters", counters, "events_lost", (json_int_t)st.events_lost);
 	if (out && list.n_v4 + list.n_v6 < total4 + total6)
 		json_object_set_new(out, "allowlist_truncated", json_true());
-	if (out)
+	if (out) {
 		json_object_set_new(out, "protections", protections_json(f));
+		json_object_set_new(out, "dns", json_string(cgf_fence_dns_proxy(f, NULL, NULL) ?
+							    "proxy" : "resolve"));
+		json_object_set_new(out, "dns_steered", json_integer((json_int_t)st.dns_steered));
+	}
 	cgf_allowlist_free(&list);
 	return out;
 }
@@ -299,6 +303,28 @@ void cgf_fence_print(FILE *out, const json_t *f)
 	if (json_integer_value(json_object_get(f, "events_lost")))
 		fprintf(out, "  deny events lost (ring buffer full): %" JSON_INTEGER_FORMAT "\n",
 			json_integer_value(json_object_get(f, "events_lost")));
+	if (!strcmp(str(f, "dns"), "proxy")) {
+		const json_t *px = json_object_get(f, "dns_proxy");
+
+		fprintf(out, "  dns: proxy mode, %" JSON_INTEGER_FORMAT " port-53 destinations steered "
+			"to the proxy\n", json_integer_value(json_object_get(f, "dns_steered")));
+		if (json_is_true(json_object_get(px, "listening")))
+			fprintf(out, "  dns proxy on %s%s%s: %" JSON_INTEGER_FORMAT " queries, %"
+				JSON_INTEGER_FORMAT " answered, %" JSON_INTEGER_FORMAT " refused, %"
+				JSON_INTEGER_FORMAT " malformed, %" JSON_INTEGER_FORMAT " servfail, %"
+				JSON_INTEGER_FORMAT " addresses learned for %" JSON_INTEGER_FORMAT
+				" names\n", str(px, "listen4"), *str(px, "listen6") ? " and " : "",
+				str(px, "listen6"),
+				json_integer_value(json_object_get(px, "queries")),
+				json_integer_value(json_object_get(px, "answered")),
+				json_integer_value(json_object_get(px, "refused")),
+				json_integer_value(json_object_get(px, "malformed")),
+				json_integer_value(json_object_get(px, "servfail")),
+				json_integer_value(json_object_get(px, "addresses_learned")),
+				json_integer_value(json_object_get(px, "names_learned")));
+		else if (px)
+			fprintf(out, "  dns proxy: %s\n", str(px, "note"));
+	}
 }
 
 void cgf_event_print(FILE *out, const json_t *e)

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
 
@@ -20,6 +21,7 @@ static const struct {
 	{ "attach", CGF_REQ_ATTACH }, { "detach", CGF_REQ_DETACH },
 	{ "status", CGF_REQ_STATUS }, { "reload", CGF_REQ_RELOAD },
 	{ "events", CGF_REQ_EVENTS }, { "release", CGF_REQ_RELEASE },
+	{ "proxy", CGF_REQ_PROXY },
 };
 
 bool cgf_policy_name_valid_n(const char *name, size_t len)
@@ -153,6 +155,7 @@ static int parse_boundary(json_t *req, struct cgf_request *r, char *err, size_t 
 static int parse_attach(json_t *req, struct cgf_request *r, char *err, size_t errlen)
 {
 	json_t *policy = field(req, "policy"), *pid = field(req, "pid");
+	json_t *netns_pid = field(req, "netns_pid");
 	json_t *label = field(req, "label"), *dns = field(req, "dns"), *d;
 	size_t k;
 
@@ -197,9 +200,85 @@ static int parse_attach(json_t *req, struct cgf_request *r, char *err, size_t er
 			return fail(err, errlen, "attach: 'pid' must be a positive integer");
 		r->pid = (int)json_integer_value(pid);
 	}
+	if (netns_pid) {
+		/* with pid, the proxy listens in that process's own namespace */
+		if (!r->cgroup[0] || !json_is_integer(netns_pid) ||
+		    json_integer_value(netns_pid) <= 0 || json_integer_value(netns_pid) > INT_MAX)
+			return fail(err, errlen, "attach: 'netns_pid' must be a positive integer, "
+				    "with 'cgroup'");
+		r->netns_pid = (int)json_integer_value(netns_pid);
+	}
 	if (parse_boundary(req, r, err, errlen))
 		return -EINVAL;
 	return get_bool(req, "attach", "audit", &r->audit, err, errlen);
+}
+
+void cgf_request_free(struct cgf_request *r)
+{
+	for (size_t i = 0; i < r->n_rules; i++) {
+		free(r->rules[i].source);
+		free(r->rules[i].text);
+	}
+	free(r->rules);
+	r->rules = NULL;
+	r->n_rules = 0;
+}
+
+/* A string member of a rule entry, copied; refuses other types and NULs inside. */
+static int rule_string(json_t *jr, size_t k, const char *key, char **out, char *err, size_t errlen)
+{
+	json_t *v = field(jr, key);
+
+	if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v))
+		return fail(err, errlen, "proxy: rule %zu: '%s' must be a string without NUL", k,
+			    key);
+	*out = strdup(json_string_value(v));
+	if (!*out)
+		return fail(err, errlen, "proxy: out of memory");
+	return 0;
+}
+
+/*
+ * cgfence run --dns-proxy: {"op":"proxy","cgroup_id":N,"bpffs":DIR?,
+ * "rules":[{"source":S,"text":T,"file":bool?}]}; the rules are parsed as
+ * policy by the daemon.
+ */
+static int parse_proxy(json_t *req, struct cgf_request *r, char *err, size_t errlen)
+{
+	json_t *id = field(req, "cgroup_id"), *rules = field(req, "rules"), *jr;
+	size_t k;
+
+	if (!json_is_integer(id) || json_integer_value(id) <= 0 || !json_is_array(rules))
+		return fail(err, errlen, "proxy: needs 'cgroup_id' (a positive integer) and "
+			    "'rules' (a list)");
+	r->cgroup_id = (uint64_t)json_integer_value(id);
+	if (field(req, "bpffs")) {
+		json_t *b = field(req, "bpffs");
+
+		if (!json_is_string(b) || json_string_length(b) == 0 ||
+		    json_string_length(b) >= sizeof(r->bpffs) ||
+		    strlen(json_string_value(b)) != json_string_length(b))
+			return fail(err, errlen, "proxy: 'bpffs' must be a path of 1 to %zu bytes",
+				    sizeof(r->bpffs) - 1);
+		memcpy(r->bpffs, json_string_value(b), json_string_length(b) + 1);
+	}
+	if (!json_array_size(rules))
+		return 0;
+	r->rules = calloc(json_array_size(rules), sizeof(*r->rules));
+	if (!r->rules)
+		return fail(err, errlen, "proxy: out of memory");
+	json_array_foreach(rules, k, jr) {
+		struct cgf_request_rule *rule = &r->rules[r->n_rules];
+
+		if (!json_is_object(jr))
+			return fail(err, errlen, "proxy: rule %zu: not an object", k);
+		r->n_rules++;
+		if (rule_string(jr, k, "source", &rule->source, err, errlen) ||
+		    rule_string(jr, k, "text", &rule->text, err, errlen) ||
+		    get_bool(jr, "proxy", "file", &rule->file, err, errlen))
+			return -EINVAL;
+	}
+	return 0;
 }
 
 int cgf_request_parse(const char *line, struct cgf_request *r, char *err, size_t errlen)
@@ -230,7 +309,7 @@ int cgf_request_parse(const char *line, struct cgf_request *r, char *err, size_t
 	switch (r->op) {
 	case CGF_REQ_NONE:
 		ret = fail(err, errlen, "unknown request '%.64s' (attach, detach, status, reload, "
-			   "events, release)", op);
+			   "events, release, proxy)", op);
 		break;
 	case CGF_REQ_ATTACH:
 		ret = parse_attach(req, r, err, errlen);
@@ -242,6 +321,11 @@ int cgf_request_parse(const char *line, struct cgf_request *r, char *err, size_t
 		break;
 	case CGF_REQ_EVENTS:
 		ret = get_bool(req, "events", "follow", &r->follow, err, errlen);
+		break;
+	case CGF_REQ_PROXY:
+		ret = parse_proxy(req, r, err, errlen);
+		if (ret)
+			cgf_request_free(r); /* nothing of a refused request is used */
 		break;
 	default:
 		break;
