@@ -269,8 +269,9 @@ static int run_frame(int prog_fd, const uint8_t *frame, size_t len, const char *
 
 static int run_boundary(struct fixture *fx, const struct packet_case *c)
 {
-	uint8_t frame[256];
-	size_t len = build_frame(c, frame, sizeof(frame));
+	_Alignas(8) uint8_t storage[2 + 256]; /* 4-aligned IP header, as in run_egress */
+	uint8_t *frame = storage + 2;
+	size_t len = build_frame(c, frame, sizeof(storage) - 2);
 
 	return run_frame(bpf_program__fd(fx->boundary->progs.cgf_boundary), frame, len, c->name);
 }
@@ -451,7 +452,9 @@ static void test_boundary_link_traffic(void **state)
 
 	for (size_t i = 0; i < sizeof(nd_cases) / sizeof(nd_cases[0]); i++) {
 		const struct nd_case *c = &nd_cases[i];
-		uint8_t frame[ETH_HLEN + sizeof(struct ip6_hdr) + 24] = { 0 };
+		/* 4-aligned IPv6 header, as in run_egress */
+		_Alignas(8) uint8_t storage[2 + ETH_HLEN + sizeof(struct ip6_hdr) + 24] = { 0 };
+		uint8_t *frame = storage + 2;
 		struct ethhdr *eth = (struct ethhdr *)frame;
 		struct ip6_hdr *ip6 = (struct ip6_hdr *)(frame + ETH_HLEN);
 		uint8_t *icmp = frame + ETH_HLEN + sizeof(*ip6);
@@ -469,7 +472,7 @@ static void test_boundary_link_traffic(void **state)
 		assert_int_equal(inet_pton(AF_INET6, c->dst, &ip6->ip6_dst), 1);
 		icmp[0] = c->type;
 		got = run_frame(bpf_program__fd(fx->boundary->progs.cgf_boundary), frame,
-				sizeof(frame), c->name);
+				sizeof(storage) - 2, c->name);
 		if (got != c->verdict) {
 			print_error("boundary, case '%s': verdict %d, expected %d\n", c->name, got,
 				    c->verdict);
@@ -495,7 +498,8 @@ static void test_boundary_forged_source(void **state)
 		{ AF_INET6, "2001:db8:1::1" }, { AF_INET6, "::1" }, { AF_INET6, "fe80::1" },
 	};
 	struct fixture *fx = *state;
-	uint8_t frame[256];
+	_Alignas(8) uint8_t storage[2 + 256]; /* 4-aligned IP header, as in run_egress */
+	uint8_t *frame = storage + 2;
 
 	for (size_t i = 0; i < sizeof(forged) / sizeof(forged[0]); i++) {
 		/* the first allowed case of the family, from the forged source */
@@ -506,7 +510,7 @@ static void test_boundary_forged_source(void **state)
 			if (cases[k].family == forged[i].family && cases[k].verdict)
 				c = &cases[k];
 		assert_non_null(c);
-		len = build_frame(c, frame, sizeof(frame));
+		len = build_frame(c, frame, sizeof(storage) - 2);
 		assert_int_equal(run_frame(bpf_program__fd(fx->boundary->progs.cgf_boundary),
 					   frame, len, c->name), TCX_NEXT);
 		if (forged[i].family == AF_INET)
