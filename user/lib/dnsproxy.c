@@ -206,8 +206,10 @@ static void name_to_str(const uint8_t *w, char *out)
 			*o++ = '.';
 		for (unsigned i = 1; i <= l; i++) {
 			uint8_t c = lc(w[i]);
+			bool plain = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+				     c == '-' || c == '_';
 
-			if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_') {
+			if (plain) {
 				*o++ = (char)c;
 			} else {
 				*o++ = '\\';
@@ -1505,7 +1507,8 @@ static void up_udp_readable(struct cgf_dnsproxy *p, int sidx, uint64_t now)
 			if (len < HDR)
 				continue;
 			q = p->by_id[rd16(m)];
-			if (!q || q->state != P_UDP || q->sock != sidx || !from_upstream(p, q, &from[i]))
+			if (!q || q->state != P_UDP || q->sock != sidx ||
+			    !from_upstream(p, q, &from[i]))
 				continue;
 			if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
 				/* larger than our buffer: ask over TCP, as for TC */
@@ -1740,8 +1743,8 @@ static void conn_readable(struct cgf_dnsproxy *p, struct conn *c, uint64_t now)
 					uint8_t out[HDR + 11];
 					struct qinfo qi = { .payload = 512 };
 
-					if (build_error(c->rbuf + off + 2, HDR, false, RC_FORMERR, out,
-							sizeof(out))) {
+					if (build_error(c->rbuf + off + 2, HDR, false, RC_FORMERR,
+							out, sizeof(out))) {
 						c->client->st.queries++;
 						c->client->st.malformed++;
 						reply(p, c->client, c, NULL, 0, &qi, out, HDR);
