@@ -92,7 +92,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else if (r > 0) {
 		ldns_pkt *pkt = NULL;
 
-		if ((size_t)r > sizeof(resp) || ldns_wire2pkt(&pkt, resp, (size_t)r) != LDNS_STATUS_OK ||
+		if ((size_t)r > sizeof(resp) ||
+		    ldns_wire2pkt(&pkt, resp, (size_t)r) != LDNS_STATUS_OK ||
 		    !ldns_pkt_qr(pkt) || ldns_pkt_id(pkt) != (data[1] << 8 | data[2]) ||
 		    ldns_pkt_get_rcode(pkt) == LDNS_RCODE_NOERROR)
 			abort();

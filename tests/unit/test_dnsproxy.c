@@ -767,6 +767,11 @@ static void test_judge(void **state)
 		static const uint8_t fwd_ptr[] = { 0xc0, 14, 0xc0, 12, 0, 1, 0, 1 };
 		static const uint8_t ok_q[] = { 2, 'o', 'k', 4, 't', 'e', 's', 't', 0, 0, 1, 0, 1 };
 		static const uint8_t bad_label[] = { 0x80, 'o', 0, 0, 1, 0, 1 };
+		/* ok.test A, then two TSIG and one empty RR in additional (ldns leaks on it) */
+		static const uint8_t tsig[] = { 2, 'o', 'k', 4, 't', 'e', 's', 't', 0, 0, 1, 0, 1,
+						0, 0, 250, 0, 255, 0, 0, 0, 0, 0, 0,
+						0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+						0, 0, 250, 0, 255, 0, 0, 0, 0, 0, 0 };
 		uint8_t two_q[sizeof(ok_q) * 2];
 		uint8_t garbage[sizeof(ok_q) + 3];
 		static const struct {
@@ -784,6 +789,7 @@ static void test_judge(void **state)
 			{ "ancount beyond the message", 1, 2, 0, 0, ok_q, sizeof(ok_q) },
 			{ "arcount beyond the message", 1, 0, 0, 9, ok_q, sizeof(ok_q) },
 			{ "no question", 0, 0, 0, 0, ok_q, 0 },
+			{ "TSIG records", 1, 0, 0, 3, tsig, sizeof(tsig) },
 		};
 
 		for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

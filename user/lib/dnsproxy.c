@@ -54,7 +54,7 @@
 
 enum { RC_NOERROR = 0, RC_FORMERR = 1, RC_SERVFAIL = 2, RC_NXDOMAIN = 3, RC_NOTIMP = 4,
        RC_REFUSED = 5 };
-enum { T_A = 1, T_CNAME = 5, T_AAAA = 28, T_OPT = 41, T_SVCB = 64, T_HTTPS = 65 };
+enum { T_A = 1, T_CNAME = 5, T_AAAA = 28, T_OPT = 41, T_SVCB = 64, T_HTTPS = 65, T_TSIG = 250 };
 
 /* ---------------------------------------------------------------------------
  * Wire helpers: only ever run on messages ldns accepted, and fuzzed anyway.
@@ -129,7 +129,8 @@ struct layout {
 	size_t qname_end, qend, end;
 	size_t opt_off;              /* offset of the OPT RR's owner, 0 if none */
 	unsigned n_ar_other;         /* additional RRs that are not OPT */
-	unsigned n_opt;
+	unsigned n_opt;              /* OPT RRs in the additional section */
+	unsigned n_opt_all, n_tsig;  /* OPT and TSIG RRs in any section */
 	uint16_t *ttl_off;           /* may be NULL: not collected */
 	unsigned n_ttl, cap_ttl;     /* n_ttl may exceed cap_ttl: then not all kept */
 };
@@ -146,7 +147,7 @@ static int walk(const uint8_t *m, size_t len, struct layout *lo)
 	ns = rd16(m + 8);
 	ar = rd16(m + 10);
 	lo->opt_off = 0;
-	lo->n_ar_other = lo->n_opt = lo->n_ttl = 0;
+	lo->n_ar_other = lo->n_opt = lo->n_ttl = lo->n_opt_all = lo->n_tsig = 0;
 	off = HDR;
 	lo->qname_end = lo->qend = HDR;
 	for (i = 0; i < qd; i++) {
@@ -167,6 +168,8 @@ static int walk(const uint8_t *m, size_t len, struct layout *lo)
 			return -1;
 		type = rd16(m + off);
 		rdlen = rd16(m + off + 8);
+		lo->n_opt_all += type == T_OPT;
+		lo->n_tsig += type == T_TSIG;
 		if (i >= an + ns) {
 			if (type == T_OPT) {
 				lo->n_opt++;
@@ -203,8 +206,10 @@ static void name_to_str(const uint8_t *w, char *out)
 			*o++ = '.';
 		for (unsigned i = 1; i <= l; i++) {
 			uint8_t c = lc(w[i]);
+			bool plain = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+				     c == '-' || c == '_';
 
-			if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_') {
+			if (plain) {
 				*o++ = (char)c;
 			} else {
 				*o++ = '\\';
@@ -435,19 +440,23 @@ static int judge(const uint8_t *m, size_t len, const struct cgf_dnsproxy_names *
 		rc = RC_NOTIMP;
 		goto hdr_only;
 	}
-	if (len > QUERY_MAX || ldns_wire2pkt(&pkt, m, len) != LDNS_STATUS_OK) {
+	/*
+	 * Exactly one question, no answer or authority, in additional only one OPT,
+	 * nothing after: checked before ldns sees the message, which leaks memory
+	 * on some messages with TSIG records (found by the fuzz target).
+	 */
+	if (len > QUERY_MAX || walk(m, len, &lo) < 0 || rd16(m + 4) != 1 || rd16(m + 6) ||
+	    rd16(m + 8) || lo.n_ar_other || lo.n_opt > 1 || lo.end != len) {
+		qi->reason = "malformed";
+		rc = RC_FORMERR;
+		goto hdr_only;
+	}
+	if (ldns_wire2pkt(&pkt, m, len) != LDNS_STATUS_OK) {
 		qi->reason = "malformed";
 		rc = RC_FORMERR;
 		goto hdr_only;
 	}
 	ldns_pkt_free(pkt);
-	/* exactly one question, no answer or authority, in additional only one OPT */
-	if (walk(m, len, &lo) < 0 || rd16(m + 4) != 1 || rd16(m + 6) || rd16(m + 8) ||
-	    lo.n_ar_other || lo.n_opt > 1 || lo.end != len) {
-		qi->reason = "malformed";
-		rc = RC_FORMERR;
-		goto hdr_only;
-	}
 	qi->qname_len = lo.qname_end - HDR;
 	/* a compressed question name could only point into the header: nonsense */
 	if (plain_name_end(m, len, HDR) != lo.qname_end || qi->qname_len > 255) {
@@ -580,8 +589,9 @@ static bool answer_layout_ok(const uint8_t *m, size_t len, size_t qname_len)
 	uint16_t offs[256];
 	struct layout lo = { .ttl_off = offs, .cap_ttl = 256 };
 
+	/* no TSIG (never in a reply to an unsigned query; ldns leaks on some), one OPT */
 	if (walk(m, len, &lo) < 0 || rd16(m + 4) != 1 || lo.qname_end - HDR != qname_len ||
-	    plain_name_end(m, len, HDR) != lo.qname_end)
+	    plain_name_end(m, len, HDR) != lo.qname_end || lo.n_tsig || lo.n_opt_all > 1)
 		return false;
 	for (unsigned i = 0; i < lo.n_ttl && i < lo.cap_ttl; i++)
 		if ((size_t)offs[i] + 4 > lo.end)
@@ -611,14 +621,11 @@ int cgf_dnsproxy_answer_addrs(const uint8_t *msg, size_t len, struct cgf_dnsprox
 		qi.qname[i] = lc(msg[HDR + i]);
 	qi.qtype = rd16(msg + end);
 	qi.qclass = rd16(msg + end + 2);
-	if (!question_matches(msg, len, &qi))
+	if (!question_matches(msg, len, &qi) || !answer_layout_ok(msg, len, qi.qname_len))
 		return -1;
 	if (ldns_wire2pkt(&pkt, msg, len) != LDNS_STATUS_OK)
 		return -1;
 	n = addrs_from_pkt(pkt, out, cap);
-	if (n >= 0 && !answer_layout_ok(msg, len, ldns_rdf_size(ldns_rr_owner(
-					ldns_rr_list_rr(ldns_pkt_question(pkt), 0)))))
-		n = -1;
 	if (n >= 0)
 		name_to_str(msg + HDR, name); /* as allow() would get it */
 	ldns_pkt_free(pkt);
@@ -1423,14 +1430,15 @@ static bool handle_answer(struct cgf_dnsproxy *p, struct pending *q, uint8_t *m,
 			retry(p, q, now);
 		return true;
 	}
-	/* a reply ldns or the engine's walk rejects is an upstream failure */
-	if (ldns_wire2pkt(&pkt, m, len) != LDNS_STATUS_OK) {
+	/* a reply the engine's walk or ldns rejects is an upstream failure */
+	if (!answer_layout_ok(m, len, q->qi.qname_len) ||
+	    ldns_wire2pkt(&pkt, m, len) != LDNS_STATUS_OK) {
 		retry(p, q, now);
 		return true;
 	}
 	rcode = ldns_pkt_get_rcode(pkt);
-	if (!answer_layout_ok(m, len, q->qi.qname_len) || rcode == RC_SERVFAIL ||
-	    rcode == RC_REFUSED || rcode == RC_NOTIMP || rcode == RC_FORMERR) {
+	if (rcode == RC_SERVFAIL || rcode == RC_REFUSED || rcode == RC_NOTIMP ||
+	    rcode == RC_FORMERR) {
 		ldns_pkt_free(pkt);
 		retry(p, q, now);
 		return true;
@@ -1499,7 +1507,8 @@ static void up_udp_readable(struct cgf_dnsproxy *p, int sidx, uint64_t now)
 			if (len < HDR)
 				continue;
 			q = p->by_id[rd16(m)];
-			if (!q || q->state != P_UDP || q->sock != sidx || !from_upstream(p, q, &from[i]))
+			if (!q || q->state != P_UDP || q->sock != sidx ||
+			    !from_upstream(p, q, &from[i]))
 				continue;
 			if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
 				/* larger than our buffer: ask over TCP, as for TC */
@@ -1734,8 +1743,8 @@ static void conn_readable(struct cgf_dnsproxy *p, struct conn *c, uint64_t now)
 					uint8_t out[HDR + 11];
 					struct qinfo qi = { .payload = 512 };
 
-					if (build_error(c->rbuf + off + 2, HDR, false, RC_FORMERR, out,
-							sizeof(out))) {
+					if (build_error(c->rbuf + off + 2, HDR, false, RC_FORMERR,
+							out, sizeof(out))) {
 						c->client->st.queries++;
 						c->client->st.malformed++;
 						reply(p, c->client, c, NULL, 0, &qi, out, HDR);

@@ -76,8 +76,9 @@ bool cgf_dnsproxy_name_allowed(const struct cgf_dnsproxy_names *n, const char *n
 /*
  * Opens the fence for one answered address, before the answer is released.
  * family AF_INET (addr[0..3]) or AF_INET6; ttl already clamped; name is the
- * question name (lower case, no trailing dot) that the client asked for.  Returns 0, or a negative errno (the client then
- * gets SERVFAIL).
+ * question name that the client asked for: lower case, no trailing dot, bytes
+ * other than [a-z0-9_-] as \DDD.  Returns 0, or a negative errno (the client
+ * then gets SERVFAIL).
  */
 typedef int (*cgf_dnsproxy_allow_fn)(void *ctx, int family, const uint8_t addr[16],
 				     uint32_t ttl, const char *name);
@@ -169,8 +170,8 @@ struct cgf_dnsproxy_addr {
  * records of other owners are ignored.  Writes up to cap addresses into out
  * and returns how many, or -1 when ldns rejects the message or the engine
  * would ignore it as a reply: not exactly one question, a compressed question
- * name, an opcode other than QUERY, sections that do not add up.  For tests and the fuzz target; the engine uses the
- * same walk.
+ * name, an opcode other than QUERY, sections that do not add up, TSIG or more
+ * than one OPT.  For tests and the fuzz target; the engine uses the same walk.
  */
 int cgf_dnsproxy_answer_addrs(const uint8_t *msg, size_t len, struct cgf_dnsproxy_addr *out,
 			      size_t cap);
