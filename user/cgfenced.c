@@ -498,8 +498,9 @@ static void learned_evict_one(struct dproxy *px)
 static int learned_add(struct dproxy *px, const char *name, int family, const uint8_t *addr,
 		       uint64_t expires, bool *evicted)
 {
-	struct learned_name *ln = bsearch(name, px->names, px->n_names, sizeof(*px->names),
-					  learned_cmp);
+	/* no names yet: names is NULL, which bsearch may not be given even for 0 */
+	struct learned_name *ln = px->n_names ? bsearch(name, px->names, px->n_names,
+							sizeof(*px->names), learned_cmp) : NULL;
 	struct learned_addr *a;
 	size_t j;
 

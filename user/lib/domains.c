@@ -55,7 +55,8 @@ static struct name *find(const struct cgf_domains *d, const char *domain)
 	if (strlen(domain) >= sizeof(key.domain))
 		return NULL;
 	strcpy(key.domain, domain);
-	return bsearch(&key, d->names, d->n_names, sizeof(*d->names), name_cmp);
+	/* an empty set's names may be NULL, which bsearch may not be given */
+	return d->n_names ? bsearch(&key, d->names, d->n_names, sizeof(*d->names), name_cmp) : NULL;
 }
 
 int cgf_domains_new(const struct cgf_policy *policy, const struct cgf_ttl_limits *limits,
@@ -366,7 +367,8 @@ void cgf_domains_inherit(struct cgf_domains *d, const struct cgf_domains *old)
 		copy = calloc(was->n_addrs ? was->n_addrs : 1, sizeof(*copy));
 		if (!copy)
 			continue; /* resolved afresh instead */
-		memcpy(copy, was->addrs, was->n_addrs * sizeof(*copy));
+		if (was->n_addrs) /* addrs may be NULL then, which memcpy may not be given */
+			memcpy(copy, was->addrs, was->n_addrs * sizeof(*copy));
 		free(nm->addrs);
 		nm->addrs = copy;
 		nm->n_addrs = was->n_addrs;
