@@ -754,7 +754,7 @@ static int do_udp_broadcast(char **args, const struct opts *o, struct result *r)
 /* Echo request on a raw socket (RAW) or on a ping socket. */
 static int icmp_echo(const char *addr_s, bool raw, const struct opts *o, struct result *r)
 {
-	uint8_t pkt[8 + MAX_TEXT];
+	_Alignas(8) uint8_t pkt[8 + MAX_TEXT];
 	uint16_t id = (uint16_t)getpid();
 	struct addr a;
 	size_t len;
@@ -795,6 +795,10 @@ static int do_ping(char **args, const struct opts *o, struct result *r)
  * or --via ADDR to route it somewhere other than what the header says.
  */
 /* An IPv4 + UDP packet with the text as payload, sums filled in; returns its length. */
+/*
+ * IPv4 + UDP from src to dst, built by hand into pkt, which must be 4-aligned
+ * (the headers are written through struct iphdr and udphdr).
+ */
 static size_t build_ipv4_udp(uint8_t *pkt, const struct addr *src, const struct addr *dst,
 			     const struct opts *o)
 {
@@ -830,7 +834,7 @@ static size_t build_ipv4_udp(uint8_t *pkt, const struct addr *src, const struct 
 
 static int do_raw_udp(char **args, const struct opts *o, struct result *r)
 {
-	uint8_t pkt[sizeof(struct iphdr) + sizeof(struct udphdr) + MAX_TEXT];
+	_Alignas(8) uint8_t pkt[sizeof(struct iphdr) + sizeof(struct udphdr) + MAX_TEXT];
 	struct addr src, dst, to;
 	size_t len;
 	ssize_t n;
@@ -895,7 +899,14 @@ static int packet_send(char **args, const struct opts *o, struct result *r, int 
 	if (!parse_mac(args[1], mac) || !parse_addr4(args[2], NULL, &src) ||
 	    !parse_addr4(args[3], args[4], &dst))
 		return USAGE_ERR;
-	len = off + build_ipv4_udp(frame + off, &src, &dst, o);
+	{
+		/* built aligned, then put after the 14-byte Ethernet header */
+		_Alignas(4) uint8_t ip[sizeof(struct iphdr) + sizeof(struct udphdr) + MAX_TEXT];
+
+		len = build_ipv4_udp(ip, &src, &dst, o);
+		memcpy(frame + off, ip, len);
+		len += off;
+	}
 	sll.sll_ifindex = (int)ifindex;
 	memcpy(sll.sll_addr, mac, ETH_ALEN);
 	fd = new_socket(AF_PACKET, type, 0);
@@ -930,7 +941,7 @@ out:
  */
 static int do_tun_send(char **args, const struct opts *o, struct result *r)
 {
-	uint8_t pkt[sizeof(struct iphdr) + sizeof(struct udphdr) + MAX_TEXT];
+	_Alignas(8) uint8_t pkt[sizeof(struct iphdr) + sizeof(struct udphdr) + MAX_TEXT];
 	struct ifreq ifr = { .ifr_flags = IFF_TUN | IFF_NO_PI };
 	struct addr src, dst;
 	size_t len;
@@ -974,7 +985,7 @@ static int do_packet_dgram(char **args, const struct opts *o, struct result *r)
  */
 static int do_raw6_hdrincl(char **args, const struct opts *o, struct result *r)
 {
-	uint8_t pkt[sizeof(struct ip6_hdr) + sizeof(struct udphdr) + MAX_TEXT];
+	_Alignas(8) uint8_t pkt[sizeof(struct ip6_hdr) + sizeof(struct udphdr) + MAX_TEXT];
 	struct ip6_hdr *ip6 = (struct ip6_hdr *)pkt;
 	struct udphdr *udp = (struct udphdr *)(pkt + sizeof(*ip6));
 	size_t udp_len = sizeof(*udp) + o->text_len, len = sizeof(*ip6) + udp_len;
@@ -1028,7 +1039,7 @@ static int do_raw6_hdrincl(char **args, const struct opts *o, struct result *r)
  */
 static int do_raw6_udp(char **args, const struct opts *o, struct result *r)
 {
-	uint8_t pkt[sizeof(struct udphdr) + MAX_TEXT];
+	_Alignas(8) uint8_t pkt[sizeof(struct udphdr) + MAX_TEXT];
 	struct udphdr *udp = (struct udphdr *)pkt;
 	size_t len = sizeof(*udp) + o->text_len;
 	struct addr a, from;

@@ -102,7 +102,7 @@ struct fixture {
 #define TCX_NEXT (-1) /* the boundary's pass: on to what follows */
 #define TCX_DROP 2
 
-static size_t build_frame(const struct packet_case *c, uint8_t *buf, size_t len)
+static size_t build_frame_aligned(const struct packet_case *c, uint8_t *buf, size_t len)
 {
 	struct ethhdr *eth = (struct ethhdr *)buf;
 	uint8_t *l3 = buf + ETH_HLEN, *l4;
@@ -157,6 +157,22 @@ static size_t build_frame(const struct packet_case *c, uint8_t *buf, size_t len)
 	l4[2] = (uint8_t)(c->dport >> 8);
 	l4[3] = (uint8_t)(c->dport & 0xff);
 	return c->truncate ? c->truncate : n;
+}
+
+/*
+ * The frame of case c in buf (up to len bytes, any alignment): built where
+ * the IP header after the 14-byte Ethernet one is 4-aligned, as struct iphdr
+ * and ip6_hdr need, then copied.
+ */
+static size_t build_frame(const struct packet_case *c, uint8_t *buf, size_t len)
+{
+	_Alignas(8) uint8_t storage[2 + 256];
+	size_t n;
+
+	assert_true(len <= sizeof(storage) - 2);
+	n = build_frame_aligned(c, storage + 2, len);
+	memcpy(buf, storage + 2, len);
+	return n;
 }
 
 static int setup(void **state)
@@ -241,13 +257,8 @@ static int teardown(void **state)
 
 static int run_egress(struct fixture *fx, const struct packet_case *c)
 {
-	/*
-	 * The IP header after the 14-byte Ethernet one must be 4-aligned (build_frame writes
-	 * it through struct iphdr and ip6_hdr): the frame starts 2 bytes into aligned storage.
-	 */
-	_Alignas(8) uint8_t storage[2 + 256];
-	uint8_t *frame = storage + 2;
-	size_t len = build_frame(c, frame, sizeof(storage) - 2);
+	uint8_t frame[256];
+	size_t len = build_frame(c, frame, sizeof(frame));
 	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = (uint32_t)len,
 		    .repeat = 1);
 	int ret = bpf_prog_test_run_opts(bpf_program__fd(fx->skel->progs.cgf_egress), &opts);
@@ -269,9 +280,8 @@ static int run_frame(int prog_fd, const uint8_t *frame, size_t len, const char *
 
 static int run_boundary(struct fixture *fx, const struct packet_case *c)
 {
-	_Alignas(8) uint8_t storage[2 + 256]; /* 4-aligned IP header, as in run_egress */
-	uint8_t *frame = storage + 2;
-	size_t len = build_frame(c, frame, sizeof(storage) - 2);
+	uint8_t frame[256];
+	size_t len = build_frame(c, frame, sizeof(frame));
 
 	return run_frame(bpf_program__fd(fx->boundary->progs.cgf_boundary), frame, len, c->name);
 }
@@ -452,7 +462,7 @@ static void test_boundary_link_traffic(void **state)
 
 	for (size_t i = 0; i < sizeof(nd_cases) / sizeof(nd_cases[0]); i++) {
 		const struct nd_case *c = &nd_cases[i];
-		/* 4-aligned IPv6 header, as in run_egress */
+		/* 2 bytes in: the IPv6 header after the Ethernet one is 4-aligned */
 		_Alignas(8) uint8_t storage[2 + ETH_HLEN + sizeof(struct ip6_hdr) + 24] = { 0 };
 		uint8_t *frame = storage + 2;
 		struct ethhdr *eth = (struct ethhdr *)frame;
@@ -498,8 +508,7 @@ static void test_boundary_forged_source(void **state)
 		{ AF_INET6, "2001:db8:1::1" }, { AF_INET6, "::1" }, { AF_INET6, "fe80::1" },
 	};
 	struct fixture *fx = *state;
-	_Alignas(8) uint8_t storage[2 + 256]; /* 4-aligned IP header, as in run_egress */
-	uint8_t *frame = storage + 2;
+	uint8_t frame[256];
 
 	for (size_t i = 0; i < sizeof(forged) / sizeof(forged[0]); i++) {
 		/* the first allowed case of the family, from the forged source */
@@ -510,7 +519,7 @@ static void test_boundary_forged_source(void **state)
 			if (cases[k].family == forged[i].family && cases[k].verdict)
 				c = &cases[k];
 		assert_non_null(c);
-		len = build_frame(c, frame, sizeof(storage) - 2);
+		len = build_frame(c, frame, sizeof(frame));
 		assert_int_equal(run_frame(bpf_program__fd(fx->boundary->progs.cgf_boundary),
 					   frame, len, c->name), TCX_NEXT);
 		if (forged[i].family == AF_INET)

@@ -374,7 +374,7 @@ int cgf_link_master(int ifindex)
 	}
 	ret = -EPROTO;
 	left = (int)got;
-	for (h = (struct nlmsghdr *)buf; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+	for (h = (struct nlmsghdr *)buf; nl_ok(h, left); h = NLMSG_NEXT(h, left)) {
 		struct ifinfomsg *ifi = NLMSG_DATA(h);
 		struct rtattr *a;
 		int alen;
