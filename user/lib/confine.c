@@ -16,20 +16,11 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 
+#include "errmsg.h"
 #include "confine.h"
 #include "fence.h"
 
-static int fail(char *err, int ret, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, int ret, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, CGF_ERR_LEN, fmt, ap);
-	va_end(ap);
-	return ret;
-}
+#define fail(err, ret, ...) cgf_fail(err, CGF_ERR_LEN, ret, __VA_ARGS__)
 
 #define MAX_MOUNTS 32
 

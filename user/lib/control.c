@@ -14,21 +14,11 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include "errmsg.h"
 #include "control.h"
 #include "fence.h"
 
-static int fail(char *err, size_t len, int ret, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t len, int ret, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, len, fmt, ap);
-	va_end(ap);
-	return ret;
-}
+#define fail cgf_fail
 
 int cgf_control_cgroup_path(const char *given, char *path, size_t len, uint64_t *id, char *err)
 {

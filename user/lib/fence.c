@@ -24,6 +24,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "errmsg.h"
 #include "fence.h"
 #include "veth.h"
 #include "cgfence.skel.h"
@@ -43,19 +44,7 @@
 #define CGROUP2_SUPER_MAGIC 0x63677270
 #endif
 
-static int fail(char *err, int ret, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, int ret, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err) {
-		va_start(ap, fmt);
-		vsnprintf(err, CGF_ERR_LEN, fmt, ap);
-		va_end(ap);
-	}
-	return ret;
-}
+#define fail(err, ret, ...) cgf_fail(err, CGF_ERR_LEN, ret, __VA_ARGS__)
 
 /* ---- mounts ---------------------------------------------------------- */
 

@@ -14,6 +14,7 @@
 #include <linux/capability.h>
 #include <jansson.h>
 
+#include "errmsg.h"
 #include "oci.h"
 
 _Static_assert(CAP_LAST_CAP < 64, "capability sets are 64-bit masks");
@@ -48,20 +49,7 @@ static const char *const cap_names[CAP_LAST_CAP + 1] = {
 };
 #undef CAP
 
-static int fail(char *err, size_t errlen, int ret, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int ret, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return ret;
-}
+#define fail cgf_fail
 
 /* Loads a JSON object; the message says what is wrong with the text. */
 static json_t *load_object(const char *buf, size_t len, char *err, size_t errlen)

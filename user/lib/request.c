@@ -11,6 +11,7 @@
 #include <string.h>
 #include <jansson.h>
 
+#include "errmsg.h"
 #include "control.h"
 #include "resolve.h"
 
@@ -35,17 +36,8 @@ bool cgf_policy_name_valid_n(const char *name, size_t len)
 	return true;
 }
 
-static int fail(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, len, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
+/* every refusal of a request is -EINVAL */
+#define fail(err, len, ...) cgf_fail(err, len, -EINVAL, __VA_ARGS__)
 
 /* A field: NULL when absent or null (the same thing to every request). */
 static json_t *field(json_t *req, const char *key)

@@ -18,6 +18,7 @@
 #include <linux/rtnetlink.h>
 #include <sys/socket.h>
 
+#include "errmsg.h"
 #include "veth.h"
 
 #define CGF_MAX_LINKS 64
@@ -34,18 +35,7 @@ static bool nl_ok(const struct nlmsghdr *h, int left)
 	       h->nlmsg_len <= (unsigned int)left;
 }
 
-static int fail(char *err, size_t len, int ret, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t len, int ret, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, len, fmt, ap);
-	va_end(ap);
-	return ret;
-}
+#define fail cgf_fail
 
 struct link {
 	int index;
