@@ -127,6 +127,18 @@ alive() {
 	[ -n "$st" ] && [ "$st" != Z ]
 }
 
+# wait_for SECONDS CMD...: true once CMD succeeds (polled every 0.1 s); after
+# SECONDS, CMD's own status from one last try.
+wait_for() {
+	local n=$(($1 * 10)) i
+	shift
+	for i in $(seq 1 "$n"); do
+		"$@" && return 0
+		sleep 0.1
+	done
+	"$@"
+}
+
 # wait_gone PID SECONDS: true once PID has ended (polls every 20 ms).
 wait_gone() {
 	local i

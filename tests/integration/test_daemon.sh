@@ -299,24 +299,6 @@ now_ms() {
 	echo $((t / 1000))
 }
 
-# alive PID: PID exists and is not a zombie.
-alive() {
-	local st
-	st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
-	[ -n "$st" ] && [ "$st" != Z ]
-}
-
-# wait_for SECONDS CMD...: true once CMD succeeds (tried every 0.1 s).
-wait_for() {
-	local n=$(($1 * 10)) i
-	shift
-	for i in $(seq 1 "$n"); do
-		"$@" && return 0
-		sleep 0.1
-	done
-	"$@"
-}
-
 # policy NAME RULE...: writes $WORK/pol/NAME.policy, one rule a line.
 policy() {
 	local name=$1

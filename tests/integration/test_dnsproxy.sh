@@ -385,22 +385,6 @@ setup() {
 	INCG=(nsenter "--net=/run/netns/$NS_C" -- sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh)
 }
 
-alive() {
-	local st
-	st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
-	[ -n "$st" ] && [ "$st" != Z ]
-}
-
-wait_for() {
-	local n=$(($1 * 10)) i
-	shift
-	for i in $(seq 1 "$n"); do
-		"$@" && return 0
-		sleep 0.1
-	done
-	"$@"
-}
-
 # spawn_bg NAME CMD...: CMD in the background, its pid remembered for cleanup.
 spawn_bg() {
 	local name=$1

@@ -51,12 +51,6 @@ fi
 
 # ---- helpers ----------------------------------------------------------------
 
-alive() {
-	local st
-	st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
-	[ -n "$st" ] && [ "$st" != Z ]
-}
-
 # make_rootfs: a folder with busybox-static and a link per applet (relative
 # links: they must work inside the container), plus what a shell expects.
 make_rootfs() {
