@@ -902,13 +902,9 @@ static int add_fence(uint64_t id, const char *path, struct cgf_fence *f, bool ma
 }
 
 /* Removes a fence: pins first, then (for a cgroup of our own) the cgroup. */
-static void drop_fence(struct dfence *df, const char *why)
+/* Frees what the daemon holds for df (its proxy, its open fence); the pins stay. */
+static void fence_free(struct dfence *df)
 {
-	char err[CGF_ERR_LEN];
-	size_t i = (size_t)(df - d.fences);
-
-	log_info("fence %s (cgroup id %" PRIu64 ", policy %s) removed: %s", df->path, df->id,
-		 df->own ? "of cgfence run" : cgf_fence_policy(df->f), why);
 	proxy_stop(df);
 	cgf_fence_close(df->f);
 	free(df->carried);
@@ -917,6 +913,16 @@ static void drop_fence(struct dfence *df, const char *why)
 		free(df->own);
 		cgf_dnsproxy_names_free(df->own_names);
 	}
+}
+
+static void drop_fence(struct dfence *df, const char *why)
+{
+	char err[CGF_ERR_LEN];
+	size_t i = (size_t)(df - d.fences);
+
+	log_info("fence %s (cgroup id %" PRIu64 ", policy %s) removed: %s", df->path, df->id,
+		 df->own ? "of cgfence run" : cgf_fence_policy(df->f), why);
+	fence_free(df);
 	/* a `cgfence run` fence's pins are its own to remove */
 	if (!df->run_owned && cgf_fence_remove(d.opt.pin_root, df->id, err) && err[0])
 		log_warn("%s", err);
@@ -2546,14 +2552,7 @@ int main(int argc, char **argv)
 		/* the proxies stop with the daemon: their fences' DNS is denied from now */
 		if (df->px && cgf_fence_set_proxy(df->f, NULL, NULL, err))
 			log_warn("fence %s: %s", df->path, err);
-		proxy_stop(df);
-		cgf_fence_close(df->f);
-		free(df->carried);
-		if (df->own) {
-			cgf_policy_free(df->own);
-			free(df->own);
-			cgf_dnsproxy_names_free(df->own_names);
-		}
+		fence_free(df);
 	}
 	free(d.fences);
 	cgf_dnsproxy_free(d.px);
