@@ -1603,6 +1603,16 @@ static void handle_attach(struct client *c, const struct cgf_request *req)
 		if (req->pid == 1 || req->pid == getpid())
 			return reply_error(c, "attach: refusing to fence process %d (%s)", req->pid,
 					   req->pid == 1 ? "the host's init" : "cgfenced itself");
+		/*
+		 * A process in a fence stays there: moving it to a cgroup of
+		 * its own (what a shared cgroup gets) would take it out of
+		 * the fence, under whatever policy the asker names.  Whoever
+		 * wants another policy detaches first (root only).
+		 */
+		cgf_control_pid_cgroup_path((pid_t)req->pid, path, sizeof(path));
+		if (path[0] && fence_covering(path))
+			return reply_error(c, "attach: process %d is already fenced (cgroup '%s')",
+					   req->pid, path);
 		ret = cgf_control_pid_cgroup((pid_t)req->pid, c->cred.uid, path, sizeof(path), &id,
 					     &made_cgroup, err);
 	}

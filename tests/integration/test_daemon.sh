@@ -957,6 +957,22 @@ test_authorization() {
 	# no weakening: not another policy nor audit mode on its fenced process
 	out=$(req_as_nobody "{\"op\":\"attach\",\"policy\":\"open\",\"pid\":$mine,\"audit\":true}")
 	assert_match '"ok":false,"error":"attach: .*already fenced' "$out" "uid 65534 re-attaches in audit mode"
+	# ... nor by taking one of its processes out of a fence root made around
+	# several (a shared cgroup would otherwise get the process a cgroup of its
+	# own, under the policy named)
+	local two
+	two=$(mk_cg two)
+	spawn twoa "${INCG[@]}" "$two" setpriv --reuid=$NOBODY --regid=$NOBODY --clear-groups -- sleep 30
+	spawn twob "${INCG[@]}" "$two" setpriv --reuid=$NOBODY --regid=$NOBODY --clear-groups -- sleep 30
+	wait_for 3 eval '[ "$(stat -c %u /proc/$twoa)" = $NOBODY ] && [ "$(stat -c %u /proc/$twob)" = $NOBODY ]' ||
+		{ fail "helpers in $two not uid 65534"; return; }
+	out=$(req "{\"op\":\"attach\",\"policy\":\"web\",\"cgroup\":\"$two\"}")
+	assert_match '^\{"ok":true' "$out" "root fences $two"
+	out=$(req_as_nobody "{\"op\":\"attach\",\"policy\":\"open\",\"pid\":$twob}")
+	assert_match '"ok":false,"error":"attach: process [0-9]+ is already fenced' "$out" \
+		"uid 65534 takes its process out of root's fence"
+	assert_eq "0::/$TAG-two" "$(grep '^0::' "/proc/$twob/cgroup")" "the process stayed in the fence"
+	[ ! -e "$CG2/cgfence/pid-$twob" ] || fail "a cgroup was made for a fenced process"
 	# no detach (not even of its own process's fence), reload, status, events
 	out=$(req_as_nobody "{\"op\":\"detach\",\"cgroup\":\"$own\"}")
 	assert_match '"ok":false,"error":"detach: only root' "$out" "uid 65534 detaches"
