@@ -81,8 +81,12 @@ start_daemon() {
 		--socket "$WORK/d.sock" --bpffs "/sys/fs/bpf/$TAG" --resolver 127.0.0.1:1 \
 		>>"$WORK/daemon.log" 2>&1 </dev/null &
 	echo $! >"$WORK/daemon.pid"
-	for i in $(seq 1 50); do
-		"$CGFENCE" status --socket "$WORK/d.sock" >/dev/null 2>&1 && return 0
+	# the socket first: without one, cgfence status reads the pins itself and
+	# succeeds (30 s: the daemon's start is slow under the sanitizer on a busy
+	# machine)
+	for i in $(seq 1 300); do
+		[ -S "$WORK/d.sock" ] && "$CGFENCE" status --socket "$WORK/d.sock" >/dev/null 2>&1 &&
+			return 0
 		sleep 0.1
 	done
 	echo "cgfenced did not start: $(tail -3 "$WORK/daemon.log")" >&2

@@ -412,8 +412,10 @@ start_daemon() {
 		--grace 1 --log-format json "$@" >>"$WORK/daemon.log" 2>&1 </dev/null &
 	DPID=$!
 	echo "$DPID" >>"$WORK/daemon.pids"
-	for i in $(seq 1 50); do
-		"$CGFENCE" status --socket "$SOCK" >/dev/null 2>&1 && return 0
+	# the socket first: without one, cgfence status reads the pins itself and
+	# succeeds (30 s: a slow start under the sanitizer on a busy machine)
+	for i in $(seq 1 300); do
+		[ -S "$SOCK" ] && "$CGFENCE" status --socket "$SOCK" >/dev/null 2>&1 && return 0
 		alive "$DPID" || break
 		sleep 0.1
 	done
