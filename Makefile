@@ -5,9 +5,9 @@
 #   make check      install what the tests need, build, run every test (then again
 #                   against the sanitizer build)
 #   make san        the userspace again with ASan and UBSan, into build/san/
-#   make bench      benchmarks (root)
+#   make bench      cgfence against iptables+ipset, nftables, systemd-style LPM (root)
+#   make bench-cgfence  cgfence's own costs in detail: hooks, daemon, DNS proxy (root)
 #   make bench-dns  the filtering DNS proxy against dnsmasq (root)
-#   make bench-compare  cgfence against iptables+ipset, nftables, systemd-style LPM (root)
 #   make vmlinux    regenerate vmlinux/$(ARCH)/vmlinux.h from the running kernel's BTF
 
 ARCH ?= $(shell uname -m)
@@ -76,7 +76,7 @@ endif
 
 .DELETE_ON_ERROR:
 .SECONDARY: $(BPF_OBJS) $(SKELS)
-.PHONY: all deps test-deps demo-deps demo check fuzz bench bench-dns bench-compare install vmlinux \
+.PHONY: all deps test-deps demo-deps demo check fuzz bench bench-cgfence bench-dns install vmlinux \
 	clean
 
 all: $(USER_BINS) $(FUZZ_BINS)
@@ -167,9 +167,16 @@ fuzz: deps
 	$(Q)$(MAKE) --no-print-directory $(FUZZ_BINS)
 	$(Q)for f in $(FUZZ_BINS); do tests/fuzz/run "$$f" 600 || exit 1; done
 
-# Benchmarks (root): the fence's costs, then the daemon's; bench/results.md is
-# generated from the run, never written by hand.
+# cgfence against the alternatives (root, about 9 minutes); docs/benchmarks.md and
+# docs/connect-rate.png are generated from the run, never written by hand.
 bench: deps
+	$(Q)scripts/ensure-packages iptables ipset nftables iperf3 gnuplot-nox gawk python3
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)bench/compare
+
+# cgfence's own costs in detail (root, about 10 minutes): the hooks against no-op
+# programs, the daemon, the DNS proxy; bench/results.md is generated from the run.
+bench-cgfence: deps
 	$(Q)scripts/ensure-packages iperf3 dnsmasq-base jq python3 dnsperf
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)bench/run
@@ -181,13 +188,6 @@ bench-dns: deps
 	$(Q)scripts/ensure-packages dnsmasq-base python3 dnsperf
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)bench/dns.sh
-
-# cgfence against the alternatives (root, about 10 minutes: apart from `make bench`,
-# which takes about 8 on its own); writes docs/benchmarks.md and docs/connect-rate.png.
-bench-compare: deps
-	$(Q)scripts/ensure-packages iptables ipset nftables gnuplot-nox gawk python3
-	$(Q)$(MAKE) --no-print-directory all
-	$(Q)bench/compare
 
 PREFIX ?= /usr/local
 DESTDIR ?=

@@ -6,11 +6,10 @@
  *                                                    and closes, plus a UDP sink
  *   connect_rate [-c CPU] tcp    ADDR PORT SECONDS   socket/connect/close loop
  *   connect_rate [-c CPU] udp    ADDR PORT SECONDS   unconnected 1-byte sendto loop
- *   connect_rate [-c CPU] ab ADDR PORT SECONDS PAIRS CGROUP_A CGROUP_B
+ *   connect_rate [-c CPU] rounds ADDR PORT SECONDS ROUNDS SIDE SIDE...
  *                                  TCP loop in interleaved windows of SECONDS,
- *                                  alternately in two cgroups (see ab() below)
- *                                  (CGROUP_A/B: a cgroup directory, or DIR@NETNS_FILE to
- *                                  alternate network namespaces too: see enter_cgroup())
+ *                                  in turn on each side (bench/side.h), ROUNDS
+ *                                  times (see rounds() below)
  *
  * ADDR is an IPv4 or IPv6 literal.  Every loop is bounded by SECONDS (and the
  * server also by SECONDS, so that a forgotten one goes away by itself).  The
@@ -26,59 +25,11 @@
  * failed operation ends the run with exit status 1: a fence that denies the
  * benchmark's own destination must not pass as a fast one.
  */
-#define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
+#define TOOL "connect_rate"
+#include "side.h"
+
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <sched.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static socklen_t parse_addr(const char *a, const char *p, struct sockaddr_storage *ss)
-{
-	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-	int port = atoi(p);
-
-	memset(ss, 0, sizeof(*ss));
-	if (port <= 0 || port > 65535) {
-		fprintf(stderr, "connect_rate: bad port %s\n", p);
-		exit(2);
-	}
-	if (inet_pton(AF_INET, a, &s4->sin_addr) == 1) {
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons((unsigned short)port);
-		return sizeof(*s4);
-	}
-	if (inet_pton(AF_INET6, a, &s6->sin6_addr) == 1) {
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons((unsigned short)port);
-		return sizeof(*s6);
-	}
-	fprintf(stderr, "connect_rate: bad address %s\n", a);
-	exit(2);
-}
-
-static void die(const char *what)
-{
-	perror(what);
-	exit(1);
-}
 
 static int server(struct sockaddr_storage *ss, socklen_t len, double secs)
 {
@@ -185,70 +136,36 @@ static int client(int tcp, struct sockaddr_storage *ss, socklen_t len, double se
 }
 
 /*
- * Moves this process into a side of an interleaved series: SPEC is a cgroup
- * directory, optionally followed by @ and a network namespace file (such as
- * /run/netns/NAME) that the process then enters with setns(): a socket
- * belongs to the cgroup and to the network namespace its creator was in, so
- * two sides can differ by cgroup (BPF filters) or by namespace (netfilter).
+ * Interleaved windows inside one process: each round runs a window of secs
+ * on every side, in the order round_order() gives, the process moving itself
+ * between them.  Windows this short cancel the drift of a shared machine
+ * better than a process per run.  A round where an operation took over
+ * 50 ms (a SYN retransmit, a long preemption) is run again, at most twice.
+ * Prints "round I RATE... SLOW" per round, the rates in the sides' order.
  */
-static void enter_cgroup(const char *spec)
+static int rounds(struct sockaddr_storage *ss, socklen_t len, double secs, int n_rounds,
+		  int n_sides, char **sides)
 {
-	char dir[4096], path[4200], pid[32];
-	const char *at = strchr(spec, '@');
-	FILE *f;
+	for (int i = 0; i < n_rounds; i++) {
+		struct burst b[MAX_SIDES];
+		int order[MAX_SIDES];
+		unsigned long slow = 0;
 
-	snprintf(dir, sizeof(dir), "%.*s", at ? (int)(at - spec) : (int)strlen(spec), spec);
-	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
-	snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
-	f = fopen(path, "w");
-	if (!f || fputs(pid, f) < 0 || fclose(f)) {
-		fprintf(stderr, "connect_rate: cannot enter %s: %s\n", dir, strerror(errno));
-		exit(1);
-	}
-	if (at) {
-		int fd = open(at + 1, O_RDONLY | O_CLOEXEC);
-
-		if (fd < 0 || setns(fd, CLONE_NEWNET)) {
-			fprintf(stderr, "connect_rate: cannot enter network namespace %s: %s\n", at + 1,
-				strerror(errno));
-			exit(1);
-		}
-		close(fd);
-	}
-}
-
-/*
- * Interleaved pairs inside one process: for each pair, a window of secs in
- * cgroup A and one in cgroup B (order A B, then B A, ...), the process moving
- * itself between them; a socket belongs to the cgroup its creator was in.
- * Windows this short cancel the drift of a shared machine better than a
- * process per run.  A pair where an operation took over 50 ms (a SYN
- * retransmit, a long preemption) is run again, at most twice.  Prints
- * "pair I A_RATE B_RATE SLOW" per pair.
- */
-static int ab(struct sockaddr_storage *ss, socklen_t len, double secs, int pairs, const char *cg_a,
-	      const char *cg_b)
-{
-	for (int i = 1; i <= pairs; i++) {
-		struct burst ba, bb;
-
+		round_order(i, n_sides, order);
 		for (int try = 0; try < 3; try++) {
-			for (int k = 0; k < 2; k++) {
-				int a_first = i % 2, first = k == 0;
-
-				if (first == a_first) {
-					enter_cgroup(cg_a);
-					burst(1, -1, ss, len, secs, 0.05, &ba);
-				} else {
-					enter_cgroup(cg_b);
-					burst(1, -1, ss, len, secs, 0.05, &bb);
-				}
+			slow = 0;
+			for (int k = 0; k < n_sides; k++) {
+				enter_side(sides[order[k]]);
+				burst(1, -1, ss, len, secs, 0.05, &b[order[k]]);
+				slow += b[order[k]].slow;
 			}
-			if (!ba.slow && !bb.slow)
+			if (!slow)
 				break;
 		}
-		printf("pair %d %.1f %.1f %lu\n", i, (double)ba.ops / ba.seconds, (double)bb.ops / bb.seconds,
-		       ba.slow + bb.slow);
+		printf("round %d", i + 1);
+		for (int k = 0; k < n_sides; k++)
+			printf(" %.1f", (double)b[k].ops / b[k].seconds);
+		printf(" %lu\n", slow);
 		fflush(stdout);
 	}
 	return 0;
@@ -260,30 +177,17 @@ int main(int argc, char **argv)
 	socklen_t len;
 	double secs;
 
-	if (argc > 2 && !strcmp(argv[1], "-c")) {
-		cpu_set_t set;
-
-		CPU_ZERO(&set);
-		CPU_SET(atoi(argv[2]), &set);
-		if (sched_setaffinity(0, sizeof(set), &set))
-			die("sched_setaffinity");
-		argc -= 2;
-		argv += 2;
-	}
-	if (argc == 8 && !strcmp(argv[1], "ab")) {
-		int pairs = atoi(argv[5]);
+	pin_cpu_arg(&argc, &argv);
+	if (argc >= 4 && !strcmp(argv[1], "rounds")) {
+		int n_rounds, n_sides;
 
 		len = parse_addr(argv[2], argv[3], &ss);
-		secs = atof(argv[4]);
-		if (secs <= 0 || secs > 60 || pairs <= 0 || pairs > 10000) {
-			fprintf(stderr, "connect_rate: bad SECONDS or PAIRS\n");
-			return 2;
-		}
-		return ab(&ss, len, secs, pairs, argv[6], argv[7]);
+		parse_rounds(argc - 4, argv + 4, &secs, &n_rounds, &n_sides);
+		return rounds(&ss, len, secs, n_rounds, n_sides, argv + 6);
 	}
 	if (argc != 5) {
 		fprintf(stderr, "usage: connect_rate [-c CPU] server|tcp|udp ADDR PORT SECONDS\n"
-				"       connect_rate [-c CPU] ab ADDR PORT SECONDS PAIRS CGROUP_A CGROUP_B\n");
+				"       connect_rate [-c CPU] rounds ADDR PORT SECONDS ROUNDS SIDE SIDE...\n");
 		return 2;
 	}
 	len = parse_addr(argv[2], argv[3], &ss);

@@ -6,81 +6,32 @@
  *   rr [-c CPU] sink   ADDR PORT SECONDS   read and discard (many connections)
  *   rr [-c CPU] client ADDR PORT SECONDS   1-byte ping-pong against a server;
  *                                          prints "rr transactions=N seconds=S rate=R"
- *   rr [-c CPU] ab     ADDR PORT SECONDS PAIRS CGROUP_A CGROUP_B
- *   rr [-c CPU] streamab ADDR PORT SECONDS PAIRS CGROUP_A CGROUP_B
- *   (CGROUP_A/B: a cgroup directory, or DIR@NETNS_FILE: the side also enters that
- *   network namespace with setns() before it connects; see enter_cgroup())
+ *   rr [-c CPU] rounds ADDR PORT SECONDS ROUNDS SIDE SIDE...
+ *   rr [-c CPU] streamrounds ADDR PORT SECONDS ROUNDS SIDE SIDE...
  *
- * ab and streamab open one connection from each cgroup (the process moves
- * itself into CGROUP_A, connects, into CGROUP_B, connects: a socket belongs to
- * the cgroup its creator was in), then alternate windows of SECONDS on the
- * two connections, PAIRS times, in the order A B, B A, A B, ...: ab does
- * 1-byte ping-pong (against `server`), streamab sends 64 KiB writes (against
- * `sink`) and counts what left the send queue, waiting for the queue to
- * drain before the other connection's window.  Each prints
- * "pair I A_RATE B_RATE" per pair: transactions/s, or bits/s.
+ * rounds and streamrounds run, ROUNDS times, a window of SECONDS on every
+ * side in turn, in the order round_order() gives (bench/side.h): the process
+ * moves itself into the side, connects (a socket belongs to the cgroup and
+ * network namespace its creator was in), warms the connection up for a fifth
+ * of SECONDS, then counts: rounds does 1-byte ping-pong (against `server`),
+ * streamrounds sends 64 KiB writes (against `sink`) and counts what left the
+ * send queue, waiting for the queue to drain before the next window.  Each
+ * prints "round I RATE... 0" per round, the rates (transactions/s, or bits/s)
+ * in the sides' order.
  *
  * TCP_NODELAY everywhere.  Every loop is bounded by SECONDS (servers too);
  * a failed connect, send or receive ends the client with exit status 1.
  */
-#define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
+#define TOOL "rr"
+#include "side.h"
+
 #include <linux/sockios.h>
-#include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <sched.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/ioctl.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
 #define MAX_CONNS 64
 #define CHUNK (64 * 1024)
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void die(const char *what)
-{
-	perror(what);
-	exit(1);
-}
-
-static socklen_t parse_addr(const char *a, const char *p, struct sockaddr_storage *ss)
-{
-	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-	int port = atoi(p);
-
-	memset(ss, 0, sizeof(*ss));
-	if (port <= 0 || port > 65535) {
-		fprintf(stderr, "rr: bad port %s\n", p);
-		exit(2);
-	}
-	if (inet_pton(AF_INET, a, &s4->sin_addr) == 1) {
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons((unsigned short)port);
-		return sizeof(*s4);
-	}
-	if (inet_pton(AF_INET6, a, &s6->sin6_addr) == 1) {
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons((unsigned short)port);
-		return sizeof(*s6);
-	}
-	fprintf(stderr, "rr: bad address %s\n", a);
-	exit(2);
-}
 
 /* Echoes (echo) or discards everything on up to MAX_CONNS connections. */
 static int server(struct sockaddr_storage *ss, socklen_t len, double secs, int echo)
@@ -138,39 +89,6 @@ static int server(struct sockaddr_storage *ss, socklen_t len, double secs, int e
 		}
 	}
 	return 0;
-}
-
-/*
- * Moves this process into a side of an interleaved series: SPEC is a cgroup
- * directory, optionally followed by @ and a network namespace file (such as
- * /run/netns/NAME) that the process then enters with setns(): a socket
- * belongs to the cgroup and to the network namespace its creator was in, so
- * two sides can differ by cgroup (BPF filters) or by namespace (netfilter).
- */
-static void enter_cgroup(const char *spec)
-{
-	char dir[4096], path[4200], pid[32];
-	const char *at = strchr(spec, '@');
-	FILE *f;
-
-	snprintf(dir, sizeof(dir), "%.*s", at ? (int)(at - spec) : (int)strlen(spec), spec);
-	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
-	snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
-	f = fopen(path, "w");
-	if (!f || fputs(pid, f) < 0 || fclose(f)) {
-		fprintf(stderr, "rr: cannot enter %s: %s\n", dir, strerror(errno));
-		exit(1);
-	}
-	if (at) {
-		int fd = open(at + 1, O_RDONLY | O_CLOEXEC);
-
-		if (fd < 0 || setns(fd, CLONE_NEWNET)) {
-			fprintf(stderr, "rr: cannot enter network namespace %s: %s\n", at + 1,
-				strerror(errno));
-			exit(1);
-		}
-		close(fd);
-	}
 }
 
 static int connect_to(struct sockaddr_storage *ss, socklen_t len)
@@ -245,38 +163,43 @@ static double stream(int s, double secs)
 	return (double)(sent + (unsigned long long)q0 - (unsigned long long)q1) * 8 / (t - start);
 }
 
-static int ab(int bulk, struct sockaddr_storage *ss, socklen_t len, double secs, int pairs,
-	      const char *cg_a, const char *cg_b)
+static double window(int bulk, int s, double secs)
 {
-	int sa, sb;
+	return bulk ? stream(s, secs) : pingpong(s, secs);
+}
 
-	enter_cgroup(cg_a);
-	sa = connect_to(ss, len);
-	enter_cgroup(cg_b);
-	sb = connect_to(ss, len);
-	/* Warm both up. */
-	if (bulk) {
-		stream(sa, secs);
-		stream(sb, secs);
-	} else {
-		pingpong(sa, secs);
-		pingpong(sb, secs);
-	}
-	for (int i = 1; i <= pairs; i++) {
-		double ra, rb;
+/*
+ * Every window runs on a connection of its own, opened from inside its side
+ * and warmed up for warm seconds before the window counts: a long-lived
+ * connection per side would carry whatever made it fast or slow (its port's
+ * hash, its buffers' autotuning) into every round, a fixed difference that
+ * no number of rounds averages out.
+ */
+static int rounds(int bulk, struct sockaddr_storage *ss, socklen_t len, double secs, int n_rounds,
+		  int n_sides, char **sides)
+{
+	double warm = secs / 5;
 
-		if (i % 2) {
-			ra = bulk ? stream(sa, secs) : pingpong(sa, secs);
-			rb = bulk ? stream(sb, secs) : pingpong(sb, secs);
-		} else {
-			rb = bulk ? stream(sb, secs) : pingpong(sb, secs);
-			ra = bulk ? stream(sa, secs) : pingpong(sa, secs);
+	for (int i = 0; i < n_rounds; i++) {
+		double rate[MAX_SIDES];
+		int order[MAX_SIDES];
+
+		round_order(i, n_sides, order);
+		for (int k = 0; k < n_sides; k++) {
+			int s;
+
+			enter_side(sides[order[k]]);
+			s = connect_to(ss, len);
+			window(bulk, s, warm);
+			rate[order[k]] = window(bulk, s, secs);
+			close(s);
 		}
-		printf("pair %d %.1f %.1f\n", i, ra, rb);
+		printf("round %d", i + 1);
+		for (int k = 0; k < n_sides; k++)
+			printf(" %.1f", rate[k]);
+		printf(" 0\n");
 		fflush(stdout);
 	}
-	close(sa);
-	close(sb);
 	return 0;
 }
 
@@ -286,30 +209,18 @@ int main(int argc, char **argv)
 	socklen_t len;
 	double secs;
 
-	if (argc > 2 && !strcmp(argv[1], "-c")) {
-		cpu_set_t set;
-
-		CPU_ZERO(&set);
-		CPU_SET(atoi(argv[2]), &set);
-		if (sched_setaffinity(0, sizeof(set), &set))
-			die("sched_setaffinity");
-		argc -= 2;
-		argv += 2;
-	}
-	if (argc == 8 && (!strcmp(argv[1], "ab") || !strcmp(argv[1], "streamab"))) {
-		int pairs = atoi(argv[5]);
+	pin_cpu_arg(&argc, &argv);
+	if (argc >= 4 && (!strcmp(argv[1], "rounds") || !strcmp(argv[1], "streamrounds"))) {
+		int n_rounds, n_sides;
 
 		len = parse_addr(argv[2], argv[3], &ss);
-		secs = atof(argv[4]);
-		if (secs <= 0 || secs > 60 || pairs <= 0 || pairs > 10000) {
-			fprintf(stderr, "rr: bad SECONDS or PAIRS\n");
-			return 2;
-		}
-		return ab(!strcmp(argv[1], "streamab"), &ss, len, secs, pairs, argv[6], argv[7]);
+		parse_rounds(argc - 4, argv + 4, &secs, &n_rounds, &n_sides);
+		return rounds(!strcmp(argv[1], "streamrounds"), &ss, len, secs, n_rounds, n_sides,
+			      argv + 6);
 	}
 	if (argc != 5) {
 		fprintf(stderr, "usage: rr [-c CPU] server|sink|client ADDR PORT SECONDS\n"
-				"       rr [-c CPU] ab|streamab ADDR PORT SECONDS PAIRS CGROUP_A CGROUP_B\n");
+				"       rr [-c CPU] rounds|streamrounds ADDR PORT SECONDS ROUNDS SIDE SIDE...\n");
 		return 2;
 	}
 	len = parse_addr(argv[2], argv[3], &ss);
