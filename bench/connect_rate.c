@@ -148,6 +148,7 @@ static int rounds(struct sockaddr_storage *ss, socklen_t len, double secs, int n
 {
 	for (int i = 0; i < n_rounds; i++) {
 		struct burst b[MAX_SIDES];
+		double rate[MAX_SIDES];
 		int order[MAX_SIDES];
 		unsigned long slow = 0;
 
@@ -162,11 +163,9 @@ static int rounds(struct sockaddr_storage *ss, socklen_t len, double secs, int n
 			if (!slow)
 				break;
 		}
-		printf("round %d", i + 1);
 		for (int k = 0; k < n_sides; k++)
-			printf(" %.1f", (double)b[k].ops / b[k].seconds);
-		printf(" %lu\n", slow);
-		fflush(stdout);
+			rate[k] = (double)b[k].ops / b[k].seconds;
+		print_round(i, n_sides, rate, slow);
 	}
 	return 0;
 }

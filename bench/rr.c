@@ -194,11 +194,7 @@ static int rounds(int bulk, struct sockaddr_storage *ss, socklen_t len, double s
 			rate[order[k]] = window(bulk, s, secs);
 			close(s);
 		}
-		printf("round %d", i + 1);
-		for (int k = 0; k < n_sides; k++)
-			printf(" %.1f", rate[k]);
-		printf(" 0\n");
-		fflush(stdout);
+		print_round(i, n_sides, rate, 0);
 	}
 	return 0;
 }

@@ -130,6 +130,16 @@ static void round_order(int i, int n, int order[MAX_SIDES])
 	}
 }
 
+/* One round's line: "round I RATE... SLOW", the rates in the sides' order. */
+static void print_round(int i, int n_sides, const double *rate, unsigned long slow)
+{
+	printf("round %d", i + 1);
+	for (int k = 0; k < n_sides; k++)
+		printf(" %.1f", rate[k]);
+	printf(" %lu\n", slow);
+	fflush(stdout);
+}
+
 /*
  * The arguments every interleaved mode takes: SECONDS ROUNDS SIDE SIDE...
  * (argv[0..]); exits with usage status 2 when they are out of bounds.
