@@ -170,37 +170,27 @@ static int rounds(struct sockaddr_storage *ss, socklen_t len, double secs, int n
 	return 0;
 }
 
+static bool is_rounds(const char *mode)
+{
+	return !strcmp(mode, "rounds");
+}
+
 int main(int argc, char **argv)
 {
-	struct sockaddr_storage ss;
-	socklen_t len;
-	double secs;
+	struct run_args a;
 
 	pin_cpu_arg(&argc, &argv);
-	if (argc >= 4 && !strcmp(argv[1], "rounds")) {
-		int n_rounds, n_sides;
-
-		len = parse_addr(argv[2], argv[3], &ss);
-		parse_rounds(argc - 4, argv + 4, &secs, &n_rounds, &n_sides);
-		return rounds(&ss, len, secs, n_rounds, n_sides, argv + 6);
-	}
-	if (argc != 5) {
-		fprintf(stderr, "usage: connect_rate [-c CPU] server|tcp|udp ADDR PORT SECONDS\n"
-				"       connect_rate [-c CPU] rounds ADDR PORT SECONDS ROUNDS SIDE SIDE...\n");
-		return 2;
-	}
-	len = parse_addr(argv[2], argv[3], &ss);
-	secs = atof(argv[4]);
-	if (secs <= 0 || secs > 3600) {
-		fprintf(stderr, "connect_rate: SECONDS must be in (0, 3600]\n");
-		return 2;
-	}
-	if (!strcmp(argv[1], "server"))
-		return server(&ss, len, secs);
-	if (!strcmp(argv[1], "tcp"))
-		return client(1, &ss, len, secs);
-	if (!strcmp(argv[1], "udp"))
-		return client(0, &ss, len, secs);
-	fprintf(stderr, "connect_rate: unknown mode %s\n", argv[1]);
+	parse_args(argc, argv, is_rounds,
+		   "usage: connect_rate [-c CPU] server|tcp|udp ADDR PORT SECONDS\n"
+		   "       connect_rate [-c CPU] rounds ADDR PORT SECONDS ROUNDS SIDE SIDE...\n", &a);
+	if (is_rounds(a.mode))
+		return rounds(&a.ss, a.len, a.secs, a.rounds, a.n_sides, a.sides);
+	if (!strcmp(a.mode, "server"))
+		return server(&a.ss, a.len, a.secs);
+	if (!strcmp(a.mode, "tcp"))
+		return client(1, &a.ss, a.len, a.secs);
+	if (!strcmp(a.mode, "udp"))
+		return client(0, &a.ss, a.len, a.secs);
+	fprintf(stderr, "connect_rate: unknown mode %s\n", a.mode);
 	return 2;
 }

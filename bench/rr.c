@@ -199,42 +199,32 @@ static int rounds(int bulk, struct sockaddr_storage *ss, socklen_t len, double s
 	return 0;
 }
 
+static bool is_rounds(const char *mode)
+{
+	return !strcmp(mode, "rounds") || !strcmp(mode, "streamrounds");
+}
+
 int main(int argc, char **argv)
 {
-	struct sockaddr_storage ss;
-	socklen_t len;
-	double secs;
+	struct run_args a;
 
 	pin_cpu_arg(&argc, &argv);
-	if (argc >= 4 && (!strcmp(argv[1], "rounds") || !strcmp(argv[1], "streamrounds"))) {
-		int n_rounds, n_sides;
-
-		len = parse_addr(argv[2], argv[3], &ss);
-		parse_rounds(argc - 4, argv + 4, &secs, &n_rounds, &n_sides);
-		return rounds(!strcmp(argv[1], "streamrounds"), &ss, len, secs, n_rounds, n_sides,
-			      argv + 6);
-	}
-	if (argc != 5) {
-		fprintf(stderr, "usage: rr [-c CPU] server|sink|client ADDR PORT SECONDS\n"
-				"       rr [-c CPU] rounds|streamrounds ADDR PORT SECONDS ROUNDS SIDE SIDE...\n");
-		return 2;
-	}
-	len = parse_addr(argv[2], argv[3], &ss);
-	secs = atof(argv[4]);
-	if (secs <= 0 || secs > 3600) {
-		fprintf(stderr, "rr: SECONDS must be in (0, 3600]\n");
-		return 2;
-	}
-	if (!strcmp(argv[1], "server") || !strcmp(argv[1], "sink"))
-		return server(&ss, len, secs, !strcmp(argv[1], "server"));
-	if (!strcmp(argv[1], "client")) {
-		int s = connect_to(&ss, len);
-		double start = now_s(), rate = pingpong(s, secs);
+	parse_args(argc, argv, is_rounds,
+		   "usage: rr [-c CPU] server|sink|client ADDR PORT SECONDS\n"
+		   "       rr [-c CPU] rounds|streamrounds ADDR PORT SECONDS ROUNDS SIDE SIDE...\n", &a);
+	if (is_rounds(a.mode))
+		return rounds(!strcmp(a.mode, "streamrounds"), &a.ss, a.len, a.secs, a.rounds,
+			      a.n_sides, a.sides);
+	if (!strcmp(a.mode, "server") || !strcmp(a.mode, "sink"))
+		return server(&a.ss, a.len, a.secs, !strcmp(a.mode, "server"));
+	if (!strcmp(a.mode, "client")) {
+		int s = connect_to(&a.ss, a.len);
+		double start = now_s(), rate = pingpong(s, a.secs);
 
 		close(s);
 		printf("rr seconds=%.3f rate=%.1f\n", now_s() - start, rate);
 		return 0;
 	}
-	fprintf(stderr, "rr: unknown mode %s\n", argv[1]);
+	fprintf(stderr, "rr: unknown mode %s\n", a.mode);
 	return 2;
 }

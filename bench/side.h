@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,19 +141,46 @@ static void print_round(int i, int n_sides, const double *rate, unsigned long sl
 	fflush(stdout);
 }
 
+/* A command line after "-c CPU": MODE ADDR PORT SECONDS [ROUNDS SIDE SIDE...] */
+struct run_args {
+	const char *mode;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	double secs;
+	int rounds, n_sides; /* interleaved modes only */
+	char **sides;
+};
+
 /*
- * The arguments every interleaved mode takes: SECONDS ROUNDS SIDE SIDE...
- * (argv[0..]); exits with usage status 2 when they are out of bounds.
+ * Parses the command line; an interleaved mode (is_rounds) takes ROUNDS and
+ * 2 to MAX_SIDES sides after SECONDS, any other nothing more.  Wrong
+ * arguments print usage and exit with status 2.
  */
-static void parse_rounds(int argc, char **argv, double *secs, int *rounds, int *n_sides)
+static void parse_args(int argc, char **argv, bool (*is_rounds)(const char *mode),
+		       const char *usage, struct run_args *a)
 {
-	*secs = argc > 0 ? atof(argv[0]) : 0;
-	*rounds = argc > 1 ? atoi(argv[1]) : 0;
-	*n_sides = argc - 2;
-	if (*secs <= 0 || *secs > 60 || *rounds <= 0 || *rounds > MAX_ROUNDS || *n_sides < 2 ||
-	    *n_sides > MAX_SIDES) {
-		fprintf(stderr, TOOL ": rounds need SECONDS in (0, 60], ROUNDS in [1, %d] and 2 to %d "
-				"sides\n", MAX_ROUNDS, MAX_SIDES);
+	bool r = argc > 1 && is_rounds(argv[1]);
+
+	memset(a, 0, sizeof(*a));
+	if (argc < 5 || (!r && argc != 5) || (r && argc < 8)) {
+		fputs(usage, stderr);
+		exit(2);
+	}
+	a->mode = argv[1];
+	a->len = parse_addr(argv[2], argv[3], &a->ss);
+	a->secs = atof(argv[4]);
+	if (a->secs <= 0 || a->secs > (r ? 60 : 3600)) {
+		fprintf(stderr, TOOL ": SECONDS must be in (0, %d]\n", r ? 60 : 3600);
+		exit(2);
+	}
+	if (!r)
+		return;
+	a->rounds = atoi(argv[5]);
+	a->n_sides = argc - 6;
+	a->sides = argv + 6;
+	if (a->rounds <= 0 || a->rounds > MAX_ROUNDS || a->n_sides > MAX_SIDES) {
+		fprintf(stderr, TOOL ": ROUNDS must be in [1, %d], and 2 to %d sides given\n",
+			MAX_ROUNDS, MAX_SIDES);
 		exit(2);
 	}
 }
