@@ -147,13 +147,19 @@ def main():
           meta.get("iperf_rounds"), meta.get("iperf_secs")))
     w("")
 
-    def cell(k):
+    def cell(k, extremes=False):
         if k not in summ:
             return "-"
-        med, lo, hi, _, _ = summ[k]
+        med, lo, hi, mn, mx = summ[k]
+        if extremes:
+            return "**%.3f** [%.3f-%.3f] %.2f-%.2f" % (med, lo, hi, mn, mx)
         return "**%.3f** [%.3f-%.3f]" % (med, lo, hi)
 
-    w("## Ratio to no filter (median over rounds [95 % CI])")
+    w("## Ratio to no filter (median over rounds [95 % CI] min-max)")
+    w("")
+    w("Each cell: the median of the rounds' ratios in bold, the 95 % confidence interval of that "
+      "median in brackets, then the smallest and largest single round's ratio (short windows on "
+      "a shared VM swing widely; the median is what the targets are judged on).")
     w("")
     w("| prefixes | contender | connections/s | request/response/s | stream throughput |")
     w("|---:|---|---:|---:|---:|")
@@ -162,8 +168,8 @@ def main():
             if (s, c) in skips:
                 w("| %s | %s | skipped | skipped | skipped |" % (fmt_size(s), LABEL[c]))
             elif any((m, s, c) in summ for m in MEASURES):
-                w("| %s | %s | %s | %s | %s |" % (fmt_size(s), LABEL[c], cell(("conn", s, c)),
-                                                 cell(("rr", s, c)), cell(("stream", s, c))))
+                w("| %s | %s | %s | %s | %s |" % (fmt_size(s), LABEL[c], cell(("conn", s, c), True),
+                                                 cell(("rr", s, c), True), cell(("stream", s, c), True)))
     w("")
     base = {m: statistics.median([r["none"] for (m2, _), rs in rounds.items() if m2 == m for r in rs])
             for m in list(MEASURES) + ["iperf3"] if any(k[0] == m for k in rounds)}
