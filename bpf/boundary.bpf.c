@@ -251,7 +251,8 @@ int cgf_boundary(struct __sk_buff *skb)
 		return TCX_NEXT; /* never routed beyond the link */
 	if (skb->protocol == bpf_htons(ETH_P_IPV6) && is_neighbour_discovery(skb))
 		return TCX_NEXT;
-	if (!parse_packet(skb, ETH_HLEN, &d) || !source_routes_back(skb))
+	/* A loopback destination on a link is always a rerouting trick. */
+	if (!parse_packet(skb, ETH_HLEN, &d) || is_loopback(d.addr) || !source_routes_back(skb))
 		allowed = false;
 	else
 		allowed = allowlist_allows(&d) || is_inbound_reply(skb, &d);

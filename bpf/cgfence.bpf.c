@@ -363,7 +363,13 @@ int cgf_egress(struct __sk_buff *skb)
 	struct cgf_dest d = {};
 	bool allowed;
 
-	if (!parse_packet(skb, 0, &d))
+	/*
+	 * A loopback destination leaves only through the loopback device: with
+	 * route_localnet and a route of its own, CAP_NET_ADMIN in the fence's
+	 * network namespace could otherwise send one that is allowed (the DNS
+	 * proxy's, a local service's) out of a real link.
+	 */
+	if (!parse_packet(skb, 0, &d) || (is_loopback(d.addr) && skb->ifindex != LOOPBACK_IFINDEX))
 		allowed = false;
 	else
 		allowed = socket_allows(skb, &d) || allowlist_allows(&d) || proxy_allows(&d);

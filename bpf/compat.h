@@ -12,4 +12,7 @@
 #define IP_MF 0x2000
 #define IP_OFFSET 0x1FFF
 
+/* lo is interface 1 in every network namespace (include/net/flow.h) */
+#define LOOPBACK_IFINDEX 1
+
 #endif /* CGF_BPF_COMPAT_H */

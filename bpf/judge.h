@@ -137,6 +137,20 @@ static __always_inline bool is_v4_mapped(const __u8 *a)
 	return w0 == 0 && w1 == 0 && w2 == bpf_htonl(0xffff);
 }
 
+/* 127.0.0.0/8 (as mapped) or ::1. */
+static __always_inline bool is_loopback(const __u8 *a)
+{
+	__u32 w0, w1, w2, w3;
+
+	if (is_v4_mapped(a))
+		return a[12] == 127;
+	__builtin_memcpy(&w0, a, 4);
+	__builtin_memcpy(&w1, a + 4, 4);
+	__builtin_memcpy(&w2, a + 8, 4);
+	__builtin_memcpy(&w3, a + 12, 4);
+	return !w0 && !w1 && !w2 && w3 == bpf_htonl(1);
+}
+
 /* Is the destination allowed?  IPv4-mapped IPv6 is judged as the IPv4 it is. */
 static __always_inline bool allowlist_allows(const struct cgf_dest *d)
 {

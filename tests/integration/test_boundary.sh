@@ -262,6 +262,44 @@ test_allowed_passes() {
 		fail "status does not show the boundary: $(grep -A6 "^$CGX " "$WORK/status.txt")"
 }
 
+# looped: packets with a loopback destination that reached the server side
+# of the veth, counted ahead of the martian check.
+looped() {
+	nsenter --net="/run/netns/$NS_S" nft -j list counter ip "${TAG}lo" looped |
+		jq '.nftables[] | select(.counter) | .counter.packets'
+}
+
+# A frame to a loopback destination the fence allows (127.0.0.1:6001, a
+# local service), written with AF_PACKET past the socket hooks: on a link it
+# can only be a rerouting trick, and the boundary drops it although the
+# allowlist holds it.  Without the boundary the frame arrives (the control).
+test_loopback_destination_at_boundary() {
+	setup || return
+	local without denied
+	nsenter --net="/run/netns/$NS_S" nft -f - <<-EOF || { fail "nft on the server side"; return; }
+		table ip ${TAG}lo {
+			counter looped { }
+			chain pre { type filter hook prerouting priority -300; ip daddr 127.0.0.0/8 counter name looped; }
+		}
+	EOF
+	RULES+=(--allow 127.0.0.1:6001/udp)
+	attach || return
+	fenced "$PROBE" packet "${TAG}a" "$SMAC" 198.18.0.1 127.0.0.1 6001 >"$WORK/lo-off.out" 2>&1
+	sleep 0.3
+	without=$(looped)
+	detach
+	[ "${without:-0}" -ge 1 ] ||
+		fail "the loopback frame did not arrive even without the boundary: the test proves nothing ($(cat "$WORK/lo-off.out"))"
+	attach --boundary || return
+	fenced "$PROBE" packet "${TAG}a" "$SMAC" 198.18.0.1 127.0.0.1 6001 >"$WORK/lo-on.out" 2>&1
+	sleep 0.3
+	assert_eq "$without" "$(looped)" "loopback-destined frames at the server side, with the boundary"
+	denied=$("$CGFENCE" status --json --socket /nonexistent 2>/dev/null |
+		jq --arg p "$CGX" '[.fences[] | select(.cgroup == $p) | .counters.boundary.denied] | add // 0')
+	[ "${denied:-0}" -ge 1 ] || fail "the boundary counted no denial ($denied)"
+	detach
+}
+
 # A workload that was not in the fenced cgroup but shares the namespace is
 # judged too: the boundary belongs to the namespace's only way out.
 test_whole_namespace_judged() {

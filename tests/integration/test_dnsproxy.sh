@@ -647,6 +647,59 @@ test_net_admin_cannot_bypass() {
 	assert_match '^rcode=5 ' "$out" "evil.test after a detach attempt"
 }
 
+# CAP_NET_ADMIN in the fence's network namespace reroutes 127.0.0.0/8 out of
+# its veth (route_localnet on, the local routes gone, a route via the server
+# side): steered DNS keeps the proxy's loopback address and port (so the
+# proxy's exception and the steered socket's own destination would pass it),
+# and a loopback service the policy allows keeps its address too.  A counter
+# on the server side, ahead of the martian check, counts what arrives with a
+# loopback destination: nothing may, and the egress deny counter shows the
+# attempts reached the filter.
+test_loopback_never_leaves_by_a_link() {
+	std_setup || return
+	local cg out caps before after
+	policy lo 'dns proxy' 'svc.test:80/tcp' '127.0.0.1:9/udp'
+	ctl reload >/dev/null || { fail "reload"; return; }
+	cg=$(fenced_cg lo lo) || return
+	nsenter --net="/run/netns/$NS_S" nft -f - <<-EOF || { fail "nft on the server side"; return; }
+		table ip ${TAG}lo {
+			counter looped { }
+			chain pre { type filter hook prerouting priority -300; ip daddr 127.0.0.0/8 counter name looped; }
+		}
+	EOF
+	caps=(setpriv --inh-caps=-all,+net_admin --ambient-caps=-all,+net_admin
+		--bounding-set=-all,+net_admin --)
+	"${INCG[@]}" "$cg" "${caps[@]}" sh -c "echo 1 >/proc/sys/net/ipv4/conf/all/route_localnet &&
+		echo 1 >/proc/sys/net/ipv4/conf/${TAG}a/route_localnet &&
+		ip route del local 127.0.0.0/8 dev lo table local &&
+		ip route del local 127.0.0.1 dev lo table local &&
+		ip route add 127.0.0.0/8 via 198.18.0.2 dev ${TAG}a" ||
+		{ fail "rerouting 127.0.0.0/8 as NET_ADMIN failed"; return; }
+	assert_match "dev ${TAG}a" "$(ip -n "$NS_C" route get 127.0.0.1 2>&1)" "127.0.0.1 routed out of the veth"
+	before=$(ctl status --json | jq --arg c "$cg" '.fences[] | select(.cgroup == $c) | .counters.egress.denied')
+	# steered DNS: 2 over UDP, 2 over TCP, to an address the steering rewrites
+	out=$(dx "$cg" flood evil.test 4 198.18.0.9)
+	assert_match '^sent=4 ' "$out" "steered queries while 127/8 goes out of the veth"
+	# the allowed loopback service
+	out=$("${INCG[@]}" "$cg" "$PY" -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+ok = 0
+for _ in range(5):
+    try:
+        s.sendto(b"x", ("127.0.0.1", 9)); ok += 1
+    except OSError:
+        pass
+print("sent=%d" % ok)' 2>&1)
+	sleep 0.5
+	after=$(ctl status --json | jq --arg c "$cg" '.fences[] | select(.cgroup == $c) | .counters.egress.denied')
+	out=$(nsenter --net="/run/netns/$NS_S" nft -j list counter ip "${TAG}lo" looped |
+		jq '.nftables[] | select(.counter) | .counter.packets')
+	assert_eq 0 "$out" "packets with a loopback destination at the server side"
+	[ "${after:-0}" -gt "${before:-0}" ] ||
+		fail "egress denied nothing ($before -> $after): the rerouted packets did not reach it"
+}
+
 # Malformed messages from inside: no crash, nothing sent upstream.
 test_malformed() {
 	std_setup || return
