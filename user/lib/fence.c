@@ -290,7 +290,9 @@ static bool fam_is_full(const struct family_maps *m, const void *key)
  * map, else, when that is full, into the trie.  fresh: the maps were just
  * created and hold no entry with this key (attach), so the look for where it
  * lives is skipped; a million entries are written with one syscall each.
- * Returns 0 or a negative errno.
+ * The steps are not one atomic operation: a fence has one writer at a time
+ * (the attaching process, then cgfenced's event loop, which makes both its
+ * syncs and the DNS proxy's grants).  Returns 0 or a negative errno.
  */
 static int fam_put(struct family_maps *m, const void *key, const void *value, bool fresh)
 {
