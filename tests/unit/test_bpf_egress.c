@@ -239,8 +239,9 @@ static int setup(void **state)
 					bpf_map__fd(fx->skel->maps.cgf_allow4), &list.v4[i].key,
 					list.v4[i].key.prefixlen == 32, &list.v4[i].value);
 	for (i = 0; i < list.n_v6; i++)
-		put_entry(bpf_map__fd(fx->skel->maps.cgf_exact6), bpf_map__fd(fx->skel->maps.cgf_allow6),
-			  &list.v6[i].key, list.v6[i].key.prefixlen == 128, &list.v6[i].value);
+		put_entry(bpf_map__fd(fx->skel->maps.cgf_exact6),
+			  bpf_map__fd(fx->skel->maps.cgf_allow6), &list.v6[i].key,
+			  list.v6[i].key.prefixlen == 128, &list.v6[i].value);
 	/* 198.18.0.2, .3, .9 and 198.18.1.7: three of them in the trie */
 	assert_int_equal(overflowed, 3);
 	cgf_allowlist_free(&list);
