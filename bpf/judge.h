@@ -29,9 +29,12 @@ struct {
 
 /*
  * Exact addresses (/32, /128: everything learned from DNS) live in hash maps,
- * a lookup that costs the same at any size; the tries hold only shorter
+ * a lookup that costs the same at any size; the tries hold the shorter
  * prefixes.  An exact entry's value already holds the ranges of every prefix
- * that covers it, so a hit needs no trie lookup.
+ * that covers it, so a hit needs no trie lookup.  max_entries here is only
+ * the default: the loader sizes each fence's hash maps from its allowlist
+ * (a hash map allocates buckets for its whole capacity), and a full-length
+ * key that finds one full goes to the trie, where it is its own longest match.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

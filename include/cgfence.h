@@ -15,8 +15,12 @@
  * Bumped whenever a map layout below changes.  Stored in the pinned config
  * map, so a newer cgfence never misreads pins left by an older one.
  */
-/* 3: boundary and protections in cgf_config; 4: DNS proxy mode; 5: both */
-#define CGF_ABI_VERSION 5
+/*
+ * 3: boundary and protections in cgf_config; 4: DNS proxy mode; 5: both;
+ * 6: exact maps sized per fence, full-length keys that overflow them in the
+ * tries (an older cgfence would never delete those from there)
+ */
+#define CGF_ABI_VERSION 6
 
 /* Default bpffs directory that holds one subdirectory of pins per fence. */
 #define CGF_PIN_ROOT_DEFAULT "/sys/fs/bpf/cgfence"
@@ -49,6 +53,16 @@
 #define CGF_MAX_ENTRIES (1u << 21)
 
 /*
+ * Smallest capacity of a fence's exact-address maps, per family.  A hash map
+ * allocates a bucket array for its capacity when it is created (16 bytes a
+ * slot, prealloc or not: 32 MiB at CGF_MAX_ENTRIES), so each fence sizes its
+ * own from its allowlist at attach.  Addresses learned from DNS arrive later
+ * (cgfenced's syncs and the DNS proxy's grants): the floor keeps them in the
+ * hash map rather than overflowing at once into the trie, for 256 KiB a map.
+ */
+#define CGF_EXACT_MIN_ENTRIES 16384u
+
+/*
  * One allowed port range.  A range with expires_ns == 0 never expires;
  * otherwise it allows nothing once bpf_ktime_get_boot_ns() (CLOCK_BOOTTIME)
  * has passed expires_ns.
@@ -73,7 +87,9 @@ _Static_assert(sizeof(struct cgf_allow) == 8 + 16 * CGF_MAX_RANGES, "cgf_allow l
 /*
  * Allowlist keys; prefixlen in host order, addr in network order.  Keys of a
  * full length (32, 128) go to the exact-address hash maps, the others to the
- * LPM tries; the layout is the same so one list can feed both.
+ * LPM tries; the layout is the same so one list can feed both.  A full-length
+ * key that finds its exact map full goes to the trie instead (same verdict:
+ * it is its own longest match); each key is in one map only.
  */
 struct cgf_key4 {
 	__u32 prefixlen;

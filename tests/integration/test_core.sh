@@ -1019,4 +1019,44 @@ sys.exit(1 if int(sys.argv[1]) in [f["cgroup_id"] for f in json.load(sys.stdin)[
 	expect_units b 2 "bad policy file: still unfenced"
 }
 
+# A fence's maps cost kernel memory for what it holds, not for the largest
+# allowlist: the exact-address hash maps (whose bucket array is allocated for
+# their whole capacity) are sized at attach.  10 prefixes: about 0.8 MiB of
+# bytes_memlock over all the fence's maps (64 MiB when they were sized for
+# 2,097,152 entries).  CGFENCE_EXACT_CAPACITY, the test knob, is checked.
+test_small_fence_memory() {
+	setup || return
+	local dir=$CG2/$TAG-mem id out i bad total rules=()
+	mkdir "$dir" || { fail "cannot create cgroup $dir"; return; }
+	id=$(cgroup_id "$dir")
+	for i in 2 3 4 5 6 7; do rules+=(--allow "198.18.0.$i:80"); done
+	rules+=(--allow 198.18.0.0/24:443 --allow 198.18.1.0/24:443 --allow '[2001:db8::2]:80'
+		--allow '[2001:db8::/64]:443')
+	for bad in 0 x 2097153 -1; do
+		out=$(CGFENCE_EXACT_CAPACITY=$bad "$CGFENCE" attach --cgroup "$dir" "${rules[@]}" 2>&1)
+		[ $? -ne 0 ] || { fail "attach with a bad CGFENCE_EXACT_CAPACITY succeeded: $out"; return; }
+		assert_match "CGFENCE_EXACT_CAPACITY=.*not a number from 1 to 2097152" "$out" \
+			"bad CGFENCE_EXACT_CAPACITY"
+		[ ! -e "$PIN_ROOT/$id" ] || fail "bad CGFENCE_EXACT_CAPACITY: pins created"
+	done
+	out=$(env -u CGFENCE_EXACT_CAPACITY "$CGFENCE" attach --cgroup "$dir" "${rules[@]}" 2>&1)
+	assert_eq 0 "$?" "attach: status ($out)"
+	assert_match "\(cgroup id $id, 8 IPv4 and 2 IPv6 entries\)" "$out" "attach output"
+	for i in exact4 exact6; do
+		assert_eq 16384 "$(bpftool -j map show pinned "$PIN_ROOT/$id/$i" | jq .max_entries)" \
+			"max_entries of $i (CGF_EXACT_MIN_ENTRIES)"
+	done
+	total=0
+	for i in allow4 allow6 exact4 exact6 config stats events; do
+		out=$(bpftool -j map show pinned "$PIN_ROOT/$id/$i" | jq .bytes_memlock)
+		[ "${out:-0}" -gt 0 ] 2>/dev/null || { fail "no bytes_memlock for $i: '$out'"; return; }
+		total=$((total + out))
+	done
+	echo "bytes_memlock of a 10-prefix fence's maps: $total" >&2
+	[ "$total" -lt $((4 * 1024 * 1024)) ] || fail "a 10-prefix fence's maps hold $total bytes (aim: < 4 MiB)"
+	OUT=$(in_cgroup "$dir" "$PROBE" tcp 198.18.0.9 80 --timeout-ms 1000)
+	assert_eq "$DENIED" "$OUT" "the small fence is in force"
+	out=$("$CGFENCE" detach --cgroup "$dir" 2>&1) || fail "detach: $out"
+}
+
 run_tests "$@"

@@ -702,6 +702,108 @@ test_reload_atomic() {
 	expect "$cg" 198.18.0.2 80 ok "198.18.0.2 after a rejected reload"
 }
 
+# where_32 DIR: where the fence in pin directory DIR keeps each IPv4 /32, one
+# "ADDR exact|trie" line per map that holds it (bpftool's raw key bytes:
+# prefixlen little-endian, then the address).
+where_32() {
+	local m
+	for m in exact4 allow4; do
+		bpftool -j map dump pinned "$1/$m" | "$PY" -c '
+import json, sys
+for e in json.load(sys.stdin):
+    k = [int(b, 16) for b in e["key"]]
+    if k[0] | k[1] << 8 == 32:
+        print("%d.%d.%d.%d" % tuple(k[4:8]), sys.argv[1])
+' "$([ $m = exact4 ] && echo exact || echo trie)"
+	done
+}
+
+# status_once JSON CGID N: the fence of CGID lists N IPv4 entries, each once.
+status_once() {
+	"$PY" -c '
+import json, sys
+f = [f for f in json.loads(sys.argv[1])["fences"] if f["cgroup_id"] == int(sys.argv[2])]
+assert len(f) == 1, "fence listed %d times" % len(f)
+p = [a["prefix"] for a in f[0]["allowlist"]]
+assert len(p) == len(set(p)), "an entry listed twice: %r" % p
+assert f[0]["ipv4_entries"] == int(sys.argv[3]) == len(p), (f[0]["ipv4_entries"], p)
+' "$1" "$2" "$3"
+}
+
+# A fence's exact-address map made small (CGFENCE_EXACT_CAPACITY, the test
+# knob, gives it 4 slots) sends the /32 entries that find it full to the trie:
+# allowed on their port only, moved to another port and removed by a reload,
+# each key in one map only and listed once by status, from the pins and from
+# the daemon.
+test_exact_map_overflow() {
+	setup || return
+	local cg dir id i over rules where n out
+	for i in 2 3 4 5 6 7 8 9; do
+		listen_tcp "$NS_S" 198.18.0.$i 80 a$i && listen_tcp "$NS_S" 198.18.0.$i 81 b$i || return
+	done
+	rules=()
+	for i in 2 3 4 5 6 7 8; do rules+=("198.18.0.$i:80/tcp"); done
+	start_dns 30 && policy web "${rules[@]}" && CGFENCE_EXACT_CAPACITY=4 start_daemon ||
+		{ fail "setup"; return; }
+	cg=$(mk_cg ovf)
+	fence "$cg" web || return
+	dir=$(pin_dir "$cg")
+	id=$(stat -c %i "$cg")
+	assert_eq 4 "$(bpftool -j map show pinned "$dir/exact4" | jq .max_entries)" \
+		"max_entries of exact4 (bpftool map show)"
+	where=$(where_32 "$dir")
+	assert_eq 4 "$(grep -c ' exact$' <<<"$where")" "/32 entries in the exact map: $where"
+	assert_eq 3 "$(grep -c ' trie$' <<<"$where")" "/32 entries in the trie: $where"
+	assert_eq 7 "$(cut -d' ' -f1 <<<"$where" | sort -u | wc -l)" "addresses, each in one map: $where"
+	over=$(awk '$2 == "trie" { print $1; exit }' <<<"$where")
+	[ -n "$over" ] || { fail "no /32 in the trie: $where"; return; }
+	n=${over##*.}
+	expect "$cg" "$over" 80 ok "$over:80 (in the trie)"
+	expect "$cg" "$over" 81 "$DENIED" "$over:81 (in the trie, not its port)"
+	expect "$cg" "$(awk '$2 == "exact" { print $1; exit }' <<<"$where")" 80 ok \
+		"an address in the exact map"
+	expect "$cg" 198.18.0.9 80 "$DENIED" "198.18.0.9 (not listed yet)"
+
+	# reload: the trie's address moves to port 81; a new address finds the exact map full
+	rules=("198.18.0.9:80/tcp" "$over:81/tcp")
+	for i in 2 3 4 5 6 7 8; do [ "$i" = "$n" ] || rules+=("198.18.0.$i:80/tcp"); done
+	policy web "${rules[@]}"
+	out=$(ctl reload 2>&1) || fail "reload: $out"
+	expect "$cg" "$over" 80 "$DENIED" "$over:80 after the reload moved it to 81"
+	expect "$cg" "$over" 81 ok "$over:81 after the reload"
+	expect "$cg" 198.18.0.9 80 ok "198.18.0.9:80, added by the reload"
+	where=$(where_32 "$dir")
+	assert_eq 4 "$(grep -c ' exact$' <<<"$where")" "after the reload, exact map: $where"
+	assert_match "^$over trie$" "$where" "after the reload, $over stays in the trie"
+	assert_match "^198\.18\.0\.9 trie$" "$where" "after the reload, 198.18.0.9 in the trie"
+	assert_eq 8 "$(cut -d' ' -f1 <<<"$where" | sort -u | wc -l)" "after the reload, each once: $where"
+	out=$("$CGFENCE" status --json --bpffs "$PIN_ROOT" 2>&1)
+	status_once "$out" "$id" 8 || fail "status from the pins after the reload: $out"
+
+	# reload: the trie's address goes
+	rules=("198.18.0.9:80/tcp")
+	for i in 2 3 4 5 6 7 8; do [ "$i" = "$n" ] || rules+=("198.18.0.$i:80/tcp"); done
+	policy web "${rules[@]}"
+	out=$(ctl reload 2>&1) || fail "second reload: $out"
+	expect "$cg" "$over" 81 "$DENIED" "$over:81 after a reload removed it"
+	expect "$cg" "$over" 80 "$DENIED" "$over:80 after a reload removed it"
+	expect "$cg" 198.18.0.9 80 ok "198.18.0.9:80 after the second reload"
+	where=$(where_32 "$dir")
+	assert_no_match "^$over " "$where" "after the second reload, $over in no map"
+	assert_eq 7 "$(cut -d' ' -f1 <<<"$where" | sort -u | wc -l)" "after the second reload: $where"
+	assert_eq 7 "$(wc -l <<<"$where")" "after the second reload, each once: $where"
+	out=$("$CGFENCE" status --json --bpffs "$PIN_ROOT" 2>&1)
+	status_once "$out" "$id" 7 || fail "status from the pins: $out"
+	out=$(status_json 2>&1)
+	status_once "$out" "$id" 7 || fail "status from the daemon: $out"
+
+	# what got through: one connection to each allowed port, none to a denied one
+	sleep 0.2
+	assert_eq 1 "$(count a$n connections)" "connections that reached $over:80"
+	assert_eq 1 "$(count b$n connections)" "connections that reached $over:81"
+	assert_eq 2 "$(count a9 connections)" "connections that reached 198.18.0.9:80"
+}
+
 # SIGHUP to the daemon reloads the policies (and keeps a broken one out).
 test_sighup_reloads() {
 	setup || return

@@ -175,6 +175,22 @@ static size_t build_frame(const struct packet_case *c, uint8_t *buf, size_t len)
 	return n;
 }
 
+/*
+ * Writes one entry as cgfence does on fresh maps: a prefix to the trie, a
+ * full-length key to the exact map, or to the trie when that is full.
+ * Returns 1 when a full-length key overflowed into the trie.
+ */
+static int put_entry(int exact_fd, int trie_fd, const void *key, bool full,
+		     const struct cgf_allow *value)
+{
+	if (full && !bpf_map_update_elem(exact_fd, key, value, BPF_NOEXIST))
+		return 0;
+	if (full)
+		assert_int_equal(errno, E2BIG);
+	assert_int_equal(bpf_map_update_elem(trie_fd, key, value, BPF_NOEXIST), 0);
+	return full;
+}
+
 static int setup(void **state)
 {
 	struct fixture *fx;
@@ -184,12 +200,22 @@ static int setup(void **state)
 	struct cgf_error err;
 	struct cgf_config cfg = { .abi_version = CGF_ABI_VERSION, .cgroup_id = 1 };
 	uint32_t zero = 0;
+	int overflowed = 0;
 	size_t i;
 
 	fx = calloc(1, sizeof(*fx));
 	assert_non_null(fx);
-	fx->skel = cgfence_bpf__open_and_load();
+	fx->skel = cgfence_bpf__open();
 	assert_non_null(fx->skel);
+	/*
+	 * Exact maps of one slot, as cgfence sizes them per fence (here too
+	 * small): the other full-length keys overflow into the tries, which
+	 * must judge them alike; and the boundary reuses maps of another size
+	 * than its own object declares.
+	 */
+	assert_int_equal(bpf_map__set_max_entries(fx->skel->maps.cgf_exact4, 1), 0);
+	assert_int_equal(bpf_map__set_max_entries(fx->skel->maps.cgf_exact6, 1), 0);
+	assert_int_equal(cgfence_bpf__load(fx->skel), 0);
 	assert_int_equal(bpf_map_update_elem(bpf_map__fd(fx->skel->maps.cgf_config), &zero, &cfg,
 					     BPF_ANY), 0);
 	for (i = 0; i < sizeof(rules) / sizeof(rules[0]); i++)
@@ -204,17 +230,20 @@ static int setup(void **state)
 					.expires_ns = cgf_boottime_ns() - 1000000000ull };
 	inet_pton(AF_INET, "198.18.0.9", grants[i].addr);
 	assert_int_equal(cgf_allowlist_build(grants, policy.n_rules + 1, &list, &err), 0);
-	/* as cgfence writes them: full-length keys to the hash maps, prefixes to the tries */
+	/*
+	 * as cgfence writes them: prefixes to the tries, full-length keys to the
+	 * hash maps while they have room, then to the tries
+	 */
 	for (i = 0; i < list.n_v4; i++)
-		assert_int_equal(bpf_map_update_elem(bpf_map__fd(list.v4[i].key.prefixlen == 32 ?
-								 fx->skel->maps.cgf_exact4 :
-								 fx->skel->maps.cgf_allow4),
-						     &list.v4[i].key, &list.v4[i].value, BPF_ANY), 0);
+		overflowed += put_entry(bpf_map__fd(fx->skel->maps.cgf_exact4),
+					bpf_map__fd(fx->skel->maps.cgf_allow4), &list.v4[i].key,
+					list.v4[i].key.prefixlen == 32, &list.v4[i].value);
 	for (i = 0; i < list.n_v6; i++)
-		assert_int_equal(bpf_map_update_elem(bpf_map__fd(list.v6[i].key.prefixlen == 128 ?
-								 fx->skel->maps.cgf_exact6 :
-								 fx->skel->maps.cgf_allow6),
-						     &list.v6[i].key, &list.v6[i].value, BPF_ANY), 0);
+		put_entry(bpf_map__fd(fx->skel->maps.cgf_exact6),
+			  bpf_map__fd(fx->skel->maps.cgf_allow6), &list.v6[i].key,
+			  list.v6[i].key.prefixlen == 128, &list.v6[i].value);
+	/* 198.18.0.2, .3, .9 and 198.18.1.7: three of them in the trie */
+	assert_int_equal(overflowed, 3);
 	cgf_allowlist_free(&list);
 	free(grants);
 	cgf_policy_free(&policy);

@@ -260,20 +260,83 @@ int cgf_cgroup_path_of(uint64_t id, char *path, size_t len)
 
 /* ---- the fence ------------------------------------------------------- */
 
-/* One family's allowlist: a trie for prefixes, a hash map for full-length keys. */
+/*
+ * One family's allowlist: a trie for prefixes, a hash map for full-length
+ * keys while it has room.  The hash map is sized per fence (its bucket array
+ * costs memory for its whole capacity); a full-length key that finds it full
+ * goes to the trie, where it is its own longest match: the same verdict.
+ */
 struct family_maps {
 	int trie_fd;
 	int exact_fd;
 	size_t key_size; /* struct cgf_key4 or cgf_key6 */
 	__u32 full;      /* 32 or 128: keys of this length live in the hash map */
+	bool exact_full; /* the hash map said E2BIG during this batch of writes */
 };
 
-static int fam_fd(const struct family_maps *m, const void *key)
+static bool fam_is_full(const struct family_maps *m, const void *key)
 {
 	__u32 prefixlen;
 
 	memcpy(&prefixlen, key, sizeof(prefixlen));
-	return prefixlen == m->full ? m->exact_fd : m->trie_fd;
+	return prefixlen == m->full;
+}
+
+/*
+ * Writes one entry where it belongs; every write of an allowlist entry goes
+ * through here.  A full-length key is in one map only: the exact map shadows
+ * the trie, so a stale exact value would be a wrong verdict.  It is updated
+ * where it already lives (exact map, else trie), else inserted into the exact
+ * map, else, when that is full, into the trie.  fresh: the maps were just
+ * created and hold no entry with this key (attach), so the look for where it
+ * lives is skipped; a million entries are written with one syscall each.
+ * The steps are not one atomic operation: a fence has one writer at a time
+ * (the attaching process, then cgfenced's event loop, which makes both its
+ * syncs and the DNS proxy's grants).  Returns 0 or a negative errno.
+ */
+static int fam_put(struct family_maps *m, const void *key, const void *value, bool fresh)
+{
+	if (!fam_is_full(m, key))
+		return bpf_map_update_elem(m->trie_fd, key, value, BPF_ANY) ? -errno : 0;
+	if (!fresh) {
+		if (!bpf_map_update_elem(m->exact_fd, key, value, BPF_EXIST))
+			return 0;
+		if (errno != ENOENT)
+			return -errno;
+		if (!bpf_map_update_elem(m->trie_fd, key, value, BPF_EXIST))
+			return 0;
+		if (errno != ENOENT)
+			return -errno;
+	}
+	/* in neither map: the exact map if it has room */
+	if (!m->exact_full) {
+		if (!bpf_map_update_elem(m->exact_fd, key, value, fresh ? BPF_ANY : BPF_NOEXIST))
+			return 0;
+		if (errno != E2BIG)
+			return -errno;
+		/* A delete elsewhere may make room again; the next batch tries again. */
+		m->exact_full = true;
+	}
+	return bpf_map_update_elem(m->trie_fd, key, value, fresh ? BPF_ANY : BPF_NOEXIST) ? -errno
+											     : 0;
+}
+
+/* Deletes one entry; a full-length key from both maps.  Absent is not an error. */
+static int fam_del(const struct family_maps *m, const void *key)
+{
+	if (fam_is_full(m, key) && bpf_map_delete_elem(m->exact_fd, key) && errno != ENOENT)
+		return -errno;
+	if (bpf_map_delete_elem(m->trie_fd, key) && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+/* Reads the value of a key the maps hold (a full-length key from either map). */
+static int fam_get(const struct family_maps *m, const void *key, void *value)
+{
+	if (fam_is_full(m, key) && !bpf_map_lookup_elem(m->exact_fd, key, value))
+		return 0;
+	return bpf_map_lookup_elem(m->trie_fd, key, value) ? -errno : 0;
 }
 
 static void fam_init(struct family_maps *m, int trie_fd, int exact_fd, int family)
@@ -282,6 +345,7 @@ static void fam_init(struct family_maps *m, int trie_fd, int exact_fd, int famil
 	m->exact_fd = exact_fd;
 	m->key_size = family == AF_INET ? sizeof(struct cgf_key4) : sizeof(struct cgf_key6);
 	m->full = family == AF_INET ? 32 : 128;
+	m->exact_full = false;
 }
 
 struct cgf_fence {
@@ -392,32 +456,80 @@ static int lock_pin_root(const char *pin_root, char *err)
 	return fd;
 }
 
-static int write_allowlist(const struct family_maps *m4, const struct family_maps *m6,
+/* Fills the fresh maps of a new fence (nothing is attached to them yet). */
+static int write_allowlist(struct family_maps *m4, struct family_maps *m6,
 			   const struct cgf_allowlist *list, char *err)
 {
 	char addr[INET6_ADDRSTRLEN];
 	size_t i;
+	int ret;
 
+	m4->exact_full = m6->exact_full = false;
 	for (i = 0; i < list->n_v4; i++) {
-		if (bpf_map_update_elem(fam_fd(m4, &list->v4[i].key), &list->v4[i].key,
-					&list->v4[i].value, BPF_ANY)) {
-			int ret = -errno;
-
+		ret = fam_put(m4, &list->v4[i].key, &list->v4[i].value, true);
+		if (ret) {
 			inet_ntop(AF_INET, list->v4[i].key.addr, addr, sizeof(addr));
 			return fail(err, ret, "cannot write allowlist entry %s/%u: %s", addr,
 				    list->v4[i].key.prefixlen, strerror(-ret));
 		}
 	}
 	for (i = 0; i < list->n_v6; i++) {
-		if (bpf_map_update_elem(fam_fd(m6, &list->v6[i].key), &list->v6[i].key,
-					&list->v6[i].value, BPF_ANY)) {
-			int ret = -errno;
-
+		ret = fam_put(m6, &list->v6[i].key, &list->v6[i].value, true);
+		if (ret) {
 			inet_ntop(AF_INET6, list->v6[i].key.addr, addr, sizeof(addr));
 			return fail(err, ret, "cannot write allowlist entry %s/%u: %s", addr,
 				    list->v6[i].key.prefixlen, strerror(-ret));
 		}
 	}
+	return 0;
+}
+
+uint32_t cgf_exact_capacity(size_t n_full, uint32_t forced)
+{
+	size_t want = n_full + n_full / 4, cap = CGF_EXACT_MIN_ENTRIES;
+
+	if (forced)
+		return forced < CGF_MAX_ENTRIES ? forced : CGF_MAX_ENTRIES;
+	while (cap < want && cap < CGF_MAX_ENTRIES)
+		cap *= 2;
+	return cap < CGF_MAX_ENTRIES ? (uint32_t)cap : CGF_MAX_ENTRIES;
+}
+
+#define EXACT_CAPACITY_ENV "CGFENCE_EXACT_CAPACITY"
+
+/*
+ * Sizes the exact maps of a fence about to be loaded from its allowlist, or
+ * from CGFENCE_EXACT_CAPACITY (a test knob: set, it must be a number from 1
+ * to CGF_MAX_ENTRIES).
+ */
+static int size_exact_maps(struct cgfence_bpf *skel, const struct cgf_allowlist *list, char *err)
+{
+	const char *env = getenv(EXACT_CAPACITY_ENV);
+	size_t full4 = 0, full6 = 0, i;
+	uint32_t forced = 0;
+	int ret;
+
+	if (env && *env) {
+		char *end;
+		unsigned long v;
+
+		errno = 0;
+		v = strtoul(env, &end, 10);
+		if (errno || *end || env[0] == '-' || v < 1 || v > CGF_MAX_ENTRIES)
+			return fail(err, -EINVAL, "%s='%s': not a number from 1 to %u",
+				    EXACT_CAPACITY_ENV, env, CGF_MAX_ENTRIES);
+		forced = (uint32_t)v;
+	}
+	for (i = 0; i < list->n_v4; i++)
+		full4 += list->v4[i].key.prefixlen == 32;
+	for (i = 0; i < list->n_v6; i++)
+		full6 += list->v6[i].key.prefixlen == 128;
+	ret = bpf_map__set_max_entries(skel->maps.cgf_exact4, cgf_exact_capacity(full4, forced));
+	if (!ret)
+		ret = bpf_map__set_max_entries(skel->maps.cgf_exact6,
+					       cgf_exact_capacity(full6, forced));
+	if (ret)
+		return fail(err, ret, "cannot size the exact-address maps: %s", strerror(-ret));
 	return 0;
 }
 
@@ -771,6 +883,7 @@ static int boundary_attach(struct cgfence_bpf *fence_skel, const struct cgf_atta
 		{ skel->maps.cgf_stats, fence_skel->maps.cgf_stats },
 		{ skel->maps.cgf_events, fence_skel->maps.cgf_events },
 	};
+	/* reuse_fd takes each map's definition from the kernel: exact maps sized as the fence's */
 	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
 		ret = bpf_map__reuse_fd(maps[i].mine, bpf_map__fd(maps[i].fence));
 		if (ret) {
@@ -883,6 +996,9 @@ int cgf_fence_attach(const char *cgroup_path, const struct cgf_allowlist *list,
 		ret = fail(err, -errno, "cannot open the BPF object: %s", strerror(errno));
 		goto out;
 	}
+	ret = size_exact_maps(skel, list, err);
+	if (ret)
+		goto out;
 	ret = cgfence_bpf__load(skel);
 	if (ret) {
 		fail(err, ret, "cannot load the BPF programs: %s", strerror(-ret));
@@ -1209,29 +1325,29 @@ static int map_keys(int fd, size_t key_size, void **keys, size_t *n)
  * or changed, then deletes what is gone (new before old, so that nothing
  * allowed before and after is denied in between).
  */
-static int sync_family(const struct family_maps *m, const char *old, size_t n_old,
+static int sync_family(struct family_maps *m, const char *old, size_t n_old,
 		       const char *cur, size_t n_cur, size_t entry_size, size_t *writes,
 		       size_t *deletes)
 {
 	size_t key_size = m->key_size;
 	size_t i = 0, j = 0;
-	int pass, c;
+	int pass, c, ret;
 
+	m->exact_full = false;
 	for (pass = 0; pass < 2; pass++) {
 		for (i = 0, j = 0; i < n_old || j < n_cur;) {
 			const char *o = old + i * entry_size, *n = cur + j * entry_size;
 
 			c = i == n_old ? 1 : j == n_cur ? -1 : memcmp(o, n, key_size);
 			if (c < 0) { /* gone */
-				if (pass == 1 && bpf_map_delete_elem(fam_fd(m, o), o) && errno != ENOENT)
-					return -errno;
+				if (pass == 1 && (ret = fam_del(m, o)))
+					return ret;
 				*deletes += pass;
 				i++;
 			} else if (c > 0 || memcmp(o + key_size, n + key_size,
 						   entry_size - key_size)) { /* new, changed */
-				if (pass == 0 &&
-				    bpf_map_update_elem(fam_fd(m, n), n, n + key_size, BPF_ANY))
-					return -errno;
+				if (pass == 0 && (ret = fam_put(m, n, n + key_size, false)))
+					return ret;
 				*writes += !pass;
 				j++;
 				i += c == 0;
@@ -1292,13 +1408,14 @@ int cgf_fence_sync(struct cgf_fence *f, const struct cgf_allowlist *list, char *
 
 int cgf_fence_grant(struct cgf_fence *f, const struct cgf_grant *grants, size_t n, char *err)
 {
-	const struct family_maps *m;
+	struct family_maps *m;
 	struct cgf_key6 key = { 0 }; /* large enough for both families */
 	struct cgf_allow v = { 0 }, kept = { 0 };
 	uint64_t now = cgf_boottime_ns();
 	char addr[INET6_ADDRSTRLEN] = "?";
 	size_t i;
 	unsigned r;
+	int ret;
 
 	if (!n)
 		return 0;
@@ -1311,12 +1428,12 @@ int cgf_fence_grant(struct cgf_fence *f, const struct cgf_grant *grants, size_t 
 	key.prefixlen = m->full;
 	memcpy(key.addr, grants[0].addr, m->full / 8);
 	/*
-	 * Start from the exact entry, or else from what the trie gives the
-	 * address (the union of the prefixes covering it): an exact entry
-	 * shadows the trie, so it must carry those ranges too.
+	 * Start from the entry of the address (in the exact map, or in the trie
+	 * when it overflowed there), or else from what the trie gives the address
+	 * (the union of the prefixes covering it): an exact entry shadows the
+	 * trie, so it must carry those ranges too.
 	 */
-	if (bpf_map_lookup_elem(m->exact_fd, &key, &v) &&
-	    bpf_map_lookup_elem(m->trie_fd, &key, &v))
+	if (fam_get(m, &key, &v))
 		memset(&v, 0, sizeof(v));
 	for (r = 0; r < v.n_ranges && r < CGF_MAX_RANGES; r++)
 		if (!v.ranges[r].expires_ns || v.ranges[r].expires_ns > now)
@@ -1346,8 +1463,10 @@ int cgf_fence_grant(struct cgf_fence *f, const struct cgf_grant *grants, size_t 
 		kept.ranges[kept.n_ranges].expires_ns = g->expires_ns;
 		kept.n_ranges++;
 	}
-	if (bpf_map_update_elem(m->exact_fd, &key, &kept, BPF_ANY))
-		return fail(err, -errno, "cannot write %s: %s", addr, strerror(errno));
+	m->exact_full = false;
+	ret = fam_put(m, &key, &kept, false);
+	if (ret)
+		return fail(err, ret, "cannot write %s: %s", addr, strerror(-ret));
 	/* the maps now hold more than this process wrote: the next sync reads them again */
 	cgf_allowlist_free(&f->written);
 	f->have_written = false;
@@ -1408,11 +1527,16 @@ int cgf_fence_stats(const struct cgf_fence *f, struct cgf_stats *sum)
 	return 0;
 }
 
-/* The keys of a family: the trie's, then the hash map's; *keys is malloc'ed. */
+/*
+ * The keys of a family, each once: the trie's, then the hash map's; *keys is
+ * malloc'ed.  A full-length key is in one map only (fam_put); one found in
+ * both anyway is listed once, as the exact map's, the one in force.
+ */
 static int fam_keys(const struct family_maps *m, void **keys, size_t *n)
 {
 	void *trie_keys = NULL, *exact_keys = NULL;
-	size_t n_trie = 0, n_exact = 0;
+	size_t n_trie = 0, n_exact = 0, i, kept = 0;
+	struct cgf_allow scratch;
 	char *all;
 	int ret = map_keys(m->trie_fd, m->key_size, &trie_keys, &n_trie);
 
@@ -1423,16 +1547,26 @@ static int fam_keys(const struct family_maps *m, void **keys, size_t *n)
 		free(trie_keys);
 		return ret;
 	}
-	all = realloc(trie_keys, (n_trie + n_exact + 1) * m->key_size);
+	all = trie_keys;
+	for (i = 0; i < n_trie; i++) {
+		char *k = all + i * m->key_size;
+
+		if (fam_is_full(m, k) && !bpf_map_lookup_elem(m->exact_fd, k, &scratch))
+			continue;
+		if (kept != i)
+			memcpy(all + kept * m->key_size, k, m->key_size);
+		kept++;
+	}
+	all = realloc(trie_keys, (kept + n_exact + 1) * m->key_size);
 	if (!all) {
 		free(trie_keys);
 		free(exact_keys);
 		return -ENOMEM;
 	}
-	memcpy(all + n_trie * m->key_size, exact_keys, n_exact * m->key_size);
+	memcpy(all + kept * m->key_size, exact_keys, n_exact * m->key_size);
 	free(exact_keys);
 	*keys = all;
-	*n = n_trie + n_exact;
+	*n = kept + n_exact;
 	return 0;
 }
 
@@ -1485,14 +1619,12 @@ int cgf_fence_dump(const struct cgf_fence *f, size_t max, struct cgf_allowlist *
 	}
 	for (i = 0; i < n4; i++) {
 		out->v4[out->n_v4].key = k4[i];
-		if (bpf_map_lookup_elem(fam_fd(&f->v4, &k4[i]), &k4[i], &out->v4[out->n_v4].value) ==
-		    0)
+		if (fam_get(&f->v4, &k4[i], &out->v4[out->n_v4].value) == 0)
 			out->n_v4++;
 	}
 	for (i = 0; i < n6; i++) {
 		out->v6[out->n_v6].key = k6[i];
-		if (bpf_map_lookup_elem(fam_fd(&f->v6, &k6[i]), &k6[i], &out->v6[out->n_v6].value) ==
-		    0)
+		if (fam_get(&f->v6, &k6[i], &out->v6[out->n_v6].value) == 0)
 			out->n_v6++;
 	}
 out:

@@ -92,6 +92,18 @@ struct cgf_attach_opts {
 int cgf_fence_attach(const char *cgroup_path, const struct cgf_allowlist *list,
 		     const struct cgf_attach_opts *opts, struct cgf_fence **out, char *err);
 
+/*
+ * The capacity of a new fence's exact-address map, for a family whose
+ * allowlist holds n_full full-length (/32, /128) keys: room for them and a
+ * quarter more, at least CGF_EXACT_MIN_ENTRIES, rounded up to a power of two
+ * (the kernel rounds the bucket array so: the slots up to it cost nothing),
+ * at most CGF_MAX_ENTRIES.  A full-length key finding the map full goes to
+ * the trie.  forced (> 0) replaces the computation, cut to CGF_MAX_ENTRIES:
+ * cgf_fence_attach takes it from the environment variable
+ * CGFENCE_EXACT_CAPACITY, a knob for tests that need the overflow.
+ */
+uint32_t cgf_exact_capacity(size_t n_full, uint32_t forced);
+
 /* Opens the pinned fence of a cgroup id; -ENOENT when there is none. */
 int cgf_fence_open(const char *pin_root, uint64_t cgroup_id, struct cgf_fence **out, char *err);
 
