@@ -233,18 +233,14 @@ static __always_inline void report(enum cgf_hook hook, const struct cgf_dest *d,
 }
 
 /*
- * The verdict, counted and reported: 1 lets the attempt through, 0 refuses it.
- * In audit mode a would-be denial is reported and let through.
+ * A refusal, counted and reported (in audit mode let through): 1 lets the
+ * attempt through, 0 refuses it.  A function of its own, never inlined, so
+ * that the allowed path of every program stays a few instructions long.
  */
-static __always_inline int decide(enum cgf_hook hook, const struct cgf_dest *d, bool allowed)
+static __noinline int refuse(enum cgf_hook hook, const struct cgf_dest *d)
 {
 	struct cgf_stats *s = stats();
 
-	if (allowed) {
-		if (s)
-			s->allowed[hook]++;
-		return 1;
-	}
 	if (audit_mode()) {
 		if (s)
 			s->audited[hook]++;
@@ -255,6 +251,38 @@ static __always_inline int decide(enum cgf_hook hook, const struct cgf_dest *d, 
 		s->denied[hook]++;
 	report(hook, d, CGF_EVENT_DENIED);
 	return 0;
+}
+
+/*
+ * The verdict, counted and reported: 1 lets the attempt through, 0 refuses it.
+ * In audit mode a would-be denial is reported and let through.
+ */
+static __always_inline int decide(enum cgf_hook hook, const struct cgf_dest *d, bool allowed)
+{
+	struct cgf_stats *s;
+
+	if (!allowed)
+		return refuse(hook, d);
+	s = stats();
+	if (s)
+		s->allowed[hook]++;
+	return 1;
+}
+
+/*
+ * Copies n bytes at off of the packet into to: straight from its linear part
+ * when they lie there (the headers of what a local socket sends always do),
+ * which spares a helper call per header, else through bpf_skb_load_bytes.
+ */
+static __always_inline long load_bytes(struct __sk_buff *skb, __u32 off, void *to, __u32 n)
+{
+	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+
+	if (data + off + n <= end) {
+		__builtin_memcpy(to, data + off, n);
+		return 0;
+	}
+	return bpf_skb_load_bytes(skb, off, to, n);
 }
 
 /*
@@ -274,7 +302,7 @@ static __always_inline bool parse_packet(struct __sk_buff *skb, __u32 l3_off, st
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
 		struct iphdr ip;
 
-		if (bpf_skb_load_bytes(skb, l3_off, &ip, sizeof(ip)))
+		if (load_bytes(skb, l3_off, &ip, sizeof(ip)))
 			return false;
 		set_v4(d, ip.daddr);
 		d->proto = ip.protocol;
@@ -284,7 +312,7 @@ static __always_inline bool parse_packet(struct __sk_buff *skb, __u32 l3_off, st
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr ip6;
 
-		if (bpf_skb_load_bytes(skb, l3_off, &ip6, sizeof(ip6)))
+		if (load_bytes(skb, l3_off, &ip6, sizeof(ip6)))
 			return false;
 		__builtin_memcpy(d->addr, &ip6.daddr, 16);
 		d->proto = ip6.nexthdr;
@@ -303,7 +331,7 @@ static __always_inline bool parse_packet(struct __sk_buff *skb, __u32 l3_off, st
 	}
 	if (d->proto != IPPROTO_TCP && d->proto != IPPROTO_UDP)
 		return true; /* judged without a port: never allowed */
-	if (bpf_skb_load_bytes(skb, l4_off, ports, sizeof(ports)))
+	if (load_bytes(skb, l4_off, ports, sizeof(ports)))
 		return false;
 	d->port = bpf_ntohs(ports[1]);
 	return true;
