@@ -137,16 +137,19 @@ def main():
       "with setns() (iptables + ipset and nftables each have a client namespace of their own, "
       "with its own veth to the servers' namespace; the no-filter and BPF sides use a clean "
       "one). conn: new TCP connections (connect, then close with RST), %s rounds of %s s "
-      "windows; rr: 1-byte request/response on one connection per side, the same; stream: 64 "
-      "KiB writes on one connection per side, %s rounds of %s s windows, each window's queue "
-      "drained before the next; iperf3 (largest size only): %s rounds of one %s s run per side "
+      "windows; rr: 1-byte request/response, %s rounds of the same windows; stream: 64 KiB "
+      "writes, %s rounds of %s s windows, each window's queue drained before the next (rr and "
+      "stream open a connection per window from inside its side, warmed up for a fifth of the "
+      "window first: a long-lived connection per side carried a speed of its own into every "
+      "round); iperf3 (largest size only): %s rounds of one %s s run per side "
       "(slow start included), a process per run. Every allowlist holds N random IPv4 "
       "prefixes (3/4 /32, 1/5 /24, the rest /9-/31; never contacted) plus the tested "
       "destination 198.18.0.2/32, and each contender also allows DNS to a resolver: the same "
       "list, loaded into each. A ratio is taken within one round; the tables give the median "
       "over the rounds with the distribution-free 95 %% confidence interval of that median in "
       "brackets (build/bench/compare.tsv has every window)." % (
-          meta.get("rounds"), meta.get("secs"), meta.get("stream_rounds"), meta.get("stream_secs"),
+          meta.get("rounds"), meta.get("secs"), meta.get("rr_rounds"), meta.get("stream_rounds"),
+          meta.get("stream_secs"),
           meta.get("iperf_rounds"), meta.get("iperf_secs")))
     w("")
 
@@ -236,7 +239,7 @@ def main():
         w("## In-kernel cost per program run (bpf_stats)")
         w("")
         w("A separate pass at each size (bpf_stats slows the hooks; it was off for every figure "
-          "above), in each BPF contender's cgroup: 2 s of connect/close, then 2.4 s of streaming. "
+          "above), in each BPF contender's cgroup: 2 s of connect/close, then 1.2 s of streaming. "
           "The figures include bpf_stats' own two clock reads per run. *Per connection* adds up "
           "every hook's run time and divides by the connections made; *CPU share of a stream* is "
           "the programs' run time per second of streaming, the most a filter can take from a "
