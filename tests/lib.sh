@@ -181,6 +181,22 @@ kill_spawned() {
 	done
 }
 
+# kill_dnsmasq PIDFILE...: ends the dnsmasq whose pid each PIDFILE holds, if
+# that pid is still a dnsmasq (not a recycled one; a stopped one is continued
+# to take the signal), and removes PIDFILE.
+kill_dnsmasq() {
+	local f pid
+	for f in "$@"; do
+		[ -f "$f" ] || continue
+		pid=$(cat "$f")
+		if [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dnsmasq ]; then
+			kill -CONT "$pid" 2>/dev/null
+			kill "$pid"
+		fi
+		rm -f "$f"
+	done
+}
+
 # wait_gone PID SECONDS: true once PID has ended (polls every 20 ms).
 wait_gone() {
 	local i
@@ -197,6 +213,24 @@ wait_file() {
 	for i in $(seq 1 $(($2 * 20))); do
 		[ -e "$1" ] && return 0
 		sleep 0.05
+	done
+	return 1
+}
+
+# remove_cgroup_tree DIR: kills what is in cgroup DIR and below, then removes
+# it, deepest first (bounded: 5 s for its processes to go, 2 s for DIR).
+remove_cgroup_tree() {
+	local d=$1 i
+	[ -d "$d" ] || return 0
+	echo 1 >"$d/cgroup.kill" 2>/dev/null
+	for i in $(seq 1 100); do
+		grep -q '^populated 0' "$d/cgroup.events" 2>/dev/null && break
+		sleep 0.05
+	done
+	find "$d" -mindepth 1 -depth -type d -exec rmdir {} + 2>/dev/null
+	for i in $(seq 1 20); do
+		rmdir "$d" 2>/dev/null && return 0
+		sleep 0.1
 	done
 	return 1
 }

@@ -428,32 +428,11 @@ end_loop() {
 	LOOP_ROUNDS=${rounds:-0}
 }
 
-# remove_cgroup DIR: kills what is in it (and below), removes it deepest first.
-remove_cgroup() {
-	local d=$1 sub i
-	[ -d "$d" ] || return 0
-	echo 1 >"$d/cgroup.kill" 2>/dev/null
-	for i in $(seq 1 50); do
-		grep -q '^populated 0' "$d/cgroup.events" 2>/dev/null && break
-		sleep 0.05
-	done
-	find "$d" -mindepth 1 -depth -type d -exec rmdir {} + 2>/dev/null
-	for i in $(seq 1 20); do
-		rmdir "$d" 2>/dev/null && return 0
-		sleep 0.1
-	done
-}
-
 suite_cleanup() {
 	local pid d
 	# daemons first (so they stop touching pins), then dnsmasq and helpers
 	stop_daemons
-	if [ -f "$WORK/dnsmasq.pid" ]; then
-		pid=$(cat "$WORK/dnsmasq.pid")
-		kill -CONT "$pid" 2>/dev/null
-		[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dnsmasq ] && kill "$pid"
-		rm -f "$WORK/dnsmasq.pid"
-	fi
+	kill_dnsmasq "$WORK/dnsmasq.pid"
 	kill_listeners
 	kill_spawned
 	net_down
@@ -461,11 +440,11 @@ suite_cleanup() {
 		# the cgroups the daemon made for processes of this suite
 		if [ -f "$WORK/spawned.pids" ]; then
 			for pid in $(cat "$WORK/spawned.pids"); do
-				remove_cgroup "$CG2/cgfence/pid-$pid"
+				remove_cgroup_tree "$CG2/cgfence/pid-$pid"
 			done
 		fi
 		for d in "$CG2/$TAG"-*; do
-			remove_cgroup "$d"
+			remove_cgroup_tree "$d"
 		done
 	fi
 	rm -f "$WORK/spawned.pids"

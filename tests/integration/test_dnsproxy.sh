@@ -421,17 +421,6 @@ dx() {
 # queries REGEX: how many lines of the query log match.
 queries() { grep -Ec -- "$1" "$QLOG"; }
 
-remove_cgroup() {
-	local d=$1 i
-	[ -d "$d" ] || return 0
-	echo 1 >"$d/cgroup.kill" 2>/dev/null
-	for i in $(seq 1 50); do
-		grep -q 'populated 0' "$d/cgroup.events" 2>/dev/null && break
-		sleep 0.1
-	done
-	find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
-}
-
 suite_cleanup() {
 	local d
 	stop_daemons kill -KILL
@@ -443,7 +432,7 @@ suite_cleanup() {
 		for d in "$CG2/$TAG"-* "$CG2"/cgfence/run-*; do
 			[ -d "$d" ] || continue
 			case $d in "$CG2"/cgfence/run-*) grep -qs "$TAG" "$WORK/run.cg" || continue ;; esac
-			remove_cgroup "$d"
+			remove_cgroup_tree "$d"
 		done
 	fi
 	[ -d "$PIN_ROOT" ] && rm -rf "${PIN_ROOT:?}"

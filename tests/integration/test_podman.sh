@@ -346,7 +346,7 @@ rl_cleanup() {
 # ---- cleanup ----------------------------------------------------------------
 
 suite_cleanup() {
-	local pid d names
+	local d names
 	if command -v podman >/dev/null; then
 		names=$(timeout 30 podman ps -a --format '{{.Names}}' 2>/dev/null | grep "^$TAG-")
 		# shellcheck disable=SC2086 # one name a word
@@ -354,12 +354,7 @@ suite_cleanup() {
 	fi
 	rl_cleanup
 	stop_daemons
-	for f in "$WORK/dnsmasq.pid" "$WORK/dnsmasq-up.pid"; do
-		[ -f "$f" ] || continue
-		pid=$(cat "$f")
-		[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dnsmasq ] && kill "$pid"
-		rm -f "$f"
-	done
+	kill_dnsmasq "$WORK/dnsmasq.pid" "$WORK/dnsmasq-up.pid"
 	kill_listeners
 	net_down
 	# the --cgroup-parent test's parent, on cgroup2 and where podman made it on v1
@@ -373,8 +368,7 @@ suite_cleanup() {
 	# cgroups the daemon made for rootless containers of this suite
 	if [ -n "$CG2" ] && [ -f "$WORK/made.cgroups" ]; then
 		while read -r d; do
-			[ -d "$d" ] && echo 1 >"$d/cgroup.kill" 2>/dev/null
-			[ -d "$d" ] && { sleep 0.2; rmdir "$d" 2>/dev/null; }
+			remove_cgroup_tree "$d"
 		done <"$WORK/made.cgroups"
 		rm -f "$WORK/made.cgroups"
 	fi
