@@ -14,11 +14,15 @@ TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # sanitizer pass).
 BUILD=${CGFENCE_BUILD:-$TOP/build}
 CGFENCE=$BUILD/cgfence
+CGFENCED=$BUILD/cgfenced
 PROBE=$BUILD/tests/probe
 TAMPER=$BUILD/tests/tamper
 # Every name a suite creates carries this tag, so cleanup finds them all.
 TAG=cgft$$
 WORK=$(mktemp -d "/tmp/cgfence-test.XXXXXX")
+# The cgroup2 mount, from /proc/self/mountinfo (never assumed; empty when none).
+CG2=$(awk '{ for (i = 7; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") { print $5; exit } break } }' \
+	/proc/self/mountinfo)
 
 _passed=0
 _failed=0
@@ -59,6 +63,24 @@ need_root() {
 		skip "needs root"
 		return 1
 	fi
+	return 0
+}
+
+# need [FILE...] [-- CMD...]: what a test needs before it starts: root, a
+# cgroup2 mount ($CG2), every FILE executable (binaries `make` builds), every
+# CMD installed (`make test-deps`).  Skips (and is false) at the first missing.
+need() {
+	local x
+	need_root || return 1
+	[ -n "$CG2" ] || { skip "no cgroup2 filesystem mounted"; return 1; }
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do
+		[ -x "$1" ] || { skip "needs $1 (make)"; return 1; }
+		shift
+	done
+	[ $# -gt 0 ] && shift
+	for x in "$@"; do
+		command -v "$x" >/dev/null || { skip "needs $x (make test-deps)"; return 1; }
+	done
 	return 0
 }
 
@@ -139,6 +161,42 @@ wait_for() {
 	"$@"
 }
 
+# spawn VAR CMD...: CMD in the background, output to $WORK/VAR.out; its pid in
+# VAR and in $WORK/spawned.pids (kill_spawned).
+spawn() {
+	local var=$1
+	shift
+	"$@" >"$WORK/$var.out" 2>&1 </dev/null &
+	eval "$var=$!"
+	echo $! >>"$WORK/spawned.pids"
+}
+
+# kill_spawned: SIGKILL to every process spawn started (the list stays, for
+# a suite that looks for what they left).
+kill_spawned() {
+	local pid
+	[ -f "$WORK/spawned.pids" ] || return 0
+	for pid in $(cat "$WORK/spawned.pids"); do
+		kill -KILL "$pid" 2>/dev/null
+	done
+}
+
+# kill_dnsmasq PIDFILE...: ends the dnsmasq whose pid each PIDFILE holds, if
+# that pid is still a dnsmasq (not a recycled one; a stopped one is continued
+# to take the signal), and removes PIDFILE.
+kill_dnsmasq() {
+	local f pid
+	for f in "$@"; do
+		[ -f "$f" ] || continue
+		pid=$(cat "$f")
+		if [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dnsmasq ]; then
+			kill -CONT "$pid" 2>/dev/null
+			kill "$pid"
+		fi
+		rm -f "$f"
+	done
+}
+
 # wait_gone PID SECONDS: true once PID has ended (polls every 20 ms).
 wait_gone() {
 	local i
@@ -159,6 +217,24 @@ wait_file() {
 	return 1
 }
 
+# remove_cgroup_tree DIR: kills what is in cgroup DIR and below, then removes
+# it, deepest first (bounded: 5 s for its processes to go, 2 s for DIR).
+remove_cgroup_tree() {
+	local d=$1 i
+	[ -d "$d" ] || return 0
+	echo 1 >"$d/cgroup.kill" 2>/dev/null
+	for i in $(seq 1 100); do
+		grep -q '^populated 0' "$d/cgroup.events" 2>/dev/null && break
+		sleep 0.05
+	done
+	find "$d" -mindepth 1 -depth -type d -exec rmdir {} + 2>/dev/null
+	for i in $(seq 1 20); do
+		rmdir "$d" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 # ---- the test network ------------------------------------------------------
 #
 # net_up creates two namespaces: "$TAG-c" (the client side, where fenced
@@ -172,6 +248,10 @@ NS_S=
 net_up() {
 	NS_C=$TAG-c
 	NS_S=$TAG-s
+	# "${INCG[@]}" CG CMD...: CMD in the client namespace and in cgroup CG (a
+	# command line, not a function, so that other commands can run it)
+	# shellcheck disable=SC2016,SC2034 # $$ and $1 are the inner shell's; suites use INCG
+	INCG=(nsenter "--net=/run/netns/$NS_C" -- sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh)
 	ip netns add "$NS_C" || return 1
 	ip netns add "$NS_S" || return 1
 	ip link add "${TAG}a" netns "$NS_C" type veth peer name "${TAG}b" netns "$NS_S" || return 1
@@ -258,6 +338,65 @@ count() {
 kill_listeners() {
 	[ -f "$WORK/pids" ] && xargs -r kill 2>/dev/null <"$WORK/pids"
 	rm -f "$WORK/pids"
+}
+
+# ---- the daemon ---------------------------------------------------------------
+
+# policy NAME LINE...: writes $WORK/pol/NAME.policy, a line each, after
+# POLICY_HEAD when a suite sets it; whole, through a file renamed over it, so
+# that a daemon watching the directory never reads half of one.
+policy() {
+	local name=$1
+	shift
+	mkdir -p "$WORK/pol" || return 1
+	{
+		[ -z "${POLICY_HEAD:-}" ] || printf '%s\n' "$POLICY_HEAD"
+		printf '%s\n' "$@"
+	} >"$WORK/pol/$name.policy.tmp" && mv "$WORK/pol/$name.policy.tmp" "$WORK/pol/$name.policy"
+}
+
+# start_cgfenced SECONDS [ARGS...]: cgfenced ($CGFENCED; under DAEMON_WRAP, a
+# command such as valgrind, when set) in the foreground, with no config file,
+# the policies of $WORK/pol, socket $SOCK, pins under $PIN_ROOT, then ARGS;
+# log appended to $WORK/daemon.log, pid in DPID and in $WORK/daemon.pids.
+# Waits up to SECONDS until it answers a status request on $SOCK: the socket
+# first, because without one cgfence status reads the pins itself and succeeds.
+start_cgfenced() {
+	local n=$(($1 * 10)) i
+	shift
+	${DAEMON_WRAP[@]+"${DAEMON_WRAP[@]}"} "$CGFENCED" --config /dev/null --foreground \
+		--policy-dir "$WORK/pol" --socket "$SOCK" --bpffs "$PIN_ROOT" \
+		"$@" >>"$WORK/daemon.log" 2>&1 </dev/null &
+	DPID=$!
+	echo "$DPID" >>"$WORK/daemon.pids"
+	for i in $(seq 1 "$n"); do
+		[ -S "$SOCK" ] && "$CGFENCE" status --socket "$SOCK" >/dev/null 2>&1 && return 0
+		alive "$DPID" || break
+		sleep 0.1
+	done
+	echo "cgfenced did not start: $(tail -5 "$WORK/daemon.log")" >&2
+	return 1
+}
+
+# stop_daemon: stops the daemon start_cgfenced started last (stop_pid), and
+# reaps it.
+stop_daemon() {
+	stop_pid "$DPID"
+	wait "$DPID" 2>/dev/null
+}
+
+# stop_daemons [CMD...]: runs CMD PID (stop_pid by default) for every daemon
+# start_cgfenced started that still runs: a pid still that daemon's, not a
+# recycled one (its command line names $SOCK).
+stop_daemons() {
+	local pid
+	[ -f "$WORK/daemon.pids" ] || return 0
+	[ $# -gt 0 ] || set -- stop_pid
+	for pid in $(cat "$WORK/daemon.pids"); do
+		tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "--socket $SOCK " &&
+			"$@" "$pid"
+	done
+	rm -f "$WORK/daemon.pids"
 }
 
 # ---- fences ------------------------------------------------------------------

@@ -33,8 +33,6 @@
 # shellcheck source=../lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
-CG2=$(awk '{ for (i = 7; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") { print $5; exit } break } }' \
-	/proc/self/mountinfo)
 PIN_ROOT=/sys/fs/bpf/cgfence
 D4=198.18.0.3
 D6=2001:db8::3
@@ -70,16 +68,7 @@ suite_cleanup() {
 # ---- helpers ----------------------------------------------------------------
 
 setup() {
-	need_root || return 1
-	local x
-	for x in "$CGFENCE" "$PROBE" "$TAMPER"; do
-		[ -x "$x" ] || { skip "needs $x (make)"; return 1; }
-	done
-	[ -n "$CG2" ] || { skip "no cgroup2 filesystem mounted"; return 1; }
-	for x in setpriv unshare nsenter nft bpftool; do
-		command -v "$x" >/dev/null || { skip "needs $x"; return 1; }
-	done
-	return 0
+	need "$CGFENCE" "$PROBE" "$TAMPER" -- setpriv unshare nsenter nft bpftool
 }
 
 # listener SPEC: starts listener "denied" in the server namespace (or in

@@ -16,8 +16,6 @@
 # shellcheck source=../lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
-CG2=$(awk '{ for (i = 7; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") { print $5; exit } break } }' \
-	/proc/self/mountinfo)
 ALLOWED=198.18.0.2
 DENIED=198.18.0.3
 # what the fence allows: the allowed host's UDP 5000 and TCP 5001, and the
@@ -26,21 +24,12 @@ RULES=(--allow "$ALLOWED:5000/udp" --allow "$ALLOWED:5001/tcp" --allow "[2001:db
 	--allow "198.18.2.2:7000/udp")
 CGX=${CG2:+$CG2/$TAG-x}
 PY=/usr/bin/python3
+# the daemon of test_daemon_boundary (tests/lib.sh: start_cgfenced)
+SOCK=$WORK/d.sock
+PIN_ROOT=/sys/fs/bpf/$TAG
 
 setup() {
-	need_root || return 1
-	if [ ! -x "$CGFENCE" ] || [ ! -x "$PROBE" ]; then
-		skip "needs $CGFENCE and $PROBE (make)"
-		return 1
-	fi
-	if [ -z "$CG2" ]; then
-		skip "no cgroup2 filesystem mounted"
-		return 1
-	fi
-	local t
-	for t in nft setpriv; do
-		command -v "$t" >/dev/null || { skip "needs $t (make test-deps)"; return 1; }
-	done
+	need "$CGFENCE" "$PROBE" -- nft setpriv || return 1
 	net_up || { fail "the test network did not come up"; return 1; }
 
 	# The server end forwards, as a podman host's bridge does: the boundary's
@@ -55,11 +44,7 @@ setup() {
 
 suite_cleanup() {
 	kill_listeners
-	if [ -f "$WORK/daemon.pid" ]; then
-		kill -TERM "$(cat "$WORK/daemon.pid")" 2>/dev/null
-		sleep 0.3
-		rm -f "$WORK/daemon.pid"
-	fi
+	stop_daemons
 	if [ -n "$CGX" ] && [ -d "$CGX" ]; then
 		"$CGFENCE" detach --cgroup "$CGX" --socket /nonexistent >/dev/null 2>&1
 		# a test's processes are gone by now; anything left is killed
@@ -68,40 +53,15 @@ suite_cleanup() {
 		rmdir "$CGX" 2>/dev/null
 	fi
 	# pins of this suite's daemon: links go with them
-	[ -d "/sys/fs/bpf/$TAG" ] && rm -rf "/sys/fs/bpf/${TAG:?}"
+	[ -d "$PIN_ROOT" ] && rm -rf "${PIN_ROOT:?}"
 	net_down
 }
 
-# start_daemon: cgfenced of this suite (policy p: the allowed host's UDP 5000),
-# pins under /sys/fs/bpf/$TAG; waits until it answers.
+# start_daemon: cgfenced of this suite (policy p: the allowed host's UDP
+# 5000); waits until it answers (30 s: the daemon's start is slow under the
+# sanitizer on a busy machine).
 start_daemon() {
-	local i
-	mkdir -p "$WORK/pol" && printf '%s\n' "$ALLOWED:5000/udp" >"$WORK/pol/p.policy"
-	"$BUILD/cgfenced" --config /dev/null --foreground --policy-dir "$WORK/pol" \
-		--socket "$WORK/d.sock" --bpffs "/sys/fs/bpf/$TAG" --resolver 127.0.0.1:1 \
-		>>"$WORK/daemon.log" 2>&1 </dev/null &
-	echo $! >"$WORK/daemon.pid"
-	# the socket first: without one, cgfence status reads the pins itself and
-	# succeeds (30 s: the daemon's start is slow under the sanitizer on a busy
-	# machine)
-	for i in $(seq 1 300); do
-		[ -S "$WORK/d.sock" ] && "$CGFENCE" status --socket "$WORK/d.sock" >/dev/null 2>&1 &&
-			return 0
-		sleep 0.1
-	done
-	echo "cgfenced did not start: $(tail -3 "$WORK/daemon.log")" >&2
-	return 1
-}
-
-stop_daemon() {
-	local pid
-	pid=$(cat "$WORK/daemon.pid" 2>/dev/null) || return 0
-	kill -TERM "$pid" 2>/dev/null
-	for _ in $(seq 1 50); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	rm -f "$WORK/daemon.pid"
+	policy p "$ALLOWED:5000/udp" && start_cgfenced 30 --resolver 127.0.0.1:1
 }
 
 # fenced CMD...: runs CMD in the fenced cgroup, in the client namespace, as
@@ -512,24 +472,24 @@ test_daemon_boundary() {
 	setup || return
 	start_daemon || { fail "cgfenced did not start"; return; }
 	OUT=$("$CGFENCE" attach --policy p --cgroup "$CGX" --boundary "${TAG}b" \
-		--boundary-netns "/run/netns/$NS_S" --socket "$WORK/d.sock" 2>&1) ||
+		--boundary-netns "/run/netns/$NS_S" --socket "$SOCK" 2>&1) ||
 		{ fail "attach through cgfenced: $OUT"; return; }
 	listen_udp "$NS_S" "$DENIED" 6000 d || return
 	vector_packet >/dev/null 2>&1
 	assert_eq 0 "$(arrived d)" "AF_PACKET frames through a boundary the daemon attached"
-	assert_match "boundary on ${TAG}b" "$("$CGFENCE" status --socket "$WORK/d.sock")" \
+	assert_match "boundary on ${TAG}b" "$("$CGFENCE" status --socket "$SOCK")" \
 		"status through the daemon"
 	stop_daemon
 	start_daemon || { fail "cgfenced did not start again"; return; }
-	OUT=$("$CGFENCE" status --json --socket "$WORK/d.sock")
+	OUT=$("$CGFENCE" status --json --socket "$SOCK")
 	assert_eq "${TAG}b attached" "$(jq -r --arg p "$CGX" '.fences[] | select(.cgroup == $p) |
 		.protections.boundary | "\(.interface) \(.state)"' <<<"$OUT")" "adopted by the restarted daemon"
-	"$CGFENCE" detach --cgroup "$CGX" --socket "$WORK/d.sock" >/dev/null 2>&1 ||
+	"$CGFENCE" detach --cgroup "$CGX" --socket "$SOCK" >/dev/null 2>&1 ||
 		fail "detach through the daemon"
 	OUT=$(echo '{"op":"attach","policy":"p","cgroup":"'"$CGX"'","boundary_netns":"/x"}' |
 		"$PY" -c 'import socket,sys
 s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(sys.stdin.buffer.read()+b"\n")
-print(s.makefile().readline())' "$WORK/d.sock" 2>&1)
+print(s.makefile().readline())' "$SOCK" 2>&1)
 	assert_match "'boundary_netns' without 'boundary'" "$OUT" "daemon refuses a netns alone"
 }
 

@@ -13,9 +13,6 @@
 # shellcheck source=../lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
-# The cgroup2 mount, from /proc/self/mountinfo (never assumed).
-CG2=$(awk '{ for (i = 7; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") { print $5; exit } break } }' \
-	/proc/self/mountinfo)
 PIN_ROOT=/sys/fs/bpf/cgfence
 DENIED='error EPERM'
 
@@ -24,15 +21,7 @@ DENIED='error EPERM'
 # setup: what every test needs (root, the binaries, cgroup2), then the
 # network.  Returns non-zero (after skip or fail) when the test cannot go on.
 setup() {
-	need_root || return 1
-	if [ ! -x "$CGFENCE" ] || [ ! -x "$PROBE" ]; then
-		skip "needs $CGFENCE and $PROBE (make build/cgfence build/tests/probe)"
-		return 1
-	fi
-	if [ -z "$CG2" ]; then
-		skip "no cgroup2 filesystem mounted"
-		return 1
-	fi
+	need "$CGFENCE" "$PROBE" || return 1
 	net_up || { fail "the test network did not come up"; return 1; }
 }
 

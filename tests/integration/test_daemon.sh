@@ -16,10 +16,6 @@
 # shellcheck source=../lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
-# The cgroup2 mount, from /proc/self/mountinfo (never assumed).
-CG2=$(awk '{ for (i = 7; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") { print $5; exit } break } }' \
-	/proc/self/mountinfo)
-CGFENCED=$BUILD/cgfenced
 PIN_ROOT=/sys/fs/bpf/$TAG
 SOCK=$WORK/cgfenced.sock
 PY=/usr/bin/python3
@@ -28,6 +24,9 @@ DENIED='error EPERM'
 NOBODY=65534
 # a UDP port on 127.0.0.1 for dnsmasq, picked when it starts
 DNS_PORT=
+# the first line of every policy (tests/lib.sh: policy); the line numbers the
+# tests expect in errors count it
+POLICY_HEAD='# written by test_daemon.sh'
 
 # uid 65534 reaches the socket (mode 0666) and the helper through $WORK
 chmod 0711 "$WORK"
@@ -278,34 +277,16 @@ chmod 0644 "$FX"
 # setup: what every test needs, then the network.  Non-zero (after skip or
 # fail) when the test cannot go on.
 setup() {
-	need_root || return 1
-	local x
-	for x in "$CGFENCE" "$CGFENCED" "$PROBE"; do
-		[ -x "$x" ] || { skip "needs $x (make)"; return 1; }
-	done
-	for x in dnsmasq setpriv nsenter jq "$PY"; do
-		command -v "$x" >/dev/null || { skip "needs $x"; return 1; }
-	done
-	[ -n "$CG2" ] || { skip "no cgroup2 filesystem mounted"; return 1; }
+	need "$CGFENCE" "$CGFENCED" "$PROBE" -- dnsmasq setpriv nsenter jq "$PY" || return 1
 	mkdir -p "$WORK/pol"
 	: >"$WORK/hosts"
 	net_up || { fail "the test network did not come up"; return 1; }
-	INCG=(nsenter "--net=/run/netns/$NS_C" -- sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh)
 }
 
 # now_ms: the time in ms, for durations (bash's own clock, no fork).
 now_ms() {
 	local t=${EPOCHREALTIME/[.,]/}
 	echo $((t / 1000))
-}
-
-# policy NAME RULE...: writes $WORK/pol/NAME.policy, one rule a line.
-policy() {
-	local name=$1
-	shift
-	printf '# written by test_daemon.sh\n' >"$WORK/pol/$name.policy.tmp"
-	printf '%s\n' "$@" >>"$WORK/pol/$name.policy.tmp"
-	mv "$WORK/pol/$name.policy.tmp" "$WORK/pol/$name.policy"
 }
 
 # hosts LINE...: the answers dnsmasq gives (after dns_reload).
@@ -342,25 +323,13 @@ start_dns() {
 # dns_reload: dnsmasq reads $WORK/hosts again.
 dns_reload() { kill -HUP "$DNS_PID"; }
 
-# start_daemon [ARGS...]: cgfenced in the foreground, logging JSON lines to
-# $WORK/daemon.log; waits until it answers a status request (for 5 s, or
-# DAEMON_WAIT tenths).  DAEMON_WRAP: a command the daemon runs under (valgrind).
+# start_daemon [ARGS...]: cgfenced (tests/lib.sh: start_cgfenced) resolving
+# through this suite's dnsmasq, logging JSON lines to $WORK/daemon.log; waits
+# until it answers (for 5 s, or DAEMON_WAIT s).  DAEMON_WRAP: a command the
+# daemon runs under (valgrind).
 start_daemon() {
-	local i
-	${DAEMON_WRAP[@]+"${DAEMON_WRAP[@]}"} "$CGFENCED" --config /dev/null --foreground \
-		--policy-dir "$WORK/pol" --socket "$SOCK" --bpffs "$PIN_ROOT" \
-		--resolver "127.0.0.1:$DNS_PORT" --min-ttl 1 --max-ttl 60 --grace 0 --log-format json \
-		"$@" >>"$WORK/daemon.log" 2>&1 </dev/null &
-	DPID=$!
-	echo "$DPID" >>"$WORK/daemon.pids"
-	for i in $(seq 1 "${DAEMON_WAIT:-50}"); do
-		# status reads the pins itself while there is no socket
-		[ -S "$SOCK" ] && "$CGFENCE" status --socket "$SOCK" >/dev/null 2>&1 && return 0
-		alive "$DPID" || break
-		sleep 0.1
-	done
-	echo "cgfenced did not start: $(tail -5 "$WORK/daemon.log")" >&2
-	return 1
+	start_cgfenced "${DAEMON_WAIT:-5}" --resolver "127.0.0.1:$DNS_PORT" --min-ttl 1 --max-ttl 60 \
+		--grace 0 --log-format json "$@"
 }
 
 # dlog REGEX: the daemon's log has a line matching REGEX.
@@ -459,55 +428,23 @@ end_loop() {
 	LOOP_ROUNDS=${rounds:-0}
 }
 
-# remove_cgroup DIR: kills what is in it (and below), removes it deepest first.
-remove_cgroup() {
-	local d=$1 sub i
-	[ -d "$d" ] || return 0
-	echo 1 >"$d/cgroup.kill" 2>/dev/null
-	for i in $(seq 1 50); do
-		grep -q '^populated 0' "$d/cgroup.events" 2>/dev/null && break
-		sleep 0.05
-	done
-	find "$d" -mindepth 1 -depth -type d -exec rmdir {} + 2>/dev/null
-	for i in $(seq 1 20); do
-		rmdir "$d" 2>/dev/null && return 0
-		sleep 0.1
-	done
-}
-
 suite_cleanup() {
 	local pid d
 	# daemons first (so they stop touching pins), then dnsmasq and helpers
-	if [ -f "$WORK/daemon.pids" ]; then
-		for pid in $(cat "$WORK/daemon.pids"); do
-			# still the daemon this suite started (not a recycled pid)?
-			tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "--socket $SOCK " &&
-				stop_pid "$pid"
-		done
-		rm -f "$WORK/daemon.pids"
-	fi
-	if [ -f "$WORK/dnsmasq.pid" ]; then
-		pid=$(cat "$WORK/dnsmasq.pid")
-		kill -CONT "$pid" 2>/dev/null
-		[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dnsmasq ] && kill "$pid"
-		rm -f "$WORK/dnsmasq.pid"
-	fi
+	stop_daemons
+	kill_dnsmasq "$WORK/dnsmasq.pid"
 	kill_listeners
-	if [ -f "$WORK/spawned.pids" ]; then
-		for pid in $(cat "$WORK/spawned.pids"); do
-			kill -KILL "$pid" 2>/dev/null
-		done
-	fi
+	kill_spawned
 	net_down
 	if [ -n "$CG2" ]; then
 		# the cgroups the daemon made for processes of this suite
 		if [ -f "$WORK/spawned.pids" ]; then
 			for pid in $(cat "$WORK/spawned.pids"); do
-				remove_cgroup "$CG2/cgfence/pid-$pid"
+				remove_cgroup_tree "$CG2/cgfence/pid-$pid"
 			done
 		fi
 		for d in "$CG2/$TAG"-*; do
-			remove_cgroup "$d"
+			remove_cgroup_tree "$d"
 		done
 	fi
 	rm -f "$WORK/spawned.pids"
@@ -515,16 +452,6 @@ suite_cleanup() {
 	[ -d "$PIN_ROOT" ] && rm -rf "${PIN_ROOT:?}"
 	rm -rf "$WORK/pol" "$WORK/daemon.log" "$WORK/hosts" "$SOCK" "$SOCK.lock" "$WORK"/go.* \
 		"$WORK"/*.out "$WORK"/*.count
-}
-
-# spawn VAR CMD...: runs CMD in the background (output to $WORK/VAR.out),
-# remembers its pid for cleanup and in VAR.
-spawn() {
-	local var=$1
-	shift
-	"$@" >"$WORK/$var.out" 2>&1 </dev/null &
-	eval "$var=$!"
-	echo $! >>"$WORK/spawned.pids"
 }
 
 # ---- tests ------------------------------------------------------------------
@@ -1257,7 +1184,7 @@ test_valgrind_session() {
 	DAEMON_WRAP=(valgrind --quiet --leak-check=full --errors-for-leak-kinds=definite
 		--error-exitcode=99 --track-fds=no --num-callers=30
 		"--suppressions=$TOP/tests/valgrind.supp" "--log-file=$vlog")
-	DAEMON_WAIT=600 CGFENCED=$TOP/build/cgfenced start_daemon || { fail "start under valgrind"; return; }
+	DAEMON_WAIT=60 CGFENCED=$TOP/build/cgfenced start_daemon || { fail "start under valgrind"; return; }
 	cg=$(mk_cg vg)
 	# attach loads the BPF object: libbpf's work on the kernel's BTF takes 20 s and more
 	# under valgrind, past cgfence's 30 s when the machine is busy

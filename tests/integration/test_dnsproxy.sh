@@ -19,9 +19,6 @@
 # shellcheck source=../lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
-CG2=$(awk '{ for (i = 7; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") { print $5; exit } break } }' \
-	/proc/self/mountinfo)
-CGFENCED=$BUILD/cgfenced
 PIN_ROOT=/sys/fs/bpf/$TAG
 SOCK=$WORK/cgfenced.sock
 PY=/usr/bin/python3
@@ -370,68 +367,33 @@ chmod 0644 "$DX"
 # ---- helpers ----------------------------------------------------------------
 
 setup() {
-	need_root || return 1
-	local x
-	for x in "$CGFENCE" "$CGFENCED" "$PROBE"; do
-		[ -x "$x" ] || { skip "needs $x (make)"; return 1; }
-	done
-	for x in nsenter jq setpriv nft "$PY"; do
-		command -v "$x" >/dev/null || { skip "needs $x"; return 1; }
-	done
-	[ -n "$CG2" ] || { skip "no cgroup2 filesystem mounted"; return 1; }
+	need "$CGFENCE" "$CGFENCED" "$PROBE" -- nsenter jq setpriv nft "$PY" || return 1
 	mkdir -p "$WORK/pol"
 	: >"$QLOG"
 	net_up || { fail "the test network did not come up"; return 1; }
-	INCG=(nsenter "--net=/run/netns/$NS_C" -- sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh)
-}
-
-# spawn_bg NAME CMD...: CMD in the background, its pid remembered for cleanup.
-spawn_bg() {
-	local name=$1
-	shift
-	"$@" >"$WORK/$name.out" 2>&1 </dev/null &
-	echo $! >>"$WORK/spawned.pids"
 }
 
 # start_upstreams: the test server in the host namespace (the daemon's
 # upstream, port in $UP_PORT) and in the server namespace on port 53.
 start_upstreams() {
 	rm -f "$WORK/up.ready" "$WORK/srv.ready"
-	spawn_bg up "$PY" "$DX" serve "$QLOG" "$WORK/up.ready" 127.0.0.1:0
-	spawn_bg srv nsenter --net="/run/netns/$NS_S" -- "$PY" "$DX" serve "$QLOG" \
+	spawn up "$PY" "$DX" serve "$QLOG" "$WORK/up.ready" 127.0.0.1:0
+	spawn srv nsenter --net="/run/netns/$NS_S" -- "$PY" "$DX" serve "$QLOG" \
 		"$WORK/srv.ready" 198.18.0.9:53 198.18.0.8:53 '[2001:db8::9]:53'
 	wait_for 5 test -e "$WORK/up.ready" && wait_for 5 test -e "$WORK/srv.ready" ||
 		{ echo "test DNS servers did not start: $(cat "$WORK/up.out" "$WORK/srv.out")" >&2; return 1; }
 	UP_PORT=$(cat "$WORK/up.ready")
 }
 
+# start_daemon [ARGS...]: cgfenced (tests/lib.sh: start_cgfenced) with the
+# test server in the host namespace as its upstream (30 s to start: slow under
+# the sanitizer on a busy machine).
 start_daemon() {
-	local i
-	"$CGFENCED" --config /dev/null --foreground --policy-dir "$WORK/pol" --socket "$SOCK" \
-		--bpffs "$PIN_ROOT" --resolver "127.0.0.1:$UP_PORT" --min-ttl 2 --max-ttl 60 \
-		--grace 1 --log-format json "$@" >>"$WORK/daemon.log" 2>&1 </dev/null &
-	DPID=$!
-	echo "$DPID" >>"$WORK/daemon.pids"
-	# the socket first: without one, cgfence status reads the pins itself and
-	# succeeds (30 s: a slow start under the sanitizer on a busy machine)
-	for i in $(seq 1 300); do
-		[ -S "$SOCK" ] && "$CGFENCE" status --socket "$SOCK" >/dev/null 2>&1 && return 0
-		alive "$DPID" || break
-		sleep 0.1
-	done
-	echo "cgfenced did not start: $(tail -5 "$WORK/daemon.log")" >&2
-	return 1
+	start_cgfenced 30 --resolver "127.0.0.1:$UP_PORT" --min-ttl 2 --max-ttl 60 --grace 1 \
+		--log-format json "$@"
 }
 
 ctl() { "$CGFENCE" "$@" --socket "$SOCK"; }
-
-# policy NAME LINE...: writes $WORK/pol/NAME.policy.
-policy() {
-	local name=$1
-	shift
-	printf '%s\n' "$@" >"$WORK/pol/$name.policy.tmp"
-	mv "$WORK/pol/$name.policy.tmp" "$WORK/pol/$name.policy"
-}
 
 # fenced_cg NAME POLICY: a cgroup $TAG-NAME holding a sleeper of the client
 # namespace (the proxy listens in its namespace), fenced with POLICY.
@@ -459,39 +421,18 @@ dx() {
 # queries REGEX: how many lines of the query log match.
 queries() { grep -Ec -- "$1" "$QLOG"; }
 
-remove_cgroup() {
-	local d=$1 i
-	[ -d "$d" ] || return 0
-	echo 1 >"$d/cgroup.kill" 2>/dev/null
-	for i in $(seq 1 50); do
-		grep -q 'populated 0' "$d/cgroup.events" 2>/dev/null && break
-		sleep 0.1
-	done
-	find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
-}
-
 suite_cleanup() {
-	local pid d
-	if [ -f "$WORK/daemon.pids" ]; then
-		for pid in $(cat "$WORK/daemon.pids"); do
-			tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "--socket $SOCK " &&
-				kill -KILL "$pid"
-		done
-		rm -f "$WORK/daemon.pids"
-	fi
-	if [ -f "$WORK/spawned.pids" ]; then
-		for pid in $(cat "$WORK/spawned.pids"); do
-			kill -KILL "$pid" 2>/dev/null
-		done
-		rm -f "$WORK/spawned.pids"
-	fi
+	local d
+	stop_daemons kill -KILL
+	kill_spawned
+	rm -f "$WORK/spawned.pids"
 	kill_listeners
 	net_down
 	if [ -n "$CG2" ]; then
 		for d in "$CG2/$TAG"-* "$CG2"/cgfence/run-*; do
 			[ -d "$d" ] || continue
 			case $d in "$CG2"/cgfence/run-*) grep -qs "$TAG" "$WORK/run.cg" || continue ;; esac
-			remove_cgroup "$d"
+			remove_cgroup_tree "$d"
 		done
 	fi
 	[ -d "$PIN_ROOT" ] && rm -rf "${PIN_ROOT:?}"

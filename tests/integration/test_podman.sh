@@ -23,10 +23,6 @@
 # shellcheck source=../lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
-# The cgroup2 mount, from /proc/self/mountinfo (never assumed).
-CG2=$(awk '{ for (i = 7; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") { print $5; exit } break } }' \
-	/proc/self/mountinfo)
-CGFENCED=$BUILD/cgfenced
 HOOK=$BUILD/cgfence-hook
 PIN_ROOT=/sys/fs/bpf/$TAG
 SOCK=$WORK/cgfenced.sock
@@ -95,61 +91,17 @@ make_hooks() {
 	chmod 0755 "$dir" && chmod 0644 "$dir"/*.json
 }
 
-# policy NAME RULE...: writes $WORK/pol/NAME.policy.
-policy() {
-	local name=$1
-	shift
-	mkdir -p "$WORK/pol"
-	printf '%s\n' "$@" >"$WORK/pol/$name.policy"
-}
-
-# start_daemon: cgfenced in the foreground, log in $WORK/daemon.log; waits
-# until it answers.  No policy here has a domain: the resolver is never asked.
-start_daemon() {
-	local i
-	"$CGFENCED" --config /dev/null --foreground --policy-dir "$WORK/pol" --socket "$SOCK" \
-		--bpffs "$PIN_ROOT" --resolver "${DAEMON_RESOLVER:-127.0.0.1:1}" >>"$WORK/daemon.log" 2>&1 </dev/null &
-	DPID=$!
-	echo "$DPID" >>"$WORK/daemon.pids"
-	for i in $(seq 1 50); do
-		# status reads the pins itself while there is no socket
-		[ -S "$SOCK" ] && "$CGFENCE" status --socket "$SOCK" >/dev/null 2>&1 && return 0
-		alive "$DPID" || break
-		sleep 0.1
-	done
-	echo "cgfenced did not start: $(tail -5 "$WORK/daemon.log")" >&2
-	return 1
-}
-
-stop_daemon() {
-	local i
-	kill -TERM "$DPID" 2>/dev/null
-	for i in $(seq 1 50); do
-		alive "$DPID" || break
-		sleep 0.1
-	done
-	kill -KILL "$DPID" 2>/dev/null
-	wait "$DPID" 2>/dev/null
-}
+# start_daemon: cgfenced (tests/lib.sh: start_cgfenced), 5 s to answer.  No
+# policy here has a domain: the resolver (DAEMON_RESOLVER) is never asked.
+start_daemon() { start_cgfenced 5 --resolver "${DAEMON_RESOLVER:-127.0.0.1:1}"; }
 
 ctl() { "$CGFENCE" "$@" --socket "$SOCK"; }
 
 # common_setup: root, packages, binaries, cgroup2, rootfs, daemon.
 common_setup() {
-	need_root || return 1
+	need "$CGFENCE" "$CGFENCED" "$HOOK" "$PROBE" || return 1
 	if [ -z "$PKGS_OK" ]; then
 		skip "cannot install ${PKGS[*]}: $(tail -3 "$WORK/pkgs.log" 2>/dev/null)"
-		return 1
-	fi
-	local b
-	for b in "$CGFENCE" "$CGFENCED" "$HOOK" "$PROBE"; do
-		if [ ! -x "$b" ]; then
-			skip "needs $b (make)"
-			return 1
-		fi
-	done
-	if [ -z "$CG2" ]; then
-		skip "no cgroup2 filesystem mounted"
 		return 1
 	fi
 	make_rootfs || { fail "cannot build the rootfs"; return 1; }
@@ -277,17 +229,6 @@ bpf_left() {
 	done <"$1"
 }
 
-# wait_until SECONDS CMD...: true once CMD succeeds (polled every 100 ms).
-wait_until() {
-	local n=$(($1 * 10)) i
-	shift
-	for i in $(seq 1 "$n"); do
-		"$@" && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
 # gone CGROUP_ID CGROUP OBJFILE: the fence has left no pin, no status entry,
 # no map or link, and its cgroup is gone.
 gone() {
@@ -405,26 +346,15 @@ rl_cleanup() {
 # ---- cleanup ----------------------------------------------------------------
 
 suite_cleanup() {
-	local pid d names
+	local d names
 	if command -v podman >/dev/null; then
 		names=$(timeout 30 podman ps -a --format '{{.Names}}' 2>/dev/null | grep "^$TAG-")
 		# shellcheck disable=SC2086 # one name a word
 		[ -n "$names" ] && timeout 60 podman rm -f -t 0 $names >/dev/null 2>&1
 	fi
 	rl_cleanup
-	if [ -f "$WORK/daemon.pids" ]; then
-		for pid in $(cat "$WORK/daemon.pids"); do
-			tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "--socket $SOCK " &&
-				stop_pid "$pid"
-		done
-		rm -f "$WORK/daemon.pids"
-	fi
-	for f in "$WORK/dnsmasq.pid" "$WORK/dnsmasq-up.pid"; do
-		[ -f "$f" ] || continue
-		pid=$(cat "$f")
-		[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dnsmasq ] && kill "$pid"
-		rm -f "$f"
-	done
+	stop_daemons
+	kill_dnsmasq "$WORK/dnsmasq.pid" "$WORK/dnsmasq-up.pid"
 	kill_listeners
 	net_down
 	# the --cgroup-parent test's parent, on cgroup2 and where podman made it on v1
@@ -438,8 +368,7 @@ suite_cleanup() {
 	# cgroups the daemon made for rootless containers of this suite
 	if [ -n "$CG2" ] && [ -f "$WORK/made.cgroups" ]; then
 		while read -r d; do
-			[ -d "$d" ] && echo 1 >"$d/cgroup.kill" 2>/dev/null
-			[ -d "$d" ] && { sleep 0.2; rmdir "$d" 2>/dev/null; }
+			remove_cgroup_tree "$d"
 		done <"$WORK/made.cgroups"
 		rm -f "$WORK/made.cgroups"
 	fi
@@ -520,7 +449,7 @@ s = socket.socket(socket.AF_UNIX)
 s.bind(sys.argv[1]); s.listen(8); open(sys.argv[1] + ".up", "w").close()
 time.sleep(20)' "$mute" >/dev/null 2>&1 &
 	echo $! >>"$WORK/pids"
-	wait_until 5 test -e "$mute.up" || { fail "mute socket did not come up"; return; }
+	wait_for 5 test -e "$mute.up" || { fail "mute socket did not come up"; return; }
 	t0=$(date +%s%N)
 	out=$(echo "{\"id\":\"x\",\"pid\":999999999,\"bundle\":\"$WORK/bundle\",\"annotations\":{\"cgfence.policy\":\"web\"}}" |
 		"$HOOK" create --socket "$mute" --timeout-ms 500 2>&1)
@@ -552,7 +481,7 @@ test_rootful_fenced_from_first_instruction() {
 	ctr_bg first --annotation cgfence.policy=web --annotation "cgfence.name=$TAG-first" -- \
 		"$TRY_DENIED; $TRY_ALLOWED; echo END; sleep 60" || { fail "podman run"; return; }
 	first_done() { pm logs "$TAG-first" 2>&1 | grep -q END; }
-	wait_until 20 first_done || fail "the container did not finish its tries"
+	wait_for 20 first_done || fail "the container did not finish its tries"
 	OUT=$(pm logs "$TAG-first" 2>&1)
 	expect_fenced_output "rootful"
 	assert_match '^nc: can.t connect to remote host \(198\.18\.0\.3\)' "$(head -1 <<<"$OUT")" \
@@ -688,7 +617,7 @@ test_rootful_exec_fenced() {
 	expect_units b 0 "podman exec"
 	# a detached exec too
 	pm exec -d "$TAG-ex" sh -c "$TRY_DENIED >/tmp/exec-d.out" >/dev/null 2>&1
-	wait_until 5 grep -q denied-rc "$ROOTFS/tmp/exec-d.out" 2>/dev/null
+	wait_for 5 grep -q denied-rc "$ROOTFS/tmp/exec-d.out" 2>/dev/null
 	OUT=$(cat "$ROOTFS/tmp/exec-d.out" 2>/dev/null)
 	rm -f "$ROOTFS/tmp/exec-d.out"
 	assert_match "denied-rc=1" "$OUT" "podman exec -d"
@@ -763,7 +692,7 @@ test_rootful_boundary_found() {
 		udhcpc -i ${TAG}a -n -q -t 2 -T 1 -s /bin/true 2>&1; echo \"udhcpc-rc=\$?\"
 		echo END; sleep 60" || { fail "podman run"; return; }
 	bnd_done() { pm logs "$TAG-bnd" 2>&1 | grep -q END; }
-	wait_until 20 bnd_done || fail "the container did not finish its tries"
+	wait_for 20 bnd_done || fail "the container did not finish its tries"
 	OUT=$(pm logs "$TAG-bnd" 2>&1)
 	expect_fenced_output "behind a boundary"
 	assert_match 'broadcasting discover' "$OUT" "udhcpc sent (AF_PACKET)"
@@ -824,7 +753,7 @@ test_rootful_stop_removes_fence() {
 		fail "expected the fence's maps and links pinned, found: $(cat "$WORK/stop.objs")"
 	t0=$(date +%s%N)
 	timeout 60 podman stop -t 0 "$TAG-stop" >/dev/null 2>&1 || fail "podman stop"
-	if wait_until 5 gone "$id" "$cg" "$WORK/stop.objs"; then
+	if wait_for 5 gone "$id" "$cg" "$WORK/stop.objs"; then
 		ms=$((($(date +%s%N) - t0) / 1000000))
 		echo "    fence gone $ms ms after podman stop began" >&2
 	else
@@ -857,7 +786,7 @@ test_rootful_twenty_containers_leave_nothing() {
 		while read -r id cg; do [ -d "$cg" ] && return 1; done <"$WORK/loop.fences"
 		return 0
 	}
-	if ! wait_until 5 all_gone; then
+	if ! wait_for 5 all_gone; then
 		left="fences=$(n_fences) pins=$(ls -A "$PIN_ROOT" | tr '\n' ' ')"
 		left="$left bpf=$(bpf_left "$WORK/loop.objs" | tr '\n' ' ')"
 		while read -r id cg; do [ -d "$cg" ] && left="$left cgroup=$cg"; done <"$WORK/loop.fences"
@@ -895,7 +824,7 @@ test_rootless_fenced_from_first_instruction() {
 		2>"$WORK/rl.err")
 	[ -n "$cid" ] || { fail "rootless podman run: $(cat "$WORK/rl.err")"; return; }
 	rl_done() { rlpm logs "$TAG-rl" 2>&1 | grep -q END; }
-	wait_until 20 rl_done || fail "the container did not finish its tries"
+	wait_for 20 rl_done || fail "the container did not finish its tries"
 	OUT=$(rlpm logs "$TAG-rl" 2>&1)
 	assert_no_match 'servers-failed' "$OUT" "the container's servers"
 	assert_match "can't connect to remote host \(127\.0\.0\.1\): $DENY_MSG" "$OUT" \
@@ -921,7 +850,7 @@ test_rootless_fenced_from_first_instruction() {
 	id=${f%% *}
 	bpf_objs "$id" >"$WORK/rl.objs"
 	rlpm stop -t 0 "$TAG-rl" >/dev/null 2>&1 || fail "podman stop"
-	wait_until 5 gone "$id" "$cg" "$WORK/rl.objs" ||
+	wait_for 5 gone "$id" "$cg" "$WORK/rl.objs" ||
 		fail "5 s after stop: $(what_is_left "$id" "$cg" "$WORK/rl.objs" | tr '\n' ';')"
 }
 

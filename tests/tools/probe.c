@@ -367,6 +367,22 @@ static int send_all(int fd, const char *buf, size_t len, size_t *sent)
 	return 0;
 }
 
+/* What a send call that returned N did: 0 with " sent=N" noted, or its errno. */
+static int note_sent(ssize_t n, struct result *r)
+{
+	if (n < 0)
+		return errno;
+	add_detail(r, " sent=%zd", n);
+	return 0;
+}
+
+/* sendto() A with FLAGS, noted by note_sent(). */
+static int send_to(int fd, const void *buf, size_t len, int flags, const struct addr *a,
+		   struct result *r)
+{
+	return note_sent(sendto(fd, buf, len, flags, (const struct sockaddr *)&a->ss, a->len), r);
+}
+
 /*
  * Wait for reply bytes until the deadline.  End of stream before any byte is
  * reported as ENODATA.
@@ -587,7 +603,7 @@ static int udp_send(const struct addr *a, int sock_family, enum udp_mode mode,
 		.msg_iovlen = 1,
 	};
 	ssize_t n = -1;
-	int fd, err = 0;
+	int fd, err;
 
 	fd = new_socket(sock_family, SOCK_DGRAM, 0);
 	if (fd < 0)
@@ -604,10 +620,7 @@ static int udp_send(const struct addr *a, int sock_family, enum udp_mode mode,
 		n = sendmsg(fd, &msg, 0);
 		break;
 	}
-	if (n < 0)
-		err = errno;
-	else
-		add_detail(r, " sent=%zd", n);
+	err = note_sent(n, r);
 	if (!err && (o->given & OPT_REPLY))
 		err = await_reply(fd, r);
 	close(fd);
@@ -654,7 +667,7 @@ static int do_udp_sendmmsg(char **args, const struct opts *o, struct result *r)
 	struct addr a[2];
 	struct iovec iov = { .iov_base = (void *)o->text, .iov_len = o->text_len };
 	struct mmsghdr msgs[2];
-	int family, fd, n, i, err = 0;
+	int family, fd, i, err;
 
 	if (!parse_addr(args[0], args[1], &a[0]) || !parse_addr(args[2], args[3], &a[1]))
 		return USAGE_ERR;
@@ -670,11 +683,7 @@ static int do_udp_sendmmsg(char **args, const struct opts *o, struct result *r)
 	fd = new_socket(family, SOCK_DGRAM, 0);
 	if (fd < 0)
 		return errno;
-	n = sendmmsg(fd, msgs, 2, 0);
-	if (n < 0)
-		err = errno;
-	else
-		add_detail(r, " sent=%d", n);
+	err = note_sent(sendmmsg(fd, msgs, 2, 0), r);
 	close(fd);
 	return err;
 }
@@ -716,14 +725,8 @@ static int do_udp_multicast(char **args, const struct opts *o, struct result *r)
 			       &((struct sockaddr_in *)&via.ss)->sin_addr, sizeof(struct in_addr)) < 0)
 			err = errno;
 	}
-	if (!err) {
-		ssize_t n = sendto(fd, o->text, o->text_len, 0, (const struct sockaddr *)&a.ss,
-				   a.len);
-		if (n < 0)
-			err = errno;
-		else
-			add_detail(r, " sent=%zd", n);
-	}
+	if (!err)
+		err = send_to(fd, o->text, o->text_len, 0, &a, r);
 	close(fd);
 	return err;
 }
@@ -731,7 +734,6 @@ static int do_udp_multicast(char **args, const struct opts *o, struct result *r)
 static int do_udp_broadcast(char **args, const struct opts *o, struct result *r)
 {
 	struct addr a;
-	ssize_t n;
 	int fd, err;
 
 	if (!parse_addr4(args[0], args[1], &a))
@@ -740,13 +742,8 @@ static int do_udp_broadcast(char **args, const struct opts *o, struct result *r)
 	if (fd < 0)
 		return errno;
 	err = set_int_opt(fd, SOL_SOCKET, SO_BROADCAST, 1);
-	if (!err) {
-		n = sendto(fd, o->text, o->text_len, 0, (const struct sockaddr *)&a.ss, a.len);
-		if (n < 0)
-			err = errno;
-		else
-			add_detail(r, " sent=%zd", n);
-	}
+	if (!err)
+		err = send_to(fd, o->text, o->text_len, 0, &a, r);
 	close(fd);
 	return err;
 }
@@ -758,7 +755,6 @@ static int icmp_echo(const char *addr_s, bool raw, const struct opts *o, struct 
 	uint16_t id = (uint16_t)getpid();
 	struct addr a;
 	size_t len;
-	ssize_t n;
 	int fd, err = 0;
 
 	if (!parse_addr(addr_s, NULL, &a))
@@ -768,11 +764,7 @@ static int icmp_echo(const char *addr_s, bool raw, const struct opts *o, struct 
 	if (fd < 0)
 		return errno;
 	len = build_echo(a.family, id, o, pkt, sizeof(pkt));
-	n = sendto(fd, pkt, len, 0, (const struct sockaddr *)&a.ss, a.len);
-	if (n < 0)
-		err = errno;
-	else
-		add_detail(r, " sent=%zd", n);
+	err = send_to(fd, pkt, len, 0, &a, r);
 	if (!err && (o->given & OPT_REPLY))
 		err = await_echo_reply(fd, a.family, raw, id, r);
 	close(fd);
@@ -837,7 +829,6 @@ static int do_raw_udp(char **args, const struct opts *o, struct result *r)
 	_Alignas(8) uint8_t pkt[sizeof(struct iphdr) + sizeof(struct udphdr) + MAX_TEXT];
 	struct addr src, dst, to;
 	size_t len;
-	ssize_t n;
 	int fd, err;
 
 	if (!parse_addr4(args[0], NULL, &src) || !parse_addr4(args[1], args[2], &dst))
@@ -850,13 +841,8 @@ static int do_raw_udp(char **args, const struct opts *o, struct result *r)
 	if (fd < 0)
 		return errno;
 	err = set_int_opt(fd, IPPROTO_IP, IP_HDRINCL, 1);
-	if (!err) {
-		n = sendto(fd, pkt, len, 0, (const struct sockaddr *)&to.ss, to.len);
-		if (n < 0)
-			err = errno;
-		else
-			add_detail(r, " sent=%zd", n);
-	}
+	if (!err)
+		err = send_to(fd, pkt, len, 0, &to, r);
 	close(fd);
 	return err;
 }
@@ -889,7 +875,6 @@ static int packet_send(char **args, const struct opts *o, struct result *r, int 
 	struct addr src, dst;
 	size_t len, off = type == SOCK_RAW ? ETH_HLEN : 0;
 	unsigned ifindex = if_nametoindex(args[0]);
-	ssize_t n;
 	int fd, err = 0;
 
 	if (!ifindex) {
@@ -924,11 +909,7 @@ static int packet_send(char **args, const struct opts *o, struct result *r, int 
 		memcpy(eth->h_source, ifr.ifr_hwaddr.sa_data, ETH_ALEN);
 		eth->h_proto = htons(ETH_P_IP);
 	}
-	n = sendto(fd, frame, len, 0, (const struct sockaddr *)&sll, sizeof(sll));
-	if (n < 0)
-		err = errno;
-	else
-		add_detail(r, " sent=%zd", n);
+	err = note_sent(sendto(fd, frame, len, 0, (const struct sockaddr *)&sll, sizeof(sll)), r);
 out:
 	close(fd);
 	return err;
@@ -945,7 +926,6 @@ static int do_tun_send(char **args, const struct opts *o, struct result *r)
 	struct ifreq ifr = { .ifr_flags = IFF_TUN | IFF_NO_PI };
 	struct addr src, dst;
 	size_t len;
-	ssize_t n;
 	int fd, err = 0;
 
 	if (strlen(args[0]) >= sizeof(ifr.ifr_name) || !parse_addr4(args[1], NULL, &src) ||
@@ -956,15 +936,7 @@ static int do_tun_send(char **args, const struct opts *o, struct result *r)
 	if (fd < 0)
 		return errno;
 	memcpy(ifr.ifr_name, args[0], strlen(args[0]) + 1);
-	if (ioctl(fd, TUNSETIFF, &ifr)) {
-		err = errno;
-	} else {
-		n = write(fd, pkt, len);
-		if (n < 0)
-			err = errno;
-		else
-			add_detail(r, " sent=%zd", n);
-	}
+	err = ioctl(fd, TUNSETIFF, &ifr) ? errno : note_sent(write(fd, pkt, len), r);
 	close(fd);
 	return err;
 }
@@ -991,7 +963,6 @@ static int do_raw6_hdrincl(char **args, const struct opts *o, struct result *r)
 	size_t udp_len = sizeof(*udp) + o->text_len, len = sizeof(*ip6) + udp_len;
 	struct addr src, dst;
 	uint32_t sum;
-	ssize_t n;
 	int fd, err = 0;
 
 	if (!parse_addr(args[0], NULL, &src) || !parse_addr(args[1], args[2], &dst))
@@ -1023,11 +994,7 @@ static int do_raw6_hdrincl(char **args, const struct opts *o, struct result *r)
 	fd = new_socket(AF_INET6, SOCK_RAW, IPPROTO_RAW);
 	if (fd < 0)
 		return errno;
-	n = sendto(fd, pkt, len, 0, (const struct sockaddr *)&dst.ss, dst.len);
-	if (n < 0)
-		err = errno;
-	else
-		add_detail(r, " sent=%zd", n);
+	err = send_to(fd, pkt, len, 0, &dst, r);
 	close(fd);
 	return err;
 }
@@ -1044,7 +1011,6 @@ static int do_raw6_udp(char **args, const struct opts *o, struct result *r)
 	size_t len = sizeof(*udp) + o->text_len;
 	struct addr a, from;
 	uint16_t port;
-	ssize_t n;
 	int fd, err;
 
 	if (!parse_addr(args[0], args[1], &a))
@@ -1077,13 +1043,8 @@ static int do_raw6_udp(char **args, const struct opts *o, struct result *r)
 		if (!err && bind(fd, (const struct sockaddr *)&from.ss, from.len))
 			err = errno;
 	}
-	if (!err) {
-		n = sendto(fd, pkt, len, 0, (const struct sockaddr *)&a.ss, a.len);
-		if (n < 0)
-			err = errno;
-		else
-			add_detail(r, " sent=%zd", n);
-	}
+	if (!err)
+		err = send_to(fd, pkt, len, 0, &a, r);
 	close(fd);
 	return err;
 }
@@ -1092,7 +1053,6 @@ static int do_raw6_udp(char **args, const struct opts *o, struct result *r)
 static int do_sctp(char **args, const struct opts *o, struct result *r)
 {
 	struct addr a;
-	ssize_t n;
 	int fd, err = 0;
 
 	if (!parse_addr(args[0], args[1], &a))
@@ -1100,11 +1060,7 @@ static int do_sctp(char **args, const struct opts *o, struct result *r)
 	fd = new_socket(a.family, SOCK_SEQPACKET, IPPROTO_SCTP);
 	if (fd < 0)
 		return errno;
-	n = sendto(fd, o->text, o->text_len, 0, (const struct sockaddr *)&a.ss, a.len);
-	if (n < 0)
-		err = errno;
-	else
-		add_detail(r, " sent=%zd", n);
+	err = send_to(fd, o->text, o->text_len, 0, &a, r);
 	close(fd);
 	return err;
 }
@@ -1120,7 +1076,6 @@ static bool parse_fd(const char *s, int *fd)
 static int do_fd_send(char **args, const struct opts *o, struct result *r)
 {
 	struct addr a;
-	ssize_t n;
 	int fd;
 
 	if (!parse_fd(args[0], &fd)) {
@@ -1129,12 +1084,7 @@ static int do_fd_send(char **args, const struct opts *o, struct result *r)
 	}
 	if (!parse_addr(args[1], args[2], &a))
 		return USAGE_ERR;
-	n = sendto(fd, o->text, o->text_len, MSG_DONTWAIT | MSG_NOSIGNAL,
-		   (const struct sockaddr *)&a.ss, a.len);
-	if (n < 0)
-		return errno;
-	add_detail(r, " sent=%zd", n);
-	return 0;
+	return send_to(fd, o->text, o->text_len, MSG_DONTWAIT | MSG_NOSIGNAL, &a, r);
 }
 
 static int unix_addr(const char *path, struct sockaddr_un *sun)
@@ -1260,14 +1210,8 @@ static int do_fd_take(char **args, const struct opts *o, struct result *r)
 		if (!err)
 			memcpy(&ufd, CMSG_DATA(cm), sizeof(int));
 	}
-	if (!err) {
-		n = sendto(ufd, o->text, o->text_len, MSG_DONTWAIT,
-			   (const struct sockaddr *)&a.ss, a.len);
-		if (n < 0)
-			err = errno;
-		else
-			add_detail(r, " sent=%zd", n);
-	}
+	if (!err)
+		err = send_to(ufd, o->text, o->text_len, MSG_DONTWAIT, &a, r);
 	if (ufd >= 0)
 		close(ufd);
 	close(fd);
