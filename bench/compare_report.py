@@ -128,6 +128,38 @@ def main():
           meta.get("nproc"), meta.get("cpu"), meta.get("mem"), meta.get("kernel"), meta.get("os"),
           meta.get("git"), meta.get("versions"), meta.get("load_start"), meta.get("load_end")))
     w("")
+    # The summary, which README.md quotes.
+    w("## Summary")
+    w("")
+    w("| | " + " | ".join("%s prefixes" % fmt_size(x) for x in sizes) + " |")
+    w("|---|" + "---:|" * len(sizes))
+    for c in CONTENDERS:
+        w("| new connections/s, %s / no filter | %s |" % (LABEL[c], " | ".join(
+            ("**%.3f**" if c == "cgfence" else "%.3f") % summ[("conn", x, c)][0]
+            if ("conn", x, c) in summ else "-" for x in sizes)))
+    for m in ("conn", "rr"):
+        w("| %s, cgfence / best other contender | %s |" % (MEASURES[m], " | ".join(
+            "%.3f" % min(summ[(m, x, "vs", c)][0] for c in CONTENDERS[1:] if (m, x, "vs", c) in summ)
+            if any((m, x, "vs", c) in summ for c in CONTENDERS[1:]) else "-" for x in sizes)))
+
+    def per_conn(x, c):
+        return sum(t / max(u, 1) for (s2, c2, load, h), (t, n, u) in stats.items()
+                   if s2 == x and c2 == c and load == "conn")
+
+    if stats:
+        for c in ("cgfence", "sdlpm"):
+            w("| BPF run time per connection, %s (bpf_stats) | %s |" % (LABEL[c], " | ".join(
+                "%.0f ns" % per_conn(x, c) if any(k[0] == x and k[1] == c for k in stats) else "-"
+                for x in sizes)))
+    for c in CONTENDERS:
+        if any((x, c) in load and load[(x, c)][1] for x in sizes):
+            w("| kernel memory, %s | %s |" % (LABEL[c], " | ".join(
+                fmt_mem(load[(x, c)][1]) if (x, c) in load else "-" for x in sizes)))
+    w("")
+    w("Ratios are medians over the rounds (their confidence intervals are in the tables "
+      "below); *best other contender* is the one closest to cgfence or above it, so above 1 "
+      "cgfence is faster than all of them.")
+    w("")
     w("Method: one load-generating process on CPU 1 (servers on CPU 0) runs, in each round, one "
       "window on every side in turn: no filter, each contender, and no filter again (the *null*: "
       "how far chance alone moves a ratio). The order rotates from round to round and reverses "
@@ -148,7 +180,7 @@ def main():
       "list, loaded into each. A ratio is taken within one round; the tables give the median "
       "over the rounds with the distribution-free 95 %% confidence interval of that median in "
       "brackets (build/bench/compare.tsv has every window)." % (
-          meta.get("rounds"), meta.get("secs"), meta.get("rr_rounds"), meta.get("stream_rounds"),
+          meta.get("rounds"), meta.get("secs"), meta.get("rr_rounds", meta.get("rounds")), meta.get("stream_rounds"),
           meta.get("stream_secs"),
           meta.get("iperf_rounds"), meta.get("iperf_secs")))
     w("")
