@@ -201,6 +201,15 @@ static const char *const rules_v1[] = {
 	"[2001:db8::2]:80/tcp", "[2001:db8::3]:80/tcp", "[2001:db8::4]:80/tcp",
 };
 
+/* Is rule ("ADDR:PORTS/PROTO") one for the address of key k? */
+static bool rule_for(const char *rule, const struct cgf_key4 *k)
+{
+	char a[INET_ADDRSTRLEN];
+
+	inet_ntop(AF_INET, k->addr, a, sizeof(a));
+	return !strncmp(rule, a, strlen(a)) && rule[strlen(a)] == ':';
+}
+
 static int fence_setup(void **state)
 {
 	struct fx *fx = calloc(1, sizeof(*fx));
@@ -354,13 +363,12 @@ static void test_sync_where_it_lives(void **state)
 	 * 198.18.0.9 new; the grants of the previous test are gone.
 	 */
 	for (i = 0; i < ARRAY_SIZE(rules_v1); i++) {
-		char a[INET_ADDRSTRLEN];
-
-		inet_ntop(AF_INET, in_exact.addr, a, sizeof(a));
-		if (!strncmp(rules_v1[i], a, strlen(a)) && rules_v1[i][strlen(a)] == ':')
+		if (rule_for(rules_v1[i], &in_exact))
 			continue;
-		inet_ntop(AF_INET, in_trie_k.addr, a, sizeof(a));
-		if (!strncmp(rules_v1[i], a, strlen(a)) && rules_v1[i][strlen(a)] == ':') {
+		if (rule_for(rules_v1[i], &in_trie_k)) {
+			char a[INET_ADDRSTRLEN];
+
+			inet_ntop(AF_INET, in_trie_k.addr, a, sizeof(a));
 			snprintf(rule, sizeof(rule), "%s:82/tcp", a);
 			rules[n++] = rule;
 			continue;
@@ -399,17 +407,9 @@ static void test_sync_where_it_lives(void **state)
 	}
 	/* v3: that key dropped: gone from both maps */
 	n = 0;
-	for (i = 0; i < ARRAY_SIZE(rules_v1); i++) {
-		char a[INET_ADDRSTRLEN];
-
-		inet_ntop(AF_INET, in_exact.addr, a, sizeof(a));
-		if (!strncmp(rules_v1[i], a, strlen(a)) && rules_v1[i][strlen(a)] == ':')
-			continue;
-		inet_ntop(AF_INET, in_trie_k.addr, a, sizeof(a));
-		if (!strncmp(rules_v1[i], a, strlen(a)) && rules_v1[i][strlen(a)] == ':')
-			continue;
-		rules[n++] = rules_v1[i];
-	}
+	for (i = 0; i < ARRAY_SIZE(rules_v1); i++)
+		if (!rule_for(rules_v1[i], &in_exact) && !rule_for(rules_v1[i], &in_trie_k))
+			rules[n++] = rules_v1[i];
 	rules[n++] = "198.18.0.9:80/tcp";
 	build(rules, n, &list);
 	/* the fence learns the maps again: they changed behind its back */
