@@ -142,14 +142,15 @@ def main():
             "%.3f" % min(summ[(m, x, "vs", c)][0] for c in CONTENDERS[1:] if (m, x, "vs", c) in summ)
             if any((m, x, "vs", c) in summ for c in CONTENDERS[1:]) else "-" for x in sizes)))
 
-    def per_conn(x, c):
-        return sum(t / max(u, 1) for (s2, c2, load, h), (t, n, u) in stats.items()
-                   if s2 == x and c2 == c and load == "conn")
+    def bpf_time(x, c, load):
+        """All hooks' run time per unit of LOAD: ns per connection, or per second streamed."""
+        return sum(t / max(u, 1e-9) for (s2, c2, l2, _), (t, n, u) in stats.items()
+                   if s2 == x and c2 == c and l2 == load)
 
     if stats:
         for c in ("cgfence", "sdlpm"):
             w("| BPF run time per connection, %s (bpf_stats) | %s |" % (LABEL[c], " | ".join(
-                "%.0f ns" % per_conn(x, c) if any(k[0] == x and k[1] == c for k in stats) else "-"
+                "%.0f ns" % bpf_time(x, c, "conn") if any(k[0] == x and k[1] == c for k in stats) else "-"
                 for x in sizes)))
     for c in CONTENDERS:
         if any((x, c) in load and load[(x, c)][1] for x in sizes):
@@ -283,25 +284,22 @@ def main():
         for s in sizes:
             for c in CONTENDERS:
                 hooks = sorted({h for (s2, c2, _, h) in stats if s2 == s and c2 == c})
-                total = stream_total = 0.0
                 for h in hooks:
                     cells = []
                     if (s, c, "conn", h) in stats:
                         t, n, conns = stats[(s, c, "conn", h)]
-                        total += t / max(conns, 1)
                         cells += ["%.1f" % (n / max(conns, 1)), "%.0f" % (t / n), "%.0f" % (t / max(conns, 1))]
                     else:
                         cells += ["-"] * 3
                     if (s, c, "stream", h) in stats:
                         t, n, secs = stats[(s, c, "stream", h)]
-                        stream_total += t / secs
                         cells += ["{:,.0f}".format(n / secs), "%.0f" % (t / n), "%.3f %%" % (t / secs / 1e7)]
                     else:
                         cells += ["-"] * 3
                     w("| %s | %s | %s | %s |" % (fmt_size(s), LABEL[c], h, " | ".join(cells)))
                 if hooks:
                     w("| %s | %s | all | | | **%.0f** | | | **%.3f %%** |" % (
-                        fmt_size(s), LABEL[c], total, stream_total / 1e7))
+                        fmt_size(s), LABEL[c], bpf_time(s, c, "conn"), bpf_time(s, c, "stream") / 1e7))
         w("")
     # Targets.
     w("## Targets (issue 7)")
@@ -354,10 +352,8 @@ def main():
             "stream, every size" if m == "stream" else "iperf3, %s prefixes" % fmt_size(big),
             med, lo, hi, fmt_size(worst[0]),
             ", ".join("%s: %.3f" % (fmt_size(s), v[0]) for s, v in st), verdict))
-    shares = {}
-    for (s, c, load, h), (t, n, secs) in stats.items():
-        if c == "cgfence" and load == "stream":
-            shares[s] = shares.get(s, 0.0) + t / secs / 1e7
+    shares = {x: bpf_time(x, "cgfence", "stream") / 1e7 for x in sizes
+              if any(k[0] == x and k[1] == "cgfence" and k[2] == "stream" for k in stats)}
     if shares:
         worst = max(shares, key=shares.get)
         w("| throughput within 2 %% of no filter, bounded from the filter's CPU time: while a stream "

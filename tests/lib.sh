@@ -335,6 +335,22 @@ count() {
 	echo "${v:-0}"
 }
 
+# count_looped: from now on, counts the packets with a loopback destination
+# that reach the server namespace, in prerouting (ahead of the martian check,
+# which would drop them unseen).  looped: how many so far.
+count_looped() {
+	nsenter --net="/run/netns/$NS_S" nft -f - <<-EOF
+		table ip ${TAG}lo {
+			counter looped { }
+			chain pre { type filter hook prerouting priority -300; ip daddr 127.0.0.0/8 counter name looped; }
+		}
+	EOF
+}
+looped() {
+	nsenter --net="/run/netns/$NS_S" nft -j list counter ip "${TAG}lo" looped |
+		jq '.nftables[] | select(.counter) | .counter.packets'
+}
+
 kill_listeners() {
 	[ -f "$WORK/pids" ] && xargs -r kill 2>/dev/null <"$WORK/pids"
 	rm -f "$WORK/pids"

@@ -222,13 +222,6 @@ test_allowed_passes() {
 		fail "status does not show the boundary: $(grep -A6 "^$CGX " "$WORK/status.txt")"
 }
 
-# looped: packets with a loopback destination that reached the server side
-# of the veth, counted ahead of the martian check.
-looped() {
-	nsenter --net="/run/netns/$NS_S" nft -j list counter ip "${TAG}lo" looped |
-		jq '.nftables[] | select(.counter) | .counter.packets'
-}
-
 # A frame to a loopback destination the fence allows (127.0.0.1:6001, a
 # local service), written with AF_PACKET past the socket hooks: on a link it
 # can only be a rerouting trick, and the boundary drops it although the
@@ -236,12 +229,7 @@ looped() {
 test_loopback_destination_at_boundary() {
 	setup || return
 	local without denied
-	nsenter --net="/run/netns/$NS_S" nft -f - <<-EOF || { fail "nft on the server side"; return; }
-		table ip ${TAG}lo {
-			counter looped { }
-			chain pre { type filter hook prerouting priority -300; ip daddr 127.0.0.0/8 counter name looped; }
-		}
-	EOF
+	count_looped || { fail "nft on the server side"; return; }
 	RULES+=(--allow 127.0.0.1:6001/udp)
 	attach || return
 	fenced "$PROBE" packet "${TAG}a" "$SMAC" 198.18.0.1 127.0.0.1 6001 >"$WORK/lo-off.out" 2>&1
