@@ -433,6 +433,39 @@ static void test_sync_where_it_lives(void **state)
 	dump_once(fx, 6, 3);
 }
 
+/*
+ * A key the fence does not know the maps hold (written behind its back) and
+ * a new list that adds it: the sync's insert of what it takes to be absent
+ * finds it, and updates it where it lives instead of failing.
+ */
+static void test_sync_new_key_found_after_all(void **state)
+{
+	struct fx *fx = *state;
+	char err[CGF_ERR_LEN];
+	const char *rules[ARRAY_SIZE(rules_v1) + 2];
+	struct cgf_key4 k = key4("198.18.0.20", 32);
+	struct cgf_allowlist list;
+	struct cgf_allow v, odd = { .n_ranges = 1,
+				    .ranges[0] = { .port_lo = 9, .port_hi = 9,
+						   .protos = CGF_PROTO_TCP } };
+	size_t i, n = 0;
+
+	/* the exact map (capacity 2) is full: the key lives in the trie */
+	assert_int_equal(count_keys(fx->exact4, sizeof(struct cgf_key4), 0), 2);
+	assert_int_equal(bpf_map_update_elem(fx->trie4, &k, &odd, BPF_NOEXIST), 0);
+	for (i = 0; i < ARRAY_SIZE(rules_v1); i++)
+		rules[n++] = rules_v1[i];
+	rules[n++] = "198.18.0.20:80/tcp";
+	build(rules, n, &list);
+	if (cgf_fence_sync(fx->fence, &list, err))
+		fail_msg("sync: %s", err);
+	cgf_allowlist_free(&list);
+	assert_int_equal(where4(fx, &k), 2);
+	value4(fx, &k, &v);
+	assert_true(allows(&v, 80));
+	assert_false(allows(&v, 9));
+}
+
 int main(void)
 {
 	const struct CMUnitTest pure[] = {
@@ -442,6 +475,7 @@ int main(void)
 		cmocka_unit_test(test_attach_overflows_to_trie),
 		cmocka_unit_test(test_grant_where_it_lives),
 		cmocka_unit_test(test_sync_where_it_lives),
+		cmocka_unit_test(test_sync_new_key_found_after_all),
 	};
 	int ret = cmocka_run_group_tests_name("fence_maps", pure, NULL, NULL);
 

@@ -282,23 +282,35 @@ static bool fam_is_full(const struct family_maps *m, const void *key)
 	return prefixlen == m->full;
 }
 
+/* What a writer knows of a key it is about to write. */
+enum put_where {
+	PUT_FRESH,  /* the maps were just created: they hold no entry at all (attach) */
+	PUT_ABSENT, /* the maps hold no entry with this key, as far as the writer knows */
+	PUT_ANY,    /* the key may live in either map */
+};
+
 /*
  * Writes one entry where it belongs; every write of an allowlist entry goes
  * through here.  A full-length key is in one map only: the exact map shadows
  * the trie, so a stale exact value would be a wrong verdict.  It is updated
  * where it already lives (exact map, else trie), else inserted into the exact
- * map, else, when that is full, into the trie.  fresh: the maps were just
- * created and hold no entry with this key (attach), so the look for where it
- * lives is skipped; a million entries are written with one syscall each.
- * The steps are not one atomic operation: a fence has one writer at a time
- * (the attaching process, then cgfenced's event loop, which makes both its
- * syncs and the DNS proxy's grants).  Returns 0 or a negative errno.
+ * map, else, when that is full, into the trie.  Unless where is PUT_ANY the
+ * look for where it lives is skipped (each look is a syscall that fails, as
+ * dear as the write): a million entries are written with one syscall each.
+ * PUT_ABSENT inserts only what is really absent, and a key found after all
+ * takes the PUT_ANY way.  The steps are not one atomic operation: a fence has
+ * one writer at a time (the attaching process, then cgfenced's event loop,
+ * which makes both its syncs and the DNS proxy's grants).  Returns 0 or a
+ * negative errno.
  */
-static int fam_put(struct family_maps *m, const void *key, const void *value, bool fresh)
+static int fam_put(struct family_maps *m, const void *key, const void *value,
+		   enum put_where where)
 {
+	__u64 flags = where == PUT_FRESH ? BPF_ANY : BPF_NOEXIST;
+
 	if (!fam_is_full(m, key))
 		return bpf_map_update_elem(m->trie_fd, key, value, BPF_ANY) ? -errno : 0;
-	if (!fresh) {
+	if (where == PUT_ANY) {
 		if (!bpf_map_update_elem(m->exact_fd, key, value, BPF_EXIST))
 			return 0;
 		if (errno != ENOENT)
@@ -310,15 +322,18 @@ static int fam_put(struct family_maps *m, const void *key, const void *value, bo
 	}
 	/* in neither map: the exact map if it has room */
 	if (!m->exact_full) {
-		if (!bpf_map_update_elem(m->exact_fd, key, value, fresh ? BPF_ANY : BPF_NOEXIST))
+		if (!bpf_map_update_elem(m->exact_fd, key, value, flags))
 			return 0;
+		if (errno == EEXIST && where == PUT_ABSENT)
+			return fam_put(m, key, value, PUT_ANY);
 		if (errno != E2BIG)
 			return -errno;
 		/* A delete elsewhere may make room again; the next batch tries again. */
 		m->exact_full = true;
 	}
-	return bpf_map_update_elem(m->trie_fd, key, value, fresh ? BPF_ANY : BPF_NOEXIST) ? -errno
-											     : 0;
+	if (!bpf_map_update_elem(m->trie_fd, key, value, flags))
+		return 0;
+	return errno == EEXIST && where == PUT_ABSENT ? fam_put(m, key, value, PUT_ANY) : -errno;
 }
 
 /* Deletes one entry; a full-length key from both maps.  Absent is not an error. */
@@ -466,7 +481,7 @@ static int write_allowlist(struct family_maps *m4, struct family_maps *m6,
 
 	m4->exact_full = m6->exact_full = false;
 	for (i = 0; i < list->n_v4; i++) {
-		ret = fam_put(m4, &list->v4[i].key, &list->v4[i].value, true);
+		ret = fam_put(m4, &list->v4[i].key, &list->v4[i].value, PUT_FRESH);
 		if (ret) {
 			inet_ntop(AF_INET, list->v4[i].key.addr, addr, sizeof(addr));
 			return fail(err, ret, "cannot write allowlist entry %s/%u: %s", addr,
@@ -474,7 +489,7 @@ static int write_allowlist(struct family_maps *m4, struct family_maps *m6,
 		}
 	}
 	for (i = 0; i < list->n_v6; i++) {
-		ret = fam_put(m6, &list->v6[i].key, &list->v6[i].value, true);
+		ret = fam_put(m6, &list->v6[i].key, &list->v6[i].value, PUT_FRESH);
 		if (ret) {
 			inet_ntop(AF_INET6, list->v6[i].key.addr, addr, sizeof(addr));
 			return fail(err, ret, "cannot write allowlist entry %s/%u: %s", addr,
@@ -1346,7 +1361,9 @@ static int sync_family(struct family_maps *m, const char *old, size_t n_old,
 				i++;
 			} else if (c > 0 || memcmp(o + key_size, n + key_size,
 						   entry_size - key_size)) { /* new, changed */
-				if (pass == 0 && (ret = fam_put(m, n, n + key_size, false)))
+				/* what the old entries lack, the maps hold nowhere */
+				if (pass == 0 && (ret = fam_put(m, n, n + key_size,
+								c > 0 ? PUT_ABSENT : PUT_ANY)))
 					return ret;
 				*writes += !pass;
 				j++;
@@ -1464,7 +1481,7 @@ int cgf_fence_grant(struct cgf_fence *f, const struct cgf_grant *grants, size_t 
 		kept.n_ranges++;
 	}
 	m->exact_full = false;
-	ret = fam_put(m, &key, &kept, false);
+	ret = fam_put(m, &key, &kept, PUT_ANY);
 	if (ret)
 		return fail(err, ret, "cannot write %s: %s", addr, strerror(-ret));
 	/* the maps now hold more than this process wrote: the next sync reads them again */
