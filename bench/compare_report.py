@@ -22,10 +22,13 @@ import sys
 import tempfile
 
 CONTENDERS = ["cgfence", "sdlpm", "ipset", "nft"]
+# The loading table's rows: cgfenced replaces a live fence's list beside the rest.
+LOADERS = ["cgfence", "cgfenced", "sdlpm", "ipset", "nft"]
 LABEL = {
     "none": "no filter",
     "null": "no filter again (null)",
     "cgfence": "cgfence",
+    "cgfenced": "cgfence, replaced live",
     "sdlpm": "systemd-style cgroup_skb LPM",
     "ipset": "iptables + ipset hash:net",
     "nft": "nftables interval set",
@@ -152,6 +155,13 @@ def main():
             w("| BPF run time per connection, %s (bpf_stats) | %s |" % (LABEL[c], " | ".join(
                 "%.0f ns" % bpf_time(x, c, "conn") if any(k[0] == x and k[1] == c for k in stats) else "-"
                 for x in sizes)))
+    for c, what in (("cgfence", "loaded, cgfence attach"),
+                    ("cgfenced", "replaced live, cgfence (cgfenced reload)"),
+                    ("ipset", "replaced, iptables + ipset (create, restore, swap)"),
+                    ("nft", "replaced, nftables (nft -f)")):
+        if any((x, c) in load for x in sizes):
+            w("| allowlist %s | %s |" % (what, " | ".join(
+                "%.2f s" % load[(x, c)][0] if (x, c) in load else "-" for x in sizes)))
     for c in CONTENDERS:
         if any((x, c) in load and load[(x, c)][1] for x in sizes):
             w("| kernel memory, %s | %s |" % (LABEL[c], " | ".join(
@@ -257,7 +267,7 @@ def main():
     w("| prefixes | contender | load or replace (s) | what is timed | kernel memory |")
     w("|---:|---|---:|---|---:|")
     for s in sizes:
-        for c in CONTENDERS:
+        for c in LOADERS:
             if (s, c) in load:
                 t, mem, note = load[(s, c)]
                 w("| %s | %s | %.2f | %s | %s |" % (fmt_size(s), LABEL[c], t, note, fmt_mem(mem)))
