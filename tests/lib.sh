@@ -17,6 +17,12 @@ CGFENCE=$BUILD/cgfence
 CGFENCED=$BUILD/cgfenced
 PROBE=$BUILD/tests/probe
 TAMPER=$BUILD/tests/tamper
+# SANITIZED: 1 when the binaries under test are the sanitizer build (make san;
+# tests/run-all.sh's second pass), which runs about 3 times slower: a time
+# limit that measures the machine more than the code gets more room then.
+# Read from the daemon binary itself, whatever directory it came from.
+# shellcheck disable=SC2034 # the suites use it
+SANITIZED=$(grep -qs __asan_init "$CGFENCED" && echo 1 || echo 0)
 # Every name a suite creates carries this tag, so cleanup finds them all.
 TAG=cgft$$
 WORK=$(mktemp -d "/tmp/cgfence-test.XXXXXX")

@@ -92,6 +92,9 @@ tamper_as() {
 	assert_match "DETACH" "$(cat "$WORK/tamper.out")" "detach attempted"
 	assert_match "error EPERM" "$(cat "$WORK/session.out")" "denied host still denied afterwards"
 	assert_match "^ok" "$(grep -E '^(ok|error)' "$WORK/session.out" | tail -1)" "allowed host still allowed"
+	# the listener counts the allowed connection once it has accepted it,
+	# maybe after the probe's "ok": polled for (bounded), then read exactly
+	wait_for 3 eval '[ "$(count allowed connections)" -ge 1 ]'
 	assert_eq 0 "$(count denied connections)" "connections that reached the denied host"
 	assert_eq 1 "$(count allowed connections)" "connections that reached the allowed host"
 	assert_eq 0 "$SESSION_STATUS" "session exit status"
