@@ -428,21 +428,38 @@ static int fence_dir(char *buf, size_t len, const char *pin_root, uint64_t id, c
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-/* Removes every pin a fence may have in dir, then dir itself. */
+/*
+ * Detaches the link pinned at path, then removes the pin.  The pin alone
+ * holds the link, but its removal releases the link only once bpffs frees
+ * the inode, after an RCU grace period and a work item: a detach that only
+ * unpinned would return with the programs still attached for a while.
+ */
+static int unpin_link(const char *path)
+{
+	int fd = bpf_obj_get(path);
+
+	if (fd >= 0) {
+		bpf_link_detach(fd); /* the unlink below still releases it, later */
+		close(fd);
+	}
+	return unlink(path) && errno != ENOENT ? -errno : 0;
+}
+
+/* Removes every pin a fence may have in dir (its links detached first), then dir itself. */
 static int unpin_dir(const char *dir)
 {
 	char path[PATH_MAX + 64];
-	int ret = 0;
+	int ret = 0, r;
 	size_t i;
 
 	for (i = 0; i < sizeof(link_pins) / sizeof(link_pins[0]); i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, link_pins[i]);
-		if (unlink(path) && errno != ENOENT)
-			ret = -errno;
+		if ((r = unpin_link(path)))
+			ret = r;
 	}
 	snprintf(path, sizeof(path), "%s/%s", dir, CGF_PIN_BOUNDARY);
-	if (unlink(path) && errno != ENOENT)
-		ret = -errno;
+	if ((r = unpin_link(path)))
+		ret = r;
 	for (i = 0; i < sizeof(map_pins) / sizeof(map_pins[0]); i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, map_pins[i]);
 		if (unlink(path) && errno != ENOENT)
