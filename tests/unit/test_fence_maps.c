@@ -42,11 +42,11 @@ static void test_exact_capacity(void **unused)
 	} cases[] = {
 		{ 0, 0, CGF_EXACT_MIN_ENTRIES },
 		{ 10, 0, CGF_EXACT_MIN_ENTRIES },
-		{ 13107, 0, 16384 },  /* + a quarter: 16383 */
-		{ 13108, 0, 32768 },  /* + a quarter: 16385 */
-		{ 675000, 0, 1u << 20 },
-		{ 838861, 0, 1u << 20 }, /* + a quarter: 1048576 */
-		{ 838862, 0, CGF_MAX_ENTRIES },
+		{ 8192, 0, 16384 },   /* twice: 16384 */
+		{ 8193, 0, 32768 },   /* twice: 16386 */
+		{ 400000, 0, 1u << 20 },
+		{ 524288, 0, 1u << 20 }, /* twice: 1048576 */
+		{ 524289, 0, CGF_MAX_ENTRIES },
 		{ CGF_MAX_ENTRIES, 0, CGF_MAX_ENTRIES },
 		{ (size_t)CGF_MAX_ENTRIES * 4, 0, CGF_MAX_ENTRIES },
 		{ 1000, 4, 4 },
@@ -381,28 +381,35 @@ static void test_sync_where_it_lives(void **state)
 		fail_msg("sync: %s", err);
 	cgf_allowlist_free(&list);
 	assert_int_equal(where4(fx, &in_exact), 0);
-	assert_int_equal(where4(fx, &in_trie_k), 2);
+	/* updated in the trie, then moved into the room the deletes made */
+	assert_int_equal(where4(fx, &in_trie_k), 1);
 	value4(fx, &in_trie_k, &v);
 	assert_true(allows(&v, 82));
 	assert_false(allows(&v, 80));
 	k = key4("198.18.0.9", 32);
-	/* the sync writes before it deletes: the exact map was still full */
+	/*
+	 * The sync writes before it deletes: the exact map was still full, and
+	 * the one room the deletes made went to the key sorted before this one.
+	 */
 	assert_int_equal(where4(fx, &k), 2);
 	k = key4("198.18.1.9", 32);
 	assert_int_equal(where4(fx, &k), 0);
-	assert_int_equal(count_keys(fx->exact4, sizeof(struct cgf_key4), 0), 1);
+	assert_int_equal(count_keys(fx->exact4, sizeof(struct cgf_key4), 0), 2);
 	dump_once(fx, 6, 3);
 
-	/* the trie's key also in the exact map, with another value */
-	assert_int_equal(bpf_map_update_elem(fx->exact4, &in_trie_k, &odd, BPF_NOEXIST), 0);
+	/* the exact map's key also in the trie, with another value */
+	assert_int_equal(bpf_map_update_elem(fx->trie4, &in_trie_k, &odd, BPF_NOEXIST), 0);
 	{
 		struct cgf_allowlist d;
 
 		assert_int_equal(cgf_fence_dump(fx->fence, 0, &d, NULL, NULL), 0);
 		assert_int_equal(d.n_v4, 6);
-		for (i = 0; i < d.n_v4; i++)
-			if (!memcmp(&d.v4[i].key, &in_trie_k, sizeof(in_trie_k)))
-				assert_true(allows(&d.v4[i].value, 9));
+		for (i = 0; i < d.n_v4; i++) {
+			if (memcmp(&d.v4[i].key, &in_trie_k, sizeof(in_trie_k)))
+				continue;
+			assert_true(allows(&d.v4[i].value, 82)); /* the exact map's, in force */
+			assert_false(allows(&d.v4[i].value, 9));
+		}
 		cgf_allowlist_free(&d);
 	}
 	/* v3: that key dropped: gone from both maps */
@@ -466,6 +473,36 @@ static void test_sync_new_key_found_after_all(void **state)
 	assert_false(allows(&v, 9));
 }
 
+/*
+ * Every full-length key of a fresh fence (exact capacity 2) replaced: the new
+ * keys find the exact map full of the old ones and go to the trie; once the
+ * old ones are deleted they move to the exact map, where lookups stay cheap.
+ */
+static void test_sync_rehomes_after_replace(void **state)
+{
+	struct fx *fx = *state;
+	char err[CGF_ERR_LEN];
+	const char *rules[] = {
+		"198.18.1.0/24:443/tcp", "198.18.0.12:80/tcp", "198.18.0.13:80/tcp",
+		"[2001:db8::2]:80/tcp",  "[2001:db8::3]:80/tcp", "[2001:db8::4]:80/tcp",
+	};
+	struct cgf_key4 k12 = key4("198.18.0.12", 32), k13 = key4("198.18.0.13", 32);
+	struct cgf_allowlist list;
+	struct cgf_allow v;
+
+	assert_int_equal(count_keys(fx->exact4, sizeof(struct cgf_key4), 0), 2);
+	build(rules, ARRAY_SIZE(rules), &list);
+	if (cgf_fence_sync(fx->fence, &list, err))
+		fail_msg("sync: %s", err);
+	cgf_allowlist_free(&list);
+	assert_int_equal(where4(fx, &k12), 1);
+	assert_int_equal(where4(fx, &k13), 1);
+	value4(fx, &k13, &v);
+	assert_true(allows(&v, 80));
+	assert_int_equal(count_keys(fx->trie4, sizeof(struct cgf_key4), 32), 0);
+	dump_once(fx, 3, 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest pure[] = {
@@ -476,6 +513,9 @@ int main(void)
 		cmocka_unit_test(test_grant_where_it_lives),
 		cmocka_unit_test(test_sync_where_it_lives),
 		cmocka_unit_test(test_sync_new_key_found_after_all),
+	};
+	const struct CMUnitTest fresh_fence[] = {
+		cmocka_unit_test(test_sync_rehomes_after_replace),
 	};
 	int ret = cmocka_run_group_tests_name("fence_maps", pure, NULL, NULL);
 
@@ -488,6 +528,7 @@ int main(void)
 		return ret;
 	}
 	libbpf_set_print(NULL);
-	return ret | cmocka_run_group_tests_name("fence_maps_bpf", fence, fence_setup,
+	ret |= cmocka_run_group_tests_name("fence_maps_bpf", fence, fence_setup, fence_teardown);
+	return ret | cmocka_run_group_tests_name("fence_maps_bpf_fresh", fresh_fence, fence_setup,
 						 fence_teardown);
 }

@@ -282,6 +282,8 @@ static bool fam_is_full(const struct family_maps *m, const void *key)
 	return prefixlen == m->full;
 }
 
+#define IN_TRIE 1 /* fam_put: a full-length key went to the trie */
+
 /* What a writer knows of a key it is about to write. */
 enum put_where {
 	PUT_FRESH,  /* the maps were just created: they hold no entry at all (attach) */
@@ -300,8 +302,9 @@ enum put_where {
  * PUT_ABSENT inserts only what is really absent, and a key found after all
  * takes the PUT_ANY way.  The steps are not one atomic operation: a fence has
  * one writer at a time (the attaching process, then cgfenced's event loop,
- * which makes both its syncs and the DNS proxy's grants).  Returns 0 or a
- * negative errno.
+ * which makes both its syncs and the DNS proxy's grants).  Returns a negative
+ * errno, IN_TRIE when a full-length key was written to the trie (where it
+ * lived, or the exact map was full), else 0.
  */
 static int fam_put(struct family_maps *m, const void *key, const void *value,
 		   enum put_where where)
@@ -316,7 +319,7 @@ static int fam_put(struct family_maps *m, const void *key, const void *value,
 		if (errno != ENOENT)
 			return -errno;
 		if (!bpf_map_update_elem(m->trie_fd, key, value, BPF_EXIST))
-			return 0;
+			return IN_TRIE;
 		if (errno != ENOENT)
 			return -errno;
 	}
@@ -332,7 +335,7 @@ static int fam_put(struct family_maps *m, const void *key, const void *value,
 		m->exact_full = true;
 	}
 	if (!bpf_map_update_elem(m->trie_fd, key, value, flags))
-		return 0;
+		return IN_TRIE;
 	return errno == EEXIST && where == PUT_ABSENT ? fam_put(m, key, value, PUT_ANY) : -errno;
 }
 
@@ -499,7 +502,7 @@ static int write_allowlist(struct family_maps *m4, struct family_maps *m6,
 	m4->exact_full = m6->exact_full = false;
 	for (i = 0; i < list->n_v4; i++) {
 		ret = fam_put(m4, &list->v4[i].key, &list->v4[i].value, PUT_FRESH);
-		if (ret) {
+		if (ret < 0) {
 			inet_ntop(AF_INET, list->v4[i].key.addr, addr, sizeof(addr));
 			return fail(err, ret, "cannot write allowlist entry %s/%u: %s", addr,
 				    list->v4[i].key.prefixlen, strerror(-ret));
@@ -507,7 +510,7 @@ static int write_allowlist(struct family_maps *m4, struct family_maps *m6,
 	}
 	for (i = 0; i < list->n_v6; i++) {
 		ret = fam_put(m6, &list->v6[i].key, &list->v6[i].value, PUT_FRESH);
-		if (ret) {
+		if (ret < 0) {
 			inet_ntop(AF_INET6, list->v6[i].key.addr, addr, sizeof(addr));
 			return fail(err, ret, "cannot write allowlist entry %s/%u: %s", addr,
 				    list->v6[i].key.prefixlen, strerror(-ret));
@@ -518,7 +521,7 @@ static int write_allowlist(struct family_maps *m4, struct family_maps *m6,
 
 uint32_t cgf_exact_capacity(size_t n_full, uint32_t forced)
 {
-	size_t want = n_full + n_full / 4, cap = CGF_EXACT_MIN_ENTRIES;
+	size_t want = 2 * n_full, cap = CGF_EXACT_MIN_ENTRIES;
 
 	if (forced)
 		return forced < CGF_MAX_ENTRIES ? forced : CGF_MAX_ENTRIES;
@@ -1353,17 +1356,43 @@ static int map_keys(int fd, size_t key_size, void **keys, size_t *n)
 
 
 /*
+ * Full-length keys of cur (at the indices over) that went to the trie while
+ * the exact map was full: moved to the exact map as long as it has room.
+ * Each is written there first, with the same value, and then taken from the
+ * trie, so its verdict never changes on the way.
+ */
+static int rehome(struct family_maps *m, const char *cur, size_t entry_size,
+		  const size_t *over, size_t n_over)
+{
+	for (size_t k = 0; k < n_over; k++) {
+		const char *e = cur + over[k] * entry_size;
+
+		if (bpf_map_update_elem(m->exact_fd, e, e + m->key_size, BPF_NOEXIST))
+			return errno == E2BIG ? 0 : -errno;
+		if (bpf_map_delete_elem(m->trie_fd, e) && errno != ENOENT)
+			return -errno;
+	}
+	return 0;
+}
+
+/*
  * Walks the old and the new sorted entries of one family: writes what is new
- * or changed, then deletes what is gone (new before old, so that nothing
- * allowed before and after is denied in between).
+ * or changed, then deletes what is gone, so that a destination allowed
+ * before and after is never denied in between, nor one denied before and
+ * after allowed.  The entries are sorted by prefix length first (a length
+ * is below 256, so comparing the host-order u32 bytes orders it), so the
+ * deletes go from the shortest prefix to the longest: a gone entry is the
+ * longest match of an address only while it still was before.  Last, the
+ * full-length keys that found the exact map full while the old entries
+ * were in it move there.
  */
 static int sync_family(struct family_maps *m, const char *old, size_t n_old,
 		       const char *cur, size_t n_cur, size_t entry_size, size_t *writes,
 		       size_t *deletes)
 {
 	size_t key_size = m->key_size;
-	size_t i = 0, j = 0;
-	int pass, c, ret;
+	size_t i = 0, j = 0, *over = NULL, n_over = 0, cap_over = 0;
+	int pass, c, ret = 0;
 
 	m->exact_full = false;
 	for (pass = 0; pass < 2; pass++) {
@@ -1373,15 +1402,32 @@ static int sync_family(struct family_maps *m, const char *old, size_t n_old,
 			c = i == n_old ? 1 : j == n_cur ? -1 : memcmp(o, n, key_size);
 			if (c < 0) { /* gone */
 				if (pass == 1 && (ret = fam_del(m, o)))
-					return ret;
+					goto out;
 				*deletes += pass;
 				i++;
 			} else if (c > 0 || memcmp(o + key_size, n + key_size,
 						   entry_size - key_size)) { /* new, changed */
 				/* what the old entries lack, the maps hold nowhere */
-				if (pass == 0 && (ret = fam_put(m, n, n + key_size,
-								c > 0 ? PUT_ABSENT : PUT_ANY)))
-					return ret;
+				if (pass == 0) {
+					ret = fam_put(m, n, n + key_size,
+						      c > 0 ? PUT_ABSENT : PUT_ANY);
+					if (ret < 0)
+						goto out;
+					if (ret == IN_TRIE) {
+						if (n_over == cap_over) {
+							size_t *grown;
+
+							cap_over = cap_over ? 2 * cap_over : 1024;
+							grown = realloc(over, cap_over * sizeof(*over));
+							if (!grown) {
+								ret = -ENOMEM;
+								goto out;
+							}
+							over = grown;
+						}
+						over[n_over++] = j;
+					}
+				}
 				*writes += !pass;
 				j++;
 				i += c == 0;
@@ -1391,7 +1437,10 @@ static int sync_family(struct family_maps *m, const char *old, size_t n_old,
 			}
 		}
 	}
-	return 0;
+	ret = rehome(m, cur, entry_size, over, n_over);
+out:
+	free(over);
+	return ret;
 }
 
 const struct cgf_allowlist *cgf_fence_entries(struct cgf_fence *f)
@@ -1499,7 +1548,7 @@ int cgf_fence_grant(struct cgf_fence *f, const struct cgf_grant *grants, size_t 
 	}
 	m->exact_full = false;
 	ret = fam_put(m, &key, &kept, PUT_ANY);
-	if (ret)
+	if (ret < 0)
 		return fail(err, ret, "cannot write %s: %s", addr, strerror(-ret));
 	/* the maps now hold more than this process wrote: the next sync reads them again */
 	cgf_allowlist_free(&f->written);

@@ -94,10 +94,12 @@ int cgf_fence_attach(const char *cgroup_path, const struct cgf_allowlist *list,
 
 /*
  * The capacity of a new fence's exact-address map, for a family whose
- * allowlist holds n_full full-length (/32, /128) keys: room for them and a
- * quarter more, at least CGF_EXACT_MIN_ENTRIES, rounded up to a power of two
- * (the kernel rounds the bucket array so: the slots up to it cost nothing),
- * at most CGF_MAX_ENTRIES.  A full-length key finding the map full goes to
+ * allowlist holds n_full full-length (/32, /128) keys: room for twice as
+ * many (a sync writes the new entries before it deletes the old, so a list
+ * replaced whole holds both for a while), at least CGF_EXACT_MIN_ENTRIES,
+ * rounded up to a power of two (the kernel rounds the bucket array so: the
+ * slots up to it cost nothing), at most CGF_MAX_ENTRIES.  An empty slot costs
+ * 16 bytes of bucket array; a full-length key finding the map full goes to
  * the trie.  forced (> 0) replaces the computation, cut to CGF_MAX_ENTRIES:
  * cgf_fence_attach takes it from the environment variable
  * CGFENCE_EXACT_CAPACITY, a knob for tests that need the overflow.
