@@ -578,11 +578,14 @@ test_timeout_keeps_until_expiry() {
 	[ "$t" -ge 200 ] || fail "denied after $t ms: before the entry can have expired"
 	wait_for 5 dlog 'svc\.test.*addresses kept until they expire' ||
 		fail "no logged failure for svc.test: $(tail -3 "$WORK/daemon.log")"
-	# the daemon itself stays responsive while its upstream hangs
+	# the daemon itself stays responsive while its upstream hangs: within 1 s,
+	# 3 s against the sanitizer build (tests/lib.sh: SANITIZED); a daemon that
+	# waited on the upstream would answer after its 1 + 2 + 4 s of tries
+	local at_once_ms=$((SANITIZED ? 3000 : 1000))
 	t=$(now_ms)
 	ctl status >/dev/null 2>&1 || fail "status while the upstream hangs"
 	t=$(($(now_ms) - t))
-	[ "$t" -lt 1000 ] || fail "status took $t ms while the upstream hangs"
+	[ "$t" -lt "$at_once_ms" ] || fail "status took $t ms while the upstream hangs"
 	kill -CONT "$DNS_PID"
 	wait_for 8 verdict_is ok "$cg" 198.18.0.3 || fail "198.18.0.3 not allowed again after the upstream came back"
 }
