@@ -21,9 +21,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <poll.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <cmocka.h>
@@ -342,7 +345,7 @@ static void test_sync_where_it_lives(void **state)
 	const char *addrs[] = { "198.18.0.2", "198.18.0.3", "198.18.0.4", "198.18.0.5",
 				"198.18.1.7" };
 	const char *rules[ARRAY_SIZE(rules_v1) + 1];
-	struct cgf_key4 in_exact = { 0 }, in_trie_k = { 0 }, k;
+	struct cgf_key4 in_exact = { 0 }, in_trie_k = { 0 }, k, k9;
 	struct cgf_allowlist list;
 	struct cgf_allow v, odd = { .n_ranges = 1,
 				    .ranges[0] = { .port_lo = 9, .port_hi = 9,
@@ -381,43 +384,45 @@ static void test_sync_where_it_lives(void **state)
 		fail_msg("sync: %s", err);
 	cgf_allowlist_free(&list);
 	assert_int_equal(where4(fx, &in_exact), 0);
-	/* updated in the trie, then moved into the room the deletes made */
-	assert_int_equal(where4(fx, &in_trie_k), 1);
+	/* updated where it lived */
+	assert_int_equal(where4(fx, &in_trie_k), 2);
 	value4(fx, &in_trie_k, &v);
 	assert_true(allows(&v, 82));
 	assert_false(allows(&v, 80));
-	k = key4("198.18.0.9", 32);
+	k9 = key4("198.18.0.9", 32);
 	/*
-	 * The sync writes before it deletes: the exact map was still full, and
-	 * the one room the deletes made went to the key sorted before this one.
+	 * The sync writes before it deletes: the exact map was still full, so
+	 * the new key went to the trie, and then into the one room the deletes
+	 * made (the writes go from the last key back: it was the first to wait).
 	 */
-	assert_int_equal(where4(fx, &k), 2);
+	assert_int_equal(where4(fx, &k9), 1);
 	k = key4("198.18.1.9", 32);
 	assert_int_equal(where4(fx, &k), 0);
 	assert_int_equal(count_keys(fx->exact4, sizeof(struct cgf_key4), 0), 2);
 	dump_once(fx, 6, 3);
 
 	/* the exact map's key also in the trie, with another value */
-	assert_int_equal(bpf_map_update_elem(fx->trie4, &in_trie_k, &odd, BPF_NOEXIST), 0);
+	assert_int_equal(bpf_map_update_elem(fx->trie4, &k9, &odd, BPF_NOEXIST), 0);
 	{
 		struct cgf_allowlist d;
 
 		assert_int_equal(cgf_fence_dump(fx->fence, 0, &d, NULL, NULL), 0);
 		assert_int_equal(d.n_v4, 6);
 		for (i = 0; i < d.n_v4; i++) {
-			if (memcmp(&d.v4[i].key, &in_trie_k, sizeof(in_trie_k)))
+			if (memcmp(&d.v4[i].key, &k9, sizeof(k9)))
 				continue;
-			assert_true(allows(&d.v4[i].value, 82)); /* the exact map's, in force */
+			assert_true(allows(&d.v4[i].value, 80)); /* the exact map's, in force */
 			assert_false(allows(&d.v4[i].value, 9));
 		}
 		cgf_allowlist_free(&d);
 	}
 	/* v3: that key dropped: gone from both maps */
 	n = 0;
-	for (i = 0; i < ARRAY_SIZE(rules_v1); i++)
-		if (!rule_for(rules_v1[i], &in_exact) && !rule_for(rules_v1[i], &in_trie_k))
-			rules[n++] = rules_v1[i];
-	rules[n++] = "198.18.0.9:80/tcp";
+	for (i = 0; i < ARRAY_SIZE(rules_v1); i++) {
+		if (rule_for(rules_v1[i], &in_exact))
+			continue;
+		rules[n++] = rule_for(rules_v1[i], &in_trie_k) ? rule : rules_v1[i];
+	}
 	build(rules, n, &list);
 	/* the fence learns the maps again: they changed behind its back */
 	cgf_fence_close(fx->fence);
@@ -426,7 +431,7 @@ static void test_sync_where_it_lives(void **state)
 	if (cgf_fence_sync(fx->fence, &list, err))
 		fail_msg("sync: %s", err);
 	cgf_allowlist_free(&list);
-	assert_int_equal(where4(fx, &in_trie_k), 0);
+	assert_int_equal(where4(fx, &k9), 0);
 	assert_int_equal(count_keys(fx->exact4, sizeof(struct cgf_key4), 0), 1);
 	dump_once(fx, 5, 3);
 	/* v4: a new key goes to the room the deletes made in the exact map */
@@ -467,8 +472,7 @@ static void test_sync_new_key_found_after_all(void **state)
 	if (cgf_fence_sync(fx->fence, &list, err))
 		fail_msg("sync: %s", err);
 	cgf_allowlist_free(&list);
-	assert_int_equal(where4(fx, &k), 2);
-	value4(fx, &k, &v);
+	value4(fx, &k, &v); /* in one map (where4 fails on both), with the list's value */
 	assert_true(allows(&v, 80));
 	assert_false(allows(&v, 9));
 }
@@ -503,6 +507,153 @@ static void test_sync_rehomes_after_replace(void **state)
 	dump_once(fx, 3, 3);
 }
 
+/* The value of a full-length IPv6 key, from whichever map holds it. */
+static void value6(const struct fx *fx, const char *addr, struct cgf_allow *v)
+{
+	struct cgf_key6 k = { .prefixlen = 128 };
+
+	assert_int_equal(inet_pton(AF_INET6, addr, k.addr), 1);
+	if (!bpf_map_lookup_elem(fx->exact6, &k, v))
+		return;
+	assert_true(in_trie(fx->trie6, &k, sizeof(k)));
+	assert_int_equal(bpf_map_lookup_elem(fx->trie6, &k, v), 0);
+}
+
+/*
+ * IPv6 entries a sync writes: a struct cgf_entry6's value starts 4 bytes past
+ * its 20-byte key (alignment), so a value read from just past the key would
+ * hold no ranges and deny the address on every port.
+ */
+static void test_sync_ipv6_values(void **state)
+{
+	struct fx *fx = *state;
+	char err[CGF_ERR_LEN];
+	const char *rules[] = {
+		"198.18.1.0/24:443/tcp", "198.18.0.12:80/tcp", "198.18.0.13:80/tcp",
+		"[2001:db8::2]:81/tcp",  "[2001:db8::3]:80/tcp", "[2001:db8::4]:80/tcp",
+		"[2001:db8::9]:80/tcp",  "[2001:db8:1::/64]:443/tcp",
+	};
+	struct cgf_allowlist list;
+	struct cgf_allow v;
+
+	build(rules, ARRAY_SIZE(rules), &list);
+	if (cgf_fence_sync(fx->fence, &list, err))
+		fail_msg("sync: %s", err);
+	cgf_allowlist_free(&list);
+	value6(fx, "2001:db8::2", &v); /* changed */
+	assert_int_equal(v.n_ranges, 1);
+	assert_true(allows(&v, 81));
+	assert_false(allows(&v, 80));
+	value6(fx, "2001:db8::9", &v); /* new */
+	assert_int_equal(v.n_ranges, 1);
+	assert_true(allows(&v, 80));
+	{
+		struct cgf_key6 k = { .prefixlen = 64 };
+
+		assert_int_equal(inet_pton(AF_INET6, "2001:db8:1::", k.addr), 1);
+		assert_int_equal(bpf_map_lookup_elem(fx->trie6, &k, &v), 0);
+		assert_int_equal(v.n_ranges, 1);
+		assert_true(allows(&v, 443));
+	}
+	dump_once(fx, 3, 5);
+}
+
+/*
+ * The verdict the programs would reach for TCP to addr:port from the maps as
+ * they are: the exact map, else the trie's longest match.
+ */
+static bool maps_allow4(int exact_fd, int trie_fd, const struct cgf_key4 *k, uint16_t port)
+{
+	struct cgf_allow v;
+
+	if (bpf_map_lookup_elem(exact_fd, k, &v) && bpf_map_lookup_elem(trie_fd, k, &v))
+		return false;
+	return allows(&v, port);
+}
+
+/*
+ * In a child: judges k:port from the maps again and again until told to stop
+ * (a byte on stop_fd, or 20 s), after saying on ready_fd that it has begun;
+ * exits with the number of denials seen (at most 255).
+ */
+static void observe(const struct fx *fx, const struct cgf_key4 *k, uint16_t port, int ready_fd,
+		    int stop_fd)
+{
+	int exact = open_map(fx, CGF_PIN_EXACT4), trie = open_map(fx, CGF_PIN_ALLOW4);
+	struct pollfd p = { .fd = stop_fd, .events = POLLIN };
+	unsigned denied = 0;
+	time_t end = time(NULL) + 20;
+
+	for (long n = 0; time(NULL) < end; n++) {
+		denied += !maps_allow4(exact, trie, k, port);
+		if (n == 0 && write(ready_fd, "r", 1) != 1)
+			_exit(255);
+		if (poll(&p, 1, 0) > 0)
+			break;
+	}
+	_exit(denied > 255 ? 255 : (int)denied);
+}
+
+/*
+ * What a sync promises while it runs: a destination allowed before and after
+ * is never denied in between.  198.18.1.5:443 is allowed by 198.18.0.0/16
+ * before and by a /32 of its own after, while 198.18.1.0/24 (ports 22, and
+ * 443 through the /16 before) loses 443.  Written /24 first, the address
+ * would be denied until its /32 is in; 8,192 /30s sort between them, so that
+ * such a gap would last thousands of writes.  A child judges the address
+ * from the maps all through the sync.
+ */
+static void test_sync_never_denies_in_between(void **state)
+{
+	struct fx *fx = *state;
+	enum { FILLERS = 8192 };
+	static char filler[FILLERS][32];
+	static const char *rules[FILLERS + 2];
+	const char *before[] = { "198.18.0.0/16:443/tcp", "198.18.1.0/24:22/tcp" };
+	struct cgf_key4 k = key4("198.18.1.5", 32);
+	struct cgf_allowlist list;
+	char err[CGF_ERR_LEN], c;
+	int ready[2], stop[2], status;
+	size_t n = 0;
+	pid_t pid;
+
+	build(before, ARRAY_SIZE(before), &list);
+	if (cgf_fence_sync(fx->fence, &list, err))
+		fail_msg("sync: %s", err);
+	cgf_allowlist_free(&list);
+	assert_true(maps_allow4(fx->exact4, fx->trie4, &k, 443));
+
+	rules[n++] = "198.18.1.0/24:22/tcp";
+	rules[n++] = "198.18.1.5:443/tcp";
+	for (int i = 0; i < FILLERS; i++) {
+		snprintf(filler[i], sizeof(filler[i]), "198.19.%d.%d/30:80/tcp", i / 64, i % 64 * 4);
+		rules[n++] = filler[i];
+	}
+	build(rules, n, &list);
+	assert_int_equal(pipe(ready), 0);
+	assert_int_equal(pipe(stop), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		observe(fx, &k, 443, ready[1], stop[0]);
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	if (cgf_fence_sync(fx->fence, &list, err))
+		fail_msg("sync: %s", err);
+	cgf_allowlist_free(&list);
+	assert_int_equal(write(stop[1], "s", 1), 1);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	for (int *fd = ready; fd < ready + 2; fd++)
+		close(*fd);
+	close(stop[0]);
+	close(stop[1]);
+	assert_true(WIFEXITED(status));
+	if (WEXITSTATUS(status))
+		fail_msg("198.18.1.5:443 denied %d times during the sync", WEXITSTATUS(status));
+	assert_true(maps_allow4(fx->exact4, fx->trie4, &k, 443));
+	k = key4("198.18.1.6", 32);
+	assert_false(maps_allow4(fx->exact4, fx->trie4, &k, 443)); /* the /16 is gone */
+}
+
 int main(void)
 {
 	const struct CMUnitTest pure[] = {
@@ -516,6 +667,8 @@ int main(void)
 	};
 	const struct CMUnitTest fresh_fence[] = {
 		cmocka_unit_test(test_sync_rehomes_after_replace),
+		cmocka_unit_test(test_sync_ipv6_values),
+		cmocka_unit_test(test_sync_never_denies_in_between),
 	};
 	int ret = cmocka_run_group_tests_name("fence_maps", pure, NULL, NULL);
 

@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -299,8 +300,11 @@ enum put_where {
  * map, else, when that is full, into the trie.  Unless where is PUT_ANY the
  * look for where it lives is skipped (each look is a syscall that fails, as
  * dear as the write): a million entries are written with one syscall each.
- * PUT_ABSENT inserts only what is really absent, and a key found after all
- * takes the PUT_ANY way.  The steps are not one atomic operation: a fence has
+ * PUT_ABSENT trusts what the writer knows of the maps (its written list) but
+ * inserts with BPF_NOEXIST, so a key found in the map it tries after all
+ * takes the PUT_ANY way; one the trie holds unknown to the writer while the
+ * exact map has room would be in both, the exact value in force (the dump
+ * lists it once).  The steps are not one atomic operation: a fence has
  * one writer at a time (the attaching process, then cgfenced's event loop,
  * which makes both its syncs and the DNS proxy's grants).  Returns a negative
  * errno, IN_TRIE when a full-length key was written to the trie (where it
@@ -324,6 +328,13 @@ static int fam_put(struct family_maps *m, const void *key, const void *value,
 			return -errno;
 	}
 	/* in neither map: the exact map if it has room */
+	if (m->exact_full && where == PUT_ABSENT) {
+		/* the trie insert below cannot see a key the exact map holds */
+		if (!bpf_map_update_elem(m->exact_fd, key, value, BPF_EXIST))
+			return 0;
+		if (errno != ENOENT)
+			return -errno;
+	}
 	if (!m->exact_full) {
 		if (!bpf_map_update_elem(m->exact_fd, key, value, flags))
 			return 0;
@@ -1356,88 +1367,116 @@ static int map_keys(int fd, size_t key_size, void **keys, size_t *n)
 
 
 /*
- * Full-length keys of cur (at the indices over) that went to the trie while
- * the exact map was full: moved to the exact map as long as it has room.
- * Each is written there first, with the same value, and then taken from the
- * trie, so its verdict never changes on the way.
+ * The entries a sync walks: struct cgf_entry4 or cgf_entry6 ({key, value}),
+ * size bytes each, the value at value_off (past the key and its padding: a
+ * cgf_entry6's value starts 4 bytes after its 20-byte key).
  */
-static int rehome(struct family_maps *m, const char *cur, size_t entry_size,
-		  const size_t *over, size_t n_over)
-{
-	for (size_t k = 0; k < n_over; k++) {
-		const char *e = cur + over[k] * entry_size;
+struct entries {
+	const char *at;
+	size_t n, size, value_off;
+};
 
-		if (bpf_map_update_elem(m->exact_fd, e, e + m->key_size, BPF_NOEXIST))
-			return errno == E2BIG ? 0 : -errno;
-		if (bpf_map_delete_elem(m->trie_fd, e) && errno != ENOENT)
-			return -errno;
-	}
-	return 0;
+static const char *entry(const struct entries *e, size_t i)
+{
+	return e->at + i * e->size;
+}
+
+static bool same_value(const struct entries *a, size_t i, const struct entries *b, size_t j)
+{
+	return !memcmp(entry(a, i) + a->value_off, entry(b, j) + b->value_off,
+		       sizeof(struct cgf_allow));
 }
 
 /*
- * Walks the old and the new sorted entries of one family: writes what is new
- * or changed, then deletes what is gone, so that a destination allowed
- * before and after is never denied in between, nor one denied before and
- * after allowed.  The entries are sorted by prefix length first (a length
- * is below 256, so comparing the host-order u32 bytes orders it), so the
- * deletes go from the shortest prefix to the longest: a gone entry is the
- * longest match of an address only while it still was before.  Last, the
- * full-length keys that found the exact map full while the old entries
- * were in it move there.
+ * Full-length keys of cur (at the indices over) that went to the trie while
+ * the exact map was full: moved to the exact map as long as it has room.
+ * Each is written there first, with the same value, and then taken from the
+ * trie, so its verdict never changes on the way.  Only a matter of speed:
+ * a key that cannot move stays where it is in force (a failed delete leaves
+ * it in both maps with one value, which the dump lists once).
  */
-static int sync_family(struct family_maps *m, const char *old, size_t n_old,
-		       const char *cur, size_t n_cur, size_t entry_size, size_t *writes,
-		       size_t *deletes)
+static void rehome(struct family_maps *m, const struct entries *cur, const size_t *over,
+		   size_t n_over)
 {
-	size_t key_size = m->key_size;
-	size_t i = 0, j = 0, *over = NULL, n_over = 0, cap_over = 0;
-	int pass, c, ret = 0;
+	for (size_t k = 0; k < n_over; k++) {
+		const char *e = entry(cur, over[k]);
+
+		if (bpf_map_update_elem(m->exact_fd, e, e + cur->value_off, BPF_NOEXIST))
+			return;
+		bpf_map_delete_elem(m->trie_fd, e);
+	}
+}
+
+/*
+ * Walks the old and the new entries of one family, both sorted by key, so by
+ * prefix length first (a length is below 256: comparing the u32's bytes
+ * orders it, in either byte order): writes what is new or changed from the
+ * longest prefix to the shortest, then deletes what is gone from the
+ * shortest to the longest.  Every value is the union of the rules covering
+ * its prefix, and in both walks an entry is the longest match of an address
+ * only while the address's old or new longest match is: a destination
+ * allowed before and after is never denied in between, nor one denied before
+ * and after allowed.  Last, the full-length keys that found the exact map
+ * full while the old entries were in it move there.
+ */
+static int sync_family(struct family_maps *m, const struct entries *old,
+		       const struct entries *cur, size_t *writes, size_t *deletes)
+{
+	size_t i, j, *over = NULL, n_over = 0, cap_over = 0;
+	int c, ret = 0;
 
 	m->exact_full = false;
-	for (pass = 0; pass < 2; pass++) {
-		for (i = 0, j = 0; i < n_old || j < n_cur;) {
-			const char *o = old + i * entry_size, *n = cur + j * entry_size;
+	/* writes, longest prefix first: the walk runs from the end */
+	for (i = old->n, j = cur->n; j > 0;) {
+		c = i == 0 ? -1 : memcmp(entry(old, i - 1), entry(cur, j - 1), m->key_size);
+		if (c > 0) { /* gone: pass 2 */
+			i--;
+			continue;
+		}
+		if (c == 0 && same_value(old, i - 1, cur, j - 1)) {
+			i--;
+			j--;
+			continue;
+		}
+		/* new, or changed; what the old entries lack, the maps hold nowhere */
+		ret = fam_put(m, entry(cur, j - 1), entry(cur, j - 1) + cur->value_off,
+			      c < 0 ? PUT_ABSENT : PUT_ANY);
+		if (ret < 0)
+			goto out;
+		if (ret == IN_TRIE) {
+			if (n_over == cap_over) {
+				size_t *grown;
 
-			c = i == n_old ? 1 : j == n_cur ? -1 : memcmp(o, n, key_size);
-			if (c < 0) { /* gone */
-				if (pass == 1 && (ret = fam_del(m, o)))
+				cap_over = cap_over ? 2 * cap_over : 1024;
+				grown = realloc(over, cap_over * sizeof(*over));
+				if (!grown) {
+					ret = -ENOMEM;
 					goto out;
-				*deletes += pass;
-				i++;
-			} else if (c > 0 || memcmp(o + key_size, n + key_size,
-						   entry_size - key_size)) { /* new, changed */
-				/* what the old entries lack, the maps hold nowhere */
-				if (pass == 0) {
-					ret = fam_put(m, n, n + key_size,
-						      c > 0 ? PUT_ABSENT : PUT_ANY);
-					if (ret < 0)
-						goto out;
-					if (ret == IN_TRIE) {
-						if (n_over == cap_over) {
-							size_t *grown;
-
-							cap_over = cap_over ? 2 * cap_over : 1024;
-							grown = realloc(over, cap_over * sizeof(*over));
-							if (!grown) {
-								ret = -ENOMEM;
-								goto out;
-							}
-							over = grown;
-						}
-						over[n_over++] = j;
-					}
 				}
-				*writes += !pass;
-				j++;
-				i += c == 0;
-			} else {
-				i++;
-				j++;
+				over = grown;
 			}
+			over[n_over++] = j - 1;
+		}
+		(*writes)++;
+		i -= c == 0;
+		j--;
+	}
+	/* deletes, shortest prefix first */
+	for (i = 0, j = 0; i < old->n;) {
+		c = j == cur->n ? -1 : memcmp(entry(old, i), entry(cur, j), m->key_size);
+		if (c < 0) {
+			ret = fam_del(m, entry(old, i));
+			if (ret)
+				goto out;
+			(*deletes)++;
+			i++;
+		} else {
+			i += c == 0;
+			j++;
 		}
 	}
-	ret = rehome(m, cur, entry_size, over, n_over);
+	ret = 0;
+	rehome(m, cur, over, n_over);
 out:
 	free(over);
 	return ret;
@@ -1470,13 +1509,24 @@ int cgf_fence_sync(struct cgf_fence *f, const struct cgf_allowlist *list, char *
 	ret = allowlist_sorted_copy(list, &next);
 	if (ret)
 		return fail(err, ret, "out of memory");
-	/* The entries start with the key: struct cgf_entry4 is {key, value}. */
-	ret = sync_family(&f->v4, (const char *)f->written.v4, f->written.n_v4,
-			  (const char *)next.v4, next.n_v4, sizeof(next.v4[0]), &writes, &deletes);
-	if (!ret)
-		ret = sync_family(&f->v6, (const char *)f->written.v6, f->written.n_v6,
-				  (const char *)next.v6, next.n_v6, sizeof(next.v6[0]), &writes,
-				  &deletes);
+	{
+		const struct entries old4 = { (const char *)f->written.v4, f->written.n_v4,
+					       sizeof(struct cgf_entry4),
+					       offsetof(struct cgf_entry4, value) },
+				     cur4 = { (const char *)next.v4, next.n_v4,
+					      sizeof(struct cgf_entry4),
+					      offsetof(struct cgf_entry4, value) },
+				     old6 = { (const char *)f->written.v6, f->written.n_v6,
+					      sizeof(struct cgf_entry6),
+					      offsetof(struct cgf_entry6, value) },
+				     cur6 = { (const char *)next.v6, next.n_v6,
+					      sizeof(struct cgf_entry6),
+					      offsetof(struct cgf_entry6, value) };
+
+		ret = sync_family(&f->v4, &old4, &cur4, &writes, &deletes);
+		if (!ret)
+			ret = sync_family(&f->v6, &old6, &cur6, &writes, &deletes);
+	}
 	if (ret) {
 		cgf_allowlist_free(&next);
 		/* what the maps hold is no longer known: read it again next time */
