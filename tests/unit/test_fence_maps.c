@@ -108,6 +108,18 @@ static void build(const char *const *rules, size_t n, struct cgf_allowlist *list
 	cgf_policy_free(&policy);
 }
 
+/* Syncs the fence to the allowlist of rules. */
+static void sync_rules(const struct fx *fx, const char *const *rules, size_t n)
+{
+	struct cgf_allowlist list;
+	char err[CGF_ERR_LEN];
+
+	build(rules, n, &list);
+	if (cgf_fence_sync(fx->fence, &list, err))
+		fail_msg("sync: %s", err);
+	cgf_allowlist_free(&list);
+}
+
 static struct cgf_key4 key4(const char *addr, unsigned prefixlen)
 {
 	struct cgf_key4 k = { .prefixlen = prefixlen };
@@ -379,10 +391,7 @@ static void test_sync_where_it_lives(void **state)
 		rules[n++] = rules_v1[i];
 	}
 	rules[n++] = "198.18.0.9:80/tcp";
-	build(rules, n, &list);
-	if (cgf_fence_sync(fx->fence, &list, err))
-		fail_msg("sync: %s", err);
-	cgf_allowlist_free(&list);
+	sync_rules(fx, rules, n);
 	assert_int_equal(where4(fx, &in_exact), 0);
 	/* updated where it lived */
 	assert_int_equal(where4(fx, &in_trie_k), 2);
@@ -436,10 +445,7 @@ static void test_sync_where_it_lives(void **state)
 	dump_once(fx, 5, 3);
 	/* v4: a new key goes to the room the deletes made in the exact map */
 	rules[n++] = "198.18.0.8:80/tcp";
-	build(rules, n, &list);
-	if (cgf_fence_sync(fx->fence, &list, err))
-		fail_msg("sync: %s", err);
-	cgf_allowlist_free(&list);
+	sync_rules(fx, rules, n);
 	k = key4("198.18.0.8", 32);
 	assert_int_equal(where4(fx, &k), 1);
 	dump_once(fx, 6, 3);
@@ -453,10 +459,8 @@ static void test_sync_where_it_lives(void **state)
 static void test_sync_new_key_found_after_all(void **state)
 {
 	struct fx *fx = *state;
-	char err[CGF_ERR_LEN];
 	const char *rules[ARRAY_SIZE(rules_v1) + 2];
 	struct cgf_key4 k = key4("198.18.0.20", 32);
-	struct cgf_allowlist list;
 	struct cgf_allow v, odd = { .n_ranges = 1,
 				    .ranges[0] = { .port_lo = 9, .port_hi = 9,
 						   .protos = CGF_PROTO_TCP } };
@@ -468,10 +472,7 @@ static void test_sync_new_key_found_after_all(void **state)
 	for (i = 0; i < ARRAY_SIZE(rules_v1); i++)
 		rules[n++] = rules_v1[i];
 	rules[n++] = "198.18.0.20:80/tcp";
-	build(rules, n, &list);
-	if (cgf_fence_sync(fx->fence, &list, err))
-		fail_msg("sync: %s", err);
-	cgf_allowlist_free(&list);
+	sync_rules(fx, rules, n);
 	value4(fx, &k, &v); /* in one map (where4 fails on both), with the list's value */
 	assert_true(allows(&v, 80));
 	assert_false(allows(&v, 9));
@@ -485,20 +486,15 @@ static void test_sync_new_key_found_after_all(void **state)
 static void test_sync_rehomes_after_replace(void **state)
 {
 	struct fx *fx = *state;
-	char err[CGF_ERR_LEN];
 	const char *rules[] = {
 		"198.18.1.0/24:443/tcp", "198.18.0.12:80/tcp", "198.18.0.13:80/tcp",
 		"[2001:db8::2]:80/tcp",  "[2001:db8::3]:80/tcp", "[2001:db8::4]:80/tcp",
 	};
 	struct cgf_key4 k12 = key4("198.18.0.12", 32), k13 = key4("198.18.0.13", 32);
-	struct cgf_allowlist list;
 	struct cgf_allow v;
 
 	assert_int_equal(count_keys(fx->exact4, sizeof(struct cgf_key4), 0), 2);
-	build(rules, ARRAY_SIZE(rules), &list);
-	if (cgf_fence_sync(fx->fence, &list, err))
-		fail_msg("sync: %s", err);
-	cgf_allowlist_free(&list);
+	sync_rules(fx, rules, ARRAY_SIZE(rules));
 	assert_int_equal(where4(fx, &k12), 1);
 	assert_int_equal(where4(fx, &k13), 1);
 	value4(fx, &k13, &v);
@@ -527,19 +523,14 @@ static void value6(const struct fx *fx, const char *addr, struct cgf_allow *v)
 static void test_sync_ipv6_values(void **state)
 {
 	struct fx *fx = *state;
-	char err[CGF_ERR_LEN];
 	const char *rules[] = {
 		"198.18.1.0/24:443/tcp", "198.18.0.12:80/tcp", "198.18.0.13:80/tcp",
 		"[2001:db8::2]:81/tcp",  "[2001:db8::3]:80/tcp", "[2001:db8::4]:80/tcp",
 		"[2001:db8::9]:80/tcp",  "[2001:db8:1::/64]:443/tcp",
 	};
-	struct cgf_allowlist list;
 	struct cgf_allow v;
 
-	build(rules, ARRAY_SIZE(rules), &list);
-	if (cgf_fence_sync(fx->fence, &list, err))
-		fail_msg("sync: %s", err);
-	cgf_allowlist_free(&list);
+	sync_rules(fx, rules, ARRAY_SIZE(rules));
 	value6(fx, "2001:db8::2", &v); /* changed */
 	assert_int_equal(v.n_ranges, 1);
 	assert_true(allows(&v, 81));
@@ -617,10 +608,7 @@ static void test_sync_never_denies_in_between(void **state)
 	size_t n = 0;
 	pid_t pid;
 
-	build(before, ARRAY_SIZE(before), &list);
-	if (cgf_fence_sync(fx->fence, &list, err))
-		fail_msg("sync: %s", err);
-	cgf_allowlist_free(&list);
+	sync_rules(fx, before, ARRAY_SIZE(before));
 	assert_true(maps_allow4(fx->exact4, fx->trie4, &k, 443));
 
 	rules[n++] = "198.18.1.0/24:22/tcp";

@@ -1376,6 +1376,10 @@ struct entries {
 	size_t n, size, value_off;
 };
 
+#define ENTRIES(list, fam)                                                                  \
+	((struct entries){ (const char *)(list)->v##fam, (list)->n_v##fam,                  \
+			   sizeof(struct cgf_entry##fam), offsetof(struct cgf_entry##fam, value) })
+
 static const char *entry(const struct entries *e, size_t i)
 {
 	return e->at + i * e->size;
@@ -1405,6 +1409,21 @@ static void rehome(struct family_maps *m, const struct entries *cur, const size_
 			return;
 		bpf_map_delete_elem(m->trie_fd, e);
 	}
+}
+
+/* Appends i to the growing array *a (*n used of *cap); 0 or -ENOMEM. */
+static int note_index(size_t **a, size_t *n, size_t *cap, size_t i)
+{
+	if (*n == *cap) {
+		size_t new_cap = *cap ? 2 * *cap : 1024, *grown = realloc(*a, new_cap * sizeof(**a));
+
+		if (!grown)
+			return -ENOMEM;
+		*a = grown;
+		*cap = new_cap;
+	}
+	(*a)[(*n)++] = i;
+	return 0;
 }
 
 /*
@@ -1443,20 +1462,8 @@ static int sync_family(struct family_maps *m, const struct entries *old,
 			      c < 0 ? PUT_ABSENT : PUT_ANY);
 		if (ret < 0)
 			goto out;
-		if (ret == IN_TRIE) {
-			if (n_over == cap_over) {
-				size_t *grown;
-
-				cap_over = cap_over ? 2 * cap_over : 1024;
-				grown = realloc(over, cap_over * sizeof(*over));
-				if (!grown) {
-					ret = -ENOMEM;
-					goto out;
-				}
-				over = grown;
-			}
-			over[n_over++] = j - 1;
-		}
+		if (ret == IN_TRIE && (ret = note_index(&over, &n_over, &cap_over, j - 1)))
+			goto out;
 		(*writes)++;
 		i -= c == 0;
 		j--;
@@ -1509,24 +1516,10 @@ int cgf_fence_sync(struct cgf_fence *f, const struct cgf_allowlist *list, char *
 	ret = allowlist_sorted_copy(list, &next);
 	if (ret)
 		return fail(err, ret, "out of memory");
-	{
-		const struct entries old4 = { (const char *)f->written.v4, f->written.n_v4,
-					       sizeof(struct cgf_entry4),
-					       offsetof(struct cgf_entry4, value) },
-				     cur4 = { (const char *)next.v4, next.n_v4,
-					      sizeof(struct cgf_entry4),
-					      offsetof(struct cgf_entry4, value) },
-				     old6 = { (const char *)f->written.v6, f->written.n_v6,
-					      sizeof(struct cgf_entry6),
-					      offsetof(struct cgf_entry6, value) },
-				     cur6 = { (const char *)next.v6, next.n_v6,
-					      sizeof(struct cgf_entry6),
-					      offsetof(struct cgf_entry6, value) };
-
-		ret = sync_family(&f->v4, &old4, &cur4, &writes, &deletes);
-		if (!ret)
-			ret = sync_family(&f->v6, &old6, &cur6, &writes, &deletes);
-	}
+	ret = sync_family(&f->v4, &ENTRIES(&f->written, 4), &ENTRIES(&next, 4), &writes, &deletes);
+	if (!ret)
+		ret = sync_family(&f->v6, &ENTRIES(&f->written, 6), &ENTRIES(&next, 6), &writes,
+				  &deletes);
 	if (ret) {
 		cgf_allowlist_free(&next);
 		/* what the maps hold is no longer known: read it again next time */
