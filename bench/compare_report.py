@@ -32,7 +32,10 @@ LABEL = {
     "sdlpm": "systemd-style cgroup_skb LPM",
     "ipset": "iptables + ipset hash:net",
     "nft": "nftables interval set",
+    "floor": "a cgroup_skb egress program that does nothing (floor)",
 }
+# Not a contender: what any cgroup_skb filter costs before it reads a packet.
+FLOOR = "floor"
 MEASURES = {"conn": "connections/s", "rr": "request/response/s", "stream": "stream throughput",
             "iperf3": "iperf3 throughput"}
 TARGET_1M = 0.95
@@ -116,7 +119,7 @@ def main():
         for c in rs[0]:
             if c != "none":
                 summ[(m, s, c)] = summary(ratios(m, s, c))
-            if c not in ("none", "null", "cgfence") and "cgfence" in rs[0]:
+            if c not in ("none", "null", "cgfence", FLOOR) and "cgfence" in rs[0]:
                 summ[(m, s, "vs", c)] = summary(ratios(m, s, "cgfence", c))
     out = []
     w = out.append
@@ -140,6 +143,9 @@ def main():
         w("| new connections/s, %s / no filter | %s |" % (LABEL[c], " | ".join(
             ("**%.3f**" if c == "cgfence" else "%.3f") % summ[("conn", x, c)][0]
             if ("conn", x, c) in summ else "-" for x in sizes)))
+    if any(("conn", x, FLOOR) in summ for x in sizes):
+        w("| new connections/s, %s / no filter | %s |" % (LABEL[FLOOR], " | ".join(
+            "%.3f" % summ[("conn", x, FLOOR)][0] if ("conn", x, FLOOR) in summ else "-" for x in sizes)))
     for m in ("conn", "rr"):
         w("| %s, cgfence / best other contender | %s |" % (MEASURES[m], " | ".join(
             "%.3f" % min(summ[(m, x, "vs", c)][0] for c in CONTENDERS[1:] if (m, x, "vs", c) in summ)
@@ -169,7 +175,10 @@ def main():
     w("")
     w("Ratios are medians over the rounds (their confidence intervals are in the tables "
       "below); *best other contender* is the one closest to cgfence or above it, so above 1 "
-      "cgfence is faster than all of them.")
+      "cgfence is faster than all of them. The floor is no contender: a program that passes "
+      "every packet, attached where systemd-style LPM's is, shows what running any cgroup_skb "
+      "filter costs before it reads a packet; cgfence runs one such program and, at connect(), "
+      "one more.")
     w("")
     w("Method: one load-generating process on CPU 1 (servers on CPU 0) runs, in each round, one "
       "window on every side in turn: no filter, each contender, and no filter again (the *null*: "
@@ -213,7 +222,7 @@ def main():
     w("| prefixes | contender | connections/s | request/response/s | stream throughput |")
     w("|---:|---|---:|---:|---:|")
     for s in sizes:
-        for c in ["null"] + CONTENDERS:
+        for c in ["null"] + CONTENDERS + [FLOOR]:
             if (s, c) in skips:
                 w("| %s | %s | skipped | skipped | skipped |" % (fmt_size(s), LABEL[c]))
             elif any((m, s, c) in summ for m in MEASURES):
@@ -372,6 +381,18 @@ def main():
               shares[worst], fmt_size(worst),
               ", ".join("%s: %.3f %%" % (fmt_size(s), v) for s, v in sorted(shares.items())),
               "PASS" if shares[worst] < 2 else "**MISS**"))
+    floors = [s for s in sizes if ("conn", s, FLOOR) in summ]
+    if floors:
+        def by_size(c):
+            return ", ".join("%s: %.3f" % (fmt_size(s), summ[("conn", s, c)][0])
+                             for s in floors if ("conn", s, c) in summ)
+        w("")
+        w("Connections/s against no filter, by size: the floor %s; systemd-style cgroup_skb LPM %s; "
+          "cgfence %s. No cgroup_skb filter costs less than the floor, whatever it does with a "
+          "packet; where systemd-style LPM's lookup is cheap (few prefixes) it costs little more. "
+          "cgfence runs an egress program too, and a connect4 program besides: the one that makes "
+          "a denied connect() fail at once with EPERM rather than hang while SYNs are dropped." % (
+              by_size(FLOOR), by_size("sdlpm"), by_size("cgfence")))
     nulls = ["%s %s" % (MEASURES[m], ", ".join("%.3f" % summ[(m, s, "null")][0] for s in sizes
                                                if (m, s, "null") in summ))
              for m in MEASURES if any((m, s, "null") in summ for s in sizes)]
@@ -405,7 +426,7 @@ def main():
     # The plot.
     with tempfile.TemporaryDirectory() as d:
         plots = []
-        for c in CONTENDERS + ["null"]:
+        for c in CONTENDERS + ["null", FLOOR]:
             fn = os.path.join(d, c + ".dat")
             with open(fn, "w") as f:
                 for s in sizes:
@@ -413,7 +434,8 @@ def main():
                         med, lo, hi = summ[("conn", s, c)][:3]
                         f.write("%d %f %f %f\n" % (s, med, lo, hi))
             if os.path.getsize(fn):
-                style = "dt 2 lc rgb 'gray50' lw 1 pt 6" if c == "null" else "lw 2 pt 7"
+                style = {"null": "dt 2 lc rgb 'gray50' lw 1 pt 6",
+                         FLOOR: "dt 3 lc rgb 'black' lw 1 pt 4"}.get(c, "lw 2 pt 7")
                 plots.append("'%s' using 1:2:3:4 with yerrorlines %s title '%s' noenhanced" % (
                     fn, style, LABEL[c]))
         script = [
