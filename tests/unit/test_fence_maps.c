@@ -642,6 +642,53 @@ static void test_sync_never_denies_in_between(void **state)
 	assert_false(maps_allow4(fx->exact4, fx->trie4, &k, 443)); /* the /16 is gone */
 }
 
+/*
+ * A grant for a key the trie holds, once the exact map has room: the key
+ * moves to the exact map with its new value and leaves the trie.  Nothing
+ * in that asks the trie for BPF_EXIST or BPF_NOEXIST, which LPM tries
+ * ignored before Linux 6.13.
+ */
+static void test_grant_moves_key_from_trie(void **state)
+{
+	struct fx *fx = *state;
+	const char *addrs[] = { "198.18.0.2", "198.18.0.3", "198.18.0.4", "198.18.0.5",
+				"198.18.1.7" };
+	const char *rules[ARRAY_SIZE(rules_v1)];
+	struct cgf_grant g = { .family = AF_INET, .prefixlen = 32, .port_lo = 81,
+			       .port_hi = 81, .protos = CGF_PROTO_TCP };
+	struct cgf_key4 gone = { 0 }, moved = { 0 }, k;
+	char err[CGF_ERR_LEN];
+	struct cgf_allow v;
+	size_t i, n = 0;
+
+	for (i = 0; i < ARRAY_SIZE(addrs); i++) {
+		k = key4(addrs[i], 32);
+		if (where4(fx, &k) == 1 && !gone.prefixlen)
+			gone = k;
+		else if (where4(fx, &k) == 2 && !moved.prefixlen)
+			moved = k;
+	}
+	assert_int_equal(gone.prefixlen, 32);
+	assert_int_equal(moved.prefixlen, 32);
+	/* a sync without one exact-map key makes room there; the trie keeps its three */
+	for (i = 0; i < ARRAY_SIZE(rules_v1); i++)
+		if (!rule_for(rules_v1[i], &gone))
+			rules[n++] = rules_v1[i];
+	sync_rules(fx, rules, n);
+	assert_int_equal(count_keys(fx->exact4, sizeof(struct cgf_key4), 0), 1);
+	assert_int_equal(count_keys(fx->trie4, sizeof(struct cgf_key4), 32), 3);
+
+	memcpy(g.addr, moved.addr, 4);
+	if (cgf_fence_grant(fx->fence, &g, 1, err))
+		fail_msg("grant: %s", err);
+	assert_int_equal(where4(fx, &moved), 1);
+	value4(fx, &moved, &v);
+	assert_true(allows(&v, 80));
+	assert_true(allows(&v, 81));
+	assert_int_equal(count_keys(fx->trie4, sizeof(struct cgf_key4), 32), 2);
+	dump_once(fx, 5, 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest pure[] = {
@@ -658,6 +705,9 @@ int main(void)
 		cmocka_unit_test(test_sync_ipv6_values),
 		cmocka_unit_test(test_sync_never_denies_in_between),
 	};
+	const struct CMUnitTest grant_fence[] = {
+		cmocka_unit_test(test_grant_moves_key_from_trie),
+	};
 	int ret = cmocka_run_group_tests_name("fence_maps", pure, NULL, NULL);
 
 	if (geteuid() != 0) {
@@ -670,6 +720,8 @@ int main(void)
 	}
 	libbpf_set_print(NULL);
 	ret |= cmocka_run_group_tests_name("fence_maps_bpf", fence, fence_setup, fence_teardown);
-	return ret | cmocka_run_group_tests_name("fence_maps_bpf_fresh", fresh_fence, fence_setup,
+	ret |= cmocka_run_group_tests_name("fence_maps_bpf_fresh", fresh_fence, fence_setup,
+					   fence_teardown);
+	return ret | cmocka_run_group_tests_name("fence_maps_bpf_grant", grant_fence, fence_setup,
 						 fence_teardown);
 }

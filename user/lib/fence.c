@@ -296,48 +296,49 @@ enum put_where {
  * Writes one entry where it belongs; every write of an allowlist entry goes
  * through here.  A full-length key is in one map only: the exact map shadows
  * the trie, so a stale exact value would be a wrong verdict.  It is updated
- * where it already lives (exact map, else trie), else inserted into the exact
- * map, else, when that is full, into the trie.  Unless where is PUT_ANY the
- * look for where it lives is skipped (each look is a syscall that fails, as
- * dear as the write): a million entries are written with one syscall each.
- * PUT_ABSENT trusts what the writer knows of the maps (its written list) but
- * inserts with BPF_NOEXIST, so a key found in the map it tries after all
- * takes the PUT_ANY way; one the trie holds unknown to the writer while the
- * exact map has room would be in both, the exact value in force (the dump
- * lists it once).  The steps are not one atomic operation: a fence has
- * one writer at a time (the attaching process, then cgfenced's event loop,
- * which makes both its syncs and the DNS proxy's grants).  Returns a negative
- * errno, IN_TRIE when a full-length key was written to the trie (where it
- * lived, or the exact map was full), else 0.
+ * in the exact map when it lives there, else inserted there, else, when that
+ * is full, written to the trie.  A key that PUT_ANY moves from the trie to
+ * the exact map is deleted from the trie once the exact map holds its new
+ * value, so its verdict is the new one from the insert on.  Unless where is
+ * PUT_ANY the look for where it lives is skipped (each look is a syscall
+ * that fails, as dear as the write): a million entries are written with one
+ * syscall each.  PUT_ABSENT trusts what the writer knows of the maps (its
+ * written list) but inserts into the exact map with BPF_NOEXIST, so a key
+ * found there after all takes the PUT_ANY way; one the trie holds unknown to
+ * the writer while the exact map has room would be in both, the exact value
+ * in force (the dump lists it once).
+ *
+ * Trie writes are BPF_ANY, and nothing here asks the trie whether it holds a
+ * key: LPM tries ignored BPF_EXIST and BPF_NOEXIST (inserting, or
+ * overwriting, either way) before Linux 6.13 and the stable kernels that took
+ * its fix in December 2024, and a lookup answers with the longest match,
+ * not the key.  Only the hash maps' flags are relied on.
+ *
+ * The steps are not one atomic operation: a fence has one writer at a time
+ * (the attaching process, then cgfenced's event loop, which makes both its
+ * syncs and the DNS proxy's grants).  Returns a negative errno, IN_TRIE when
+ * a full-length key was written to the trie (the exact map was full), else 0.
  */
 static int fam_put(struct family_maps *m, const void *key, const void *value,
 		   enum put_where where)
 {
-	__u64 flags = where == PUT_FRESH ? BPF_ANY : BPF_NOEXIST;
-
 	if (!fam_is_full(m, key))
 		return bpf_map_update_elem(m->trie_fd, key, value, BPF_ANY) ? -errno : 0;
-	if (where == PUT_ANY) {
-		if (!bpf_map_update_elem(m->exact_fd, key, value, BPF_EXIST))
-			return 0;
-		if (errno != ENOENT)
-			return -errno;
-		if (!bpf_map_update_elem(m->trie_fd, key, value, BPF_EXIST))
-			return IN_TRIE;
-		if (errno != ENOENT)
-			return -errno;
-	}
-	/* in neither map: the exact map if it has room */
-	if (m->exact_full && where == PUT_ABSENT) {
-		/* the trie insert below cannot see a key the exact map holds */
+	/* where the exact map may hold the key: updated there */
+	if (where == PUT_ANY || (where == PUT_ABSENT && m->exact_full)) {
 		if (!bpf_map_update_elem(m->exact_fd, key, value, BPF_EXIST))
 			return 0;
 		if (errno != ENOENT)
 			return -errno;
 	}
 	if (!m->exact_full) {
-		if (!bpf_map_update_elem(m->exact_fd, key, value, flags))
+		if (!bpf_map_update_elem(m->exact_fd, key, value,
+					 where == PUT_FRESH ? BPF_ANY : BPF_NOEXIST)) {
+			/* shadowed now: a failed delete leaves it in both, the exact value in force */
+			if (where == PUT_ANY)
+				bpf_map_delete_elem(m->trie_fd, key);
 			return 0;
+		}
 		if (errno == EEXIST && where == PUT_ABSENT)
 			return fam_put(m, key, value, PUT_ANY);
 		if (errno != E2BIG)
@@ -345,9 +346,7 @@ static int fam_put(struct family_maps *m, const void *key, const void *value,
 		/* A delete elsewhere may make room again; the next batch tries again. */
 		m->exact_full = true;
 	}
-	if (!bpf_map_update_elem(m->trie_fd, key, value, flags))
-		return IN_TRIE;
-	return errno == EEXIST && where == PUT_ABSENT ? fam_put(m, key, value, PUT_ANY) : -errno;
+	return bpf_map_update_elem(m->trie_fd, key, value, BPF_ANY) ? -errno : IN_TRIE;
 }
 
 /* Deletes one entry; a full-length key from both maps.  Absent is not an error. */
