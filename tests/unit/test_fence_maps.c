@@ -644,9 +644,10 @@ static void test_sync_never_denies_in_between(void **state)
 
 /*
  * A grant for a key the trie holds, once the exact map has room: the key
- * moves to the exact map with its new value and leaves the trie.  Nothing
- * in that asks the trie for BPF_EXIST or BPF_NOEXIST, which LPM tries
- * ignored before Linux 6.13.
+ * moves to the exact map with its new value and leaves the trie.  (On this
+ * kernel the test cannot show that no trie write relies on BPF_EXIST or
+ * BPF_NOEXIST, which LPM tries ignored before Linux 6.13: fam_put says why
+ * none does.)
  */
 static void test_grant_moves_key_from_trie(void **state)
 {
