@@ -12,6 +12,9 @@
  *                from the packet's own header: the backstop for raw and ping
  *                sockets, for addresses changed after connect (OUTPUT DNAT)
  *                and for whatever the socket hooks miss
+ *   setsockopt   refuses IP_FREEBIND, IPV6_FREEBIND, IP_TRANSPARENT and
+ *                IPV6_TRANSPARENT: what lets a socket send from an address
+ *                that is not the host's
  *
  * A destination allowed at connect() stays allowed for the life of the
  * connection, also once its allowlist entry expires, the way a stateful
@@ -301,6 +304,62 @@ int cgf_getpeername6(struct bpf_sock_addr *ctx)
 {
 	restore6(ctx);
 	return 1;
+}
+
+/*
+ * Options that let a socket bind, or send from, an address that is not the
+ * host's.  IP_FREEBIND and IPV6_FREEBIND need no capability, and IPv6 sends
+ * from any address a socket with them binds (or names in IPV6_PKTINFO).  A
+ * forged source turns what the fence allows into a way out: an allowed host
+ * that answers (an echo, an error) answers the forged address, a router on
+ * the way sends it an ICMP error that quotes the datagram, and a connect()
+ * from a forged source to a listener of the fence's own makes the listener
+ * send its SYN-ACK there (egress passes a request socket's packets to its
+ * peer).  Turning them on is refused (EPERM), turning them off is not; every
+ * other option is left to the kernel.
+ */
+static __always_inline bool nonlocal_option(int level, int optname)
+{
+	if (level == SOL_IP)
+		return optname == IP_FREEBIND || optname == IP_TRANSPARENT;
+	if (level == SOL_IPV6)
+		return optname == IPV6_FREEBIND || optname == IPV6_TRANSPARENT;
+	return false;
+}
+
+/* The option's value is 0: an int, or (as IPv4 options take) a single byte. */
+static __always_inline bool option_off(struct bpf_sockopt *ctx)
+{
+	__u8 *v = ctx->optval, *end = ctx->optval_end;
+
+	if (v + sizeof(__u32) <= end && ctx->optlen >= (int)sizeof(__u32))
+		return *(__u32 *)v == 0;
+	if (v + 1 <= end && ctx->optlen == 1)
+		return *v == 0;
+	return false;
+}
+
+SEC("cgroup/setsockopt")
+int cgf_setsockopt(struct bpf_sockopt *ctx)
+{
+	/* each field read once, into a register: the verifier takes no offset ctx pointer */
+	int level = ctx->level, optname = ctx->optname;
+	struct cgf_dest d = {};
+
+	if (!nonlocal_option(level, optname) || option_off(ctx)) {
+		/*
+		 * Past a page the program sees only the first page: 0 tells
+		 * the kernel to take the caller's own buffer, whole.
+		 */
+		if (ctx->optlen > 4096)
+			ctx->optlen = 0;
+		return 1;
+	}
+	/* reported as the option it is (include/cgfence.h, struct cgf_event) */
+	if (level == SOL_IP)
+		set_v4(&d, 0);
+	d.port = (__u16)optname;
+	return refuse(CGF_HOOK_SETSOCKOPT, &d);
 }
 
 /*

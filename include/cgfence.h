@@ -18,9 +18,10 @@
 /*
  * 3: boundary and protections in cgf_config; 4: DNS proxy mode; 5: both;
  * 6: exact maps sized per fence, full-length keys that overflow them in the
- * tries (an older cgfence would never delete those from there)
+ * tries (an older cgfence would never delete those from there); 7: the
+ * setsockopt hook, counted in cgf_stats
  */
-#define CGF_ABI_VERSION 6
+#define CGF_ABI_VERSION 7
 
 /* Default bpffs directory that holds one subdirectory of pins per fence. */
 #define CGF_PIN_ROOT_DEFAULT "/sys/fs/bpf/cgfence"
@@ -111,7 +112,8 @@ enum cgf_hook {
 	CGF_HOOK_SENDMSG6 = 3,
 	CGF_HOOK_EGRESS = 4,
 	CGF_HOOK_BOUNDARY = 5, /* tc ingress on the host end of the workload's veth */
-	CGF_HOOK_MAX = 6,
+	CGF_HOOK_SETSOCKOPT = 6, /* options that let a socket send from any address */
+	CGF_HOOK_MAX = 7,
 };
 
 /* Fence-wide settings, the single element of the config map. */
@@ -188,7 +190,12 @@ _Static_assert(sizeof(struct cgf_stats) == 8 * (3 * CGF_HOOK_MAX + 2), "cgf_stat
 #define CGF_EVENT_DENIED 0
 #define CGF_EVENT_AUDIT 1
 
-/* A deny event, as written to the ring buffer. */
+/*
+ * A deny event, as written to the ring buffer.  One from CGF_HOOK_SETSOCKOPT
+ * names an option, not a destination: family is its level's (AF_INET for
+ * SOL_IP, AF_INET6 for SOL_IPV6), dport the option's number, daddr zero and
+ * protocol 0.
+ */
 struct cgf_event {
 	__u64 time_ns;   /* bpf_ktime_get_boot_ns() */
 	__u64 cgroup_id; /* the fenced cgroup */

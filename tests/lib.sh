@@ -458,8 +458,12 @@ fence_ids() {
 	PY
 }
 
+# The cgroup hooks of a fence outside DNS proxy mode, each a bpf link:
+# connect4/6, sendmsg4/6, egress, setsockopt.
+export FENCE_HOOKS=6
+
 # attachments CGROUP: how many programs are attached to CGROUP with multi
-# semantics (a fence has 5, all bpf links).
+# semantics (a fence has FENCE_HOOKS, all bpf links).
 attachments() {
 	# bpftool prints nothing at all for a cgroup without programs
 	bpftool -j cgroup show "$1" 2>/dev/null | python3 -c '

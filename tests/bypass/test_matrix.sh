@@ -43,8 +43,8 @@ ROWS=$WORK/matrix.rows
 
 # Every fence has the boundary program on the server end of its veth: the
 # vectors below IP (AF_PACKET, TUN, tunnels, netdev rewrites) need it.  Its
-# link is pinned beside the cgroup hooks' five.
-N_LINK_PINS=6 # read by a CELL_CHECK
+# link is pinned beside the cgroup hooks'.
+N_LINK_PINS=$((FENCE_HOOKS + 1)) # read by a CELL_CHECK
 export N_LINK_PINS
 
 suite_cleanup() {
@@ -769,12 +769,12 @@ test_cgroup_escape() {
 }
 
 # bpf() against the fence's links, programs, maps and pins (tests/tools/tamper.c),
-# then the fence must stand: 5 attachments and the denied host still denied.
+# then the fence must stand: FENCE_HOOKS attachments and the denied host still denied.
 test_bpf_tamper() {
 	setup || return
 	for IDENT in $IDENTITIES; do
-		CELL_CHECK='assert_eq 5 "$(attachments "$FENCE_CG")" "attachments after tampering"
-			assert_eq 5 "$(cgroup_links "$FENCE_CG")" "attachments that are bpf links"
+		CELL_CHECK='assert_eq "$FENCE_HOOKS" "$(attachments "$FENCE_CG")" "attachments after tampering"
+			assert_eq "$FENCE_HOOKS" "$(cgroup_links "$FENCE_CG")" "attachments that are bpf links"
 			assert_eq "$N_LINK_PINS" "$(ls "$PIN_ROOT/$(stat -c %i "$FENCE_CG")"/link_* | wc -l)" "pinned links after tampering"
 			assert_match "tamper=0" "$(cat "$WORK/attack.out")" "no bpf() attempt breached the fence"
 			ROW_NOTE="$(grep -o "[0-9]* attempts, [0-9]* breaches" "$WORK/attack.out"), all $N_LINK_PINS pinned links stand; then "' \
@@ -794,7 +794,7 @@ test_bpffs_unmount_shadow() {
 	setup || return
 	for IDENT in $IDENTITIES; do
 		CELL_CHECK='assert_no_match "MOUNTED-BPFFS|PINS-VISIBLE" "$(cat "$WORK/attack.out")" "bpffs out of reach"
-			assert_eq 5 "$(attachments "$FENCE_CG")" "attachments after the mount attempts"
+			assert_eq "$FENCE_HOOKS" "$(attachments "$FENCE_CG")" "attachments after the mount attempts"
 			[ -n "$(ls "$PIN_ROOT/$(stat -c %i "$FENCE_CG")" 2>/dev/null)" ] || fail "the pins are gone"
 			ROW_NOTE="bpffs mount refused, pins out of view, the links stand; then "' \
 		cell "unmount/shadow bpffs" "tcp $D4 80" "$PROBE tcp $D4 80 --timeout-ms 1000" "

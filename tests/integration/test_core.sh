@@ -466,6 +466,50 @@ test_icmp_raw_and_ping_denied() {
 	done
 }
 
+# ---- sources that are not the host's ------------------------------------------
+
+# IP_FREEBIND and IPV6_FREEBIND need no capability, and an IPv6 socket with
+# one sends from any address it binds: to an allowed host that answers (the
+# listeners here echo), or past a router that returns an ICMP error quoting
+# the datagram, a forged source carries data to a denied address.  Unfenced
+# the forged datagram arrives (the vector works here); fenced the option is
+# refused, by the fence (its deny line), before anything is sent.
+test_foreign_source_refused() {
+	setup || return
+	listen_udp "$NS_S" 2001:db8::2 5000 f6 || return
+	listen_udp "$NS_S" 198.18.0.2 5000 f4 || return
+	local how opt src dst rule n=0
+	for how in ipv6-freebind ip-freebind ipv6-transparent; do
+		OUT=$(in_client "$PROBE" udp-forged "$how" 2001:db8::3 2001:db8::2 5000)
+		assert_match '^ok' "$OUT" "unfenced udp-forged $how: from 2001:db8::3, not the client's"
+		n=$((n + 1))
+		expect_units f6 "$n" "unfenced udp-forged $how"
+	done
+	for how in ipv6-freebind ip-freebind ipv6-transparent ip-freebind/4 ip-transparent/4; do
+		case $how in
+		*/4) src=198.18.0.3 dst=198.18.0.2 rule=198.18.0.2:5000/udp ;;
+		*) src=2001:db8::3 dst=2001:db8::2 rule='[2001:db8::2]:5000/udp' ;;
+		esac
+		how=${how%/4}
+		opt=$(echo "${how%-*}_${how#*-}" | tr a-z A-Z)
+		# --keep-cap net_raw: the transparent ways need it, so that only the fence refuses them
+		fence --keep-cap net_raw --allow "$rule" -- \
+			"$PROBE" udp-forged "$how" "$src" "$dst" 5000 --timeout-ms 1000
+		expect_result "$DENIED" "fenced udp-forged $how from $src"
+		assert_match "^cgfence: denied $opt \(setsockopt\) pid [0-9]+ \(probe\)\$" "$ERR" \
+			"fenced udp-forged $how: the fence's deny line"
+	done
+	expect_units f6 "$n" "fenced udp-forged (IPv6)"
+	expect_units f4 0 "fenced udp-forged (IPv4)"
+	# audit mode lets it through, and says what it would have refused
+	fence --audit --allow '[2001:db8::2]:5000/udp' -- \
+		"$PROBE" udp-forged ipv6-freebind 2001:db8::3 2001:db8::2 5000
+	assert_match '^ok' "$OUT" "audit: udp-forged"
+	expect_units f6 $((n + 1)) "audit: udp-forged"
+	assert_match '^cgfence: audit: would deny IPV6_FREEBIND \(setsockopt\) pid [0-9]+ \(probe\)$' \
+		"$ERR" "audit: setsockopt line"
+}
+
 test_raw_udp_hdrincl_denied() {
 	setup || return
 	listen_udp "$NS_S" 198.18.0.2 5000 u2 || return

@@ -24,7 +24,9 @@
  *  - ping needs the caller's gid inside net.ipv4.ping_group_range (socket()
  *    fails with EACCES otherwise).
  *  - raw-udp --sport and raw6-udp --from/--sport forge a datagram's source
- *    (IP_HDRINCL; IPV6_FREEBIND lets a raw IPv6 socket bind any address).
+ *    (IP_HDRINCL; IPV6_FREEBIND lets a raw IPv6 socket bind any address);
+ *    udp-forged does on a UDP socket, with no capability for its freebind
+ *    ways (ip-transparent and ipv6-transparent need CAP_NET_RAW).
  *  - raw-icmp, raw-udp, raw6-udp, raw6-hdrincl, packet, packet-dgram and
  *    listen-raw-icmp need CAP_NET_RAW.  packet and packet-dgram send an IPv4
  *    UDP datagram from an AF_PACKET socket (SOCK_RAW: Ethernet header built
@@ -1049,6 +1051,53 @@ static int do_raw6_udp(char **args, const struct opts *o, struct result *r)
 	return err;
 }
 
+/*
+ * A UDP datagram from SRC, an address that need not be this host's: the
+ * socket turns on HOW (ip-freebind: IP_FREEBIND, which an AF_INET6 socket
+ * takes too; ipv6-freebind; ip-transparent; ipv6-transparent), binds SRC and
+ * sends to DST.
+ */
+static int do_udp_forged(char **args, const struct opts *o, struct result *r)
+{
+	static const struct {
+		const char *name;
+		int level, optname;
+	} hows[] = {
+		{ "ip-freebind", IPPROTO_IP, IP_FREEBIND },
+		{ "ipv6-freebind", IPPROTO_IPV6, IPV6_FREEBIND },
+		{ "ip-transparent", IPPROTO_IP, IP_TRANSPARENT },
+		{ "ipv6-transparent", IPPROTO_IPV6, IPV6_TRANSPARENT },
+	};
+	struct addr from, to;
+	size_t i;
+	int fd, err;
+
+	for (i = 0; i < sizeof(hows) / sizeof(hows[0]); i++)
+		if (!strcmp(args[0], hows[i].name))
+			break;
+	if (i == sizeof(hows) / sizeof(hows[0])) {
+		fprintf(stderr, "probe: unknown way '%s' to a foreign source\n", args[0]);
+		return USAGE_ERR;
+	}
+	if (!parse_addr(args[1], NULL, &from) || !parse_addr(args[2], args[3], &to))
+		return USAGE_ERR;
+	if (from.family != to.family) {
+		fprintf(stderr, "probe: '%s' and '%s' are not of one family\n", args[1], args[2]);
+		return USAGE_ERR;
+	}
+	set_port(&from, 0);
+	fd = new_socket(to.family, SOCK_DGRAM, 0);
+	if (fd < 0)
+		return errno;
+	err = set_int_opt(fd, hows[i].level, hows[i].optname, 1);
+	if (!err && bind(fd, (const struct sockaddr *)&from.ss, from.len))
+		err = errno;
+	if (!err)
+		err = send_to(fd, o->text, o->text_len, 0, &to, r);
+	close(fd);
+	return err;
+}
+
 /* An SCTP message on a one-to-many socket: sendto() starts an association (INIT). */
 static int do_sctp(char **args, const struct opts *o, struct result *r)
 {
@@ -1864,6 +1913,7 @@ static const struct command commands[] = {
 	{ "raw6-udp", "ADDR PORT [--send TEXT] [--from SRC] [--sport N]", 2,
 	  OPT_SEND | OPT_FROM | OPT_SPORT, false, do_raw6_udp },
 	{ "raw6-hdrincl", "SRC DST PORT [--send TEXT]", 3, OPT_SEND, false, do_raw6_hdrincl },
+	{ "udp-forged", "HOW SRC DST PORT [--send TEXT]", 4, OPT_SEND, false, do_udp_forged },
 	{ "tun-send", "IFNAME SRC DST PORT [--send TEXT]", 4, OPT_SEND, false, do_tun_send },
 	{ "packet", "IFNAME DSTMAC SRC DST PORT [--send TEXT]", 5, OPT_SEND, false, do_packet },
 	{ "packet-dgram", "IFNAME DSTMAC SRC DST PORT [--send TEXT]", 5, OPT_SEND, false,

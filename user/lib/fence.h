@@ -205,6 +205,8 @@ void cgf_event_format(const struct cgf_event *e, char *buf, size_t len);
 const char *cgf_hook_name(unsigned hook);
 
 /* "tcp", "udp", "icmp", ..., "proto-N" (in buf) for an IPPROTO_* number. */
+/* "IPV6_FREEBIND", ...: the option a CGF_HOOK_SETSOCKOPT event names (family, dport). */
+const char *cgf_sockopt_name(unsigned family, unsigned optname, char *buf, size_t len);
 const char *cgf_proto_name(unsigned proto, char *buf, size_t len);
 
 /* Current CLOCK_BOOTTIME in ns, the clock the programs compare expiries with. */

@@ -197,9 +197,11 @@ json_t *cgf_event_json(const struct cgf_event *e, const char *cgroup_path, const
 			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
 			 tm.tm_sec, (unsigned)(real % NS_PER_SEC / 1000000));
 	}
+	json_t *out;
+
 	inet_ntop(e->family == AF_INET ? AF_INET : AF_INET6, e->daddr, addr, sizeof(addr));
 	cgf_event_comm(e, comm);
-	return json_pack("{s:s,s:s,s:s,s:s,s:i,s:s,s:I,s:o,s:o,s:o,s:I,s:s}", "time", when,
+	out = json_pack("{s:s,s:s,s:s,s:s,s:i,s:s,s:I,s:o,s:o,s:o,s:I,s:s}", "time", when,
 			 "action", e->action == CGF_EVENT_AUDIT ? "audit" : "denied", "hook",
 			 cgf_hook_name(e->hook), "protocol",
 			 cgf_proto_name(e->protocol, pbuf, sizeof(pbuf)), "dport", e->dport, "daddr",
@@ -208,6 +210,14 @@ json_t *cgf_event_json(const struct cgf_event *e, const char *cgroup_path, const
 			 policy && *policy ? json_string(policy) : json_null(), "label",
 			 label && *label ? json_string(label) : json_null(), "cgroup_id",
 			 (json_int_t)e->cgroup_id, "comm", comm);
+	/* an option refused, not a destination (include/cgfence.h) */
+	if (out && e->hook == CGF_HOOK_SETSOCKOPT) {
+		char obuf[32];
+
+		json_object_set_new(out, "option", json_string(cgf_sockopt_name(
+							    e->family, e->dport, obuf, sizeof(obuf))));
+	}
+	return out;
 }
 
 static const char *str(const json_t *o, const char *key)
@@ -333,13 +343,16 @@ void cgf_event_print(FILE *out, const json_t *e)
 	bool ports = !strcmp(proto, "tcp") || !strcmp(proto, "udp");
 	bool v6 = strchr(addr, ':') != NULL;
 
-	fprintf(out, "%s %s %s ", str(e, "time"),
-		strcmp(str(e, "action"), "audit") ? "denied" : "audit: would deny", proto);
-	if (ports)
-		fprintf(out, "%s%s%s:%" JSON_INTEGER_FORMAT, v6 ? "[" : "", addr, v6 ? "]" : "",
-			json_integer_value(json_object_get(e, "dport")));
+	fprintf(out, "%s %s ", str(e, "time"),
+		strcmp(str(e, "action"), "audit") ? "denied" : "audit: would deny");
+	/* a refused socket option names no destination */
+	if (*str(e, "option"))
+		fprintf(out, "%s", str(e, "option"));
+	else if (ports)
+		fprintf(out, "%s %s%s%s:%" JSON_INTEGER_FORMAT, proto, v6 ? "[" : "", addr,
+			v6 ? "]" : "", json_integer_value(json_object_get(e, "dport")));
 	else
-		fprintf(out, "%s", addr);
+		fprintf(out, "%s %s", proto, addr);
 	/* the boundary meets packets on the wire: no process to name */
 	if (!strcmp(str(e, "hook"), "boundary"))
 		fprintf(out, " (boundary)");
