@@ -14,7 +14,9 @@
  *                and for whatever the socket hooks miss
  *   setsockopt   refuses IP_FREEBIND, IPV6_FREEBIND, IP_TRANSPARENT and
  *                IPV6_TRANSPARENT: what lets a socket send from an address
- *                that is not the host's
+ *                that is not the host's (egress also drops what a socket
+ *                with one sends over IPv6: a 32-bit process's setsockopt()
+ *                passes no BPF hook)
  *
  * A destination allowed at connect() stays allowed for the life of the
  * connection, also once its allowlist entry expires, the way a stateful
@@ -42,6 +44,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include <bpf/bpf_core_read.h>
 #include "compat.h"
 #include "cgfence.h"
 #include "judge.h"
@@ -363,6 +366,50 @@ int cgf_setsockopt(struct bpf_sockopt *ctx)
 }
 
 /*
+ * struct inet_sock's flags before Linux 6.6, bitfields (CO-RE finds them by
+ * name); since then bits of inet_flags, where INET_FLAGS_FREEBIND is 11 and
+ * INET_FLAGS_TRANSPARENT 15 (include/net/inet_sock.h, an enum without a name
+ * that CO-RE could relocate).
+ */
+struct inet_sock___bits {
+	__u8 freebind : 1;
+	__u8 transparent : 1;
+} __attribute__((preserve_access_index));
+
+#define CGF_INET_FLAGS_NONLOCAL ((1UL << 11) | (1UL << 15))
+
+/*
+ * Does the socket that sent an IPv6 TCP or UDP packet have IPV6_FREEBIND,
+ * IP_FREEBIND or a transparent flag on, so that its source need not be the
+ * host's?  The setsockopt program refuses them, but the kernel runs no
+ * setsockopt hook for a 32-bit (compat) caller.  IPv4 needs no such check:
+ * it routes from a foreign source only for transparent sockets (which take
+ * CAP_NET_RAW or CAP_NET_ADMIN, the boundary's case).
+ */
+static __always_inline bool sock_nonlocal6(struct bpf_sock *sk, __u8 proto)
+{
+	struct inet_sock *inet = NULL;
+
+	if (proto == IPPROTO_TCP) {
+		struct tcp6_sock *t = bpf_skc_to_tcp6_sock(sk);
+
+		if (t)
+			inet = &t->tcp.inet_conn.icsk_inet;
+	} else if (proto == IPPROTO_UDP) {
+		struct udp6_sock *u = bpf_skc_to_udp6_sock(sk);
+
+		if (u)
+			inet = &u->udp.inet;
+	}
+	if (!inet)
+		return false; /* a raw socket, or no full socket: the allowlist judges it */
+	if (bpf_core_field_exists(inet->inet_flags))
+		return inet->inet_flags & CGF_INET_FLAGS_NONLOCAL;
+	return BPF_CORE_READ_BITFIELD_PROBED((struct inet_sock___bits *)inet, freebind) ||
+	       BPF_CORE_READ_BITFIELD_PROBED((struct inet_sock___bits *)inet, transparent);
+}
+
+/*
  * Is the packet's destination its own socket's, given at a judged connect()
  * (or, for an accepted connection, the peer's)?  Only TCP and UDP sockets
  * count: a raw socket's connect() passes no hook, so its destination proves
@@ -419,6 +466,7 @@ static __always_inline bool proxy_allows(const struct cgf_dest *d)
 SEC("cgroup_skb/egress")
 int cgf_egress(struct __sk_buff *skb)
 {
+	struct bpf_sock *sk;
 	struct cgf_dest d = {};
 	bool allowed;
 
@@ -430,6 +478,8 @@ int cgf_egress(struct __sk_buff *skb)
 	 */
 	if (!parse_packet(skb, 0, &d) || (is_loopback(d.addr) && skb->ifindex != LOOPBACK_IFINDEX))
 		allowed = false;
+	else if (skb->protocol == bpf_htons(ETH_P_IPV6) && (sk = skb->sk) && sock_nonlocal6(sk, d.proto))
+		allowed = false; /* its source may be anyone's (sock_nonlocal6) */
 	else
 		allowed = socket_allows(skb, &d) || allowlist_allows(&d) || proxy_allows(&d);
 	/* 1 passes the packet, 0 drops it (and the sender gets EPERM). */

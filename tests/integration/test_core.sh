@@ -473,7 +473,8 @@ test_icmp_raw_and_ping_denied() {
 # listeners here echo), or past a router that returns an ICMP error quoting
 # the datagram, a forged source carries data to a denied address.  Unfenced
 # the forged datagram arrives (the vector works here); fenced the option is
-# refused, by the fence (its deny line), before anything is sent.
+# refused, by the fence (its deny line), before anything is sent, or, where
+# no setsockopt hook runs (a 32-bit call), what the socket sends is dropped.
 test_foreign_source_refused() {
 	setup || return
 	listen_udp "$NS_S" 2001:db8::2 5000 f6 || return
@@ -501,6 +502,22 @@ test_foreign_source_refused() {
 	done
 	expect_units f6 "$n" "fenced udp-forged (IPv6)"
 	expect_units f4 0 "fenced udp-forged (IPv4)"
+	# A 32-bit caller's setsockopt() passes no BPF hook: the option is set,
+	# and egress drops what the socket sends over IPv6.
+	OUT=$(in_client "$PROBE" udp-forged ipv6-freebind-ia32 2001:db8::3 2001:db8::2 5000)
+	if [ "$OUT" = "error ENOSYS" ]; then
+		echo "    note: no IA-32 emulation in this kernel: the 32-bit setsockopt() way is n/a" >&2
+	else
+		assert_match '^ok' "$OUT" "unfenced udp-forged ipv6-freebind-ia32"
+		n=$((n + 1))
+		expect_units f6 "$n" "unfenced udp-forged ipv6-freebind-ia32"
+		fence --allow '[2001:db8::2]:5000/udp' -- \
+			"$PROBE" udp-forged ipv6-freebind-ia32 2001:db8::3 2001:db8::2 5000 --timeout-ms 1000
+		expect_result "$DENIED" "fenced udp-forged ipv6-freebind-ia32"
+		assert_match '^cgfence: denied udp \[2001:db8::2\]:5000 \(egress\) pid [0-9]+ \(probe\)$' \
+			"$ERR" "fenced udp-forged ipv6-freebind-ia32: egress's deny line"
+		expect_units f6 "$n" "fenced udp-forged ipv6-freebind-ia32"
+	fi
 	# audit mode lets it through, and says what it would have refused
 	fence --audit --allow '[2001:db8::2]:5000/udp' -- \
 		"$PROBE" udp-forged ipv6-freebind 2001:db8::3 2001:db8::2 5000

@@ -59,6 +59,7 @@
 #include <linux/if_tun.h>
 #include <linux/sched.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -1052,21 +1053,54 @@ static int do_raw6_udp(char **args, const struct opts *o, struct result *r)
 }
 
 /*
+ * setsockopt() through the 32-bit system call table (int 0x80, as a 32-bit
+ * process calls it): the kernel runs no cgroup setsockopt program for such
+ * a call.  The value must lie below 4 GiB.  0, or an errno (ENOSYS where the
+ * kernel has no IA-32 emulation).
+ */
+static int setsockopt_ia32(int fd, int level, int name, int value)
+{
+#ifdef __x86_64__
+	int *v = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT,
+		      -1, 0);
+	register long ebx __asm__("rbx") = fd;
+	long ret;
+
+	if (v == MAP_FAILED)
+		return errno;
+	*v = value;
+	__asm__ volatile("int $0x80"
+			 : "=a"(ret)
+			 : "a"(366L /* setsockopt, i386 */), "r"(ebx), "c"((long)level),
+			   "d"((long)name), "S"((long)(uintptr_t)v), "D"((long)sizeof(*v))
+			 : "memory");
+	munmap(v, 4096);
+	return ret < 0 ? (int)-ret : 0;
+#else
+	(void)fd, (void)level, (void)name, (void)value;
+	return ENOSYS;
+#endif
+}
+
+/*
  * A UDP datagram from SRC, an address that need not be this host's: the
  * socket turns on HOW (ip-freebind: IP_FREEBIND, which an AF_INET6 socket
- * takes too; ipv6-freebind; ip-transparent; ipv6-transparent), binds SRC and
- * sends to DST.
+ * takes too; ipv6-freebind; ip-transparent; ipv6-transparent;
+ * ipv6-freebind-ia32: IPV6_FREEBIND by a 32-bit call), binds SRC and sends
+ * to DST.
  */
 static int do_udp_forged(char **args, const struct opts *o, struct result *r)
 {
 	static const struct {
 		const char *name;
 		int level, optname;
+		bool ia32;
 	} hows[] = {
-		{ "ip-freebind", IPPROTO_IP, IP_FREEBIND },
-		{ "ipv6-freebind", IPPROTO_IPV6, IPV6_FREEBIND },
-		{ "ip-transparent", IPPROTO_IP, IP_TRANSPARENT },
-		{ "ipv6-transparent", IPPROTO_IPV6, IPV6_TRANSPARENT },
+		{ "ip-freebind", IPPROTO_IP, IP_FREEBIND, false },
+		{ "ipv6-freebind", IPPROTO_IPV6, IPV6_FREEBIND, false },
+		{ "ip-transparent", IPPROTO_IP, IP_TRANSPARENT, false },
+		{ "ipv6-transparent", IPPROTO_IPV6, IPV6_TRANSPARENT, false },
+		{ "ipv6-freebind-ia32", IPPROTO_IPV6, IPV6_FREEBIND, true },
 	};
 	struct addr from, to;
 	size_t i;
@@ -1089,7 +1123,8 @@ static int do_udp_forged(char **args, const struct opts *o, struct result *r)
 	fd = new_socket(to.family, SOCK_DGRAM, 0);
 	if (fd < 0)
 		return errno;
-	err = set_int_opt(fd, hows[i].level, hows[i].optname, 1);
+	err = hows[i].ia32 ? setsockopt_ia32(fd, hows[i].level, hows[i].optname, 1)
+			   : set_int_opt(fd, hows[i].level, hows[i].optname, 1);
 	if (!err && bind(fd, (const struct sockaddr *)&from.ss, from.len))
 		err = errno;
 	if (!err)
