@@ -392,7 +392,8 @@ spoof() {
 	if [ "$2" = 4 ]; then
 		"$1" "$PROBE" raw-udp "$3" "$4" "$5" --sport "$6" --send "$7"
 	else
-		"$1" "$PROBE" raw6-udp "$4" "$5" --from "$3" --sport "$6" --send "$7"
+		# the whole header by hand (a fence refuses IPV6_FREEBIND, which a bind to SRC needs)
+		"$1" "$PROBE" raw6-hdrincl "$3" "$4" "$5" --sport "$6" --send "$7"
 	fi
 }
 

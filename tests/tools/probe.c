@@ -981,7 +981,7 @@ static int do_raw6_hdrincl(char **args, const struct opts *o, struct result *r)
 	ip6->ip6_hlim = 64;
 	ip6->ip6_src = ((struct sockaddr_in6 *)&src.ss)->sin6_addr;
 	ip6->ip6_dst = ((struct sockaddr_in6 *)&dst.ss)->sin6_addr;
-	udp->source = htons(RAW_SPORT);
+	udp->source = htons((uint16_t)o->sport);
 	udp->dest = ((struct sockaddr_in6 *)&dst.ss)->sin6_port;
 	udp->len = htons((uint16_t)udp_len);
 	memcpy(pkt + sizeof(*ip6) + sizeof(*udp), o->text, o->text_len);
@@ -1947,7 +1947,8 @@ static const struct command commands[] = {
 	  OPT_SEND | OPT_VIA | OPT_SPORT, false, do_raw_udp },
 	{ "raw6-udp", "ADDR PORT [--send TEXT] [--from SRC] [--sport N]", 2,
 	  OPT_SEND | OPT_FROM | OPT_SPORT, false, do_raw6_udp },
-	{ "raw6-hdrincl", "SRC DST PORT [--send TEXT]", 3, OPT_SEND, false, do_raw6_hdrincl },
+	{ "raw6-hdrincl", "SRC DST PORT [--send TEXT] [--sport N]", 3, OPT_SEND | OPT_SPORT, false,
+	  do_raw6_hdrincl },
 	{ "udp-forged", "HOW SRC DST PORT [--send TEXT]", 4, OPT_SEND, false, do_udp_forged },
 	{ "tun-send", "IFNAME SRC DST PORT [--send TEXT]", 4, OPT_SEND, false, do_tun_send },
 	{ "packet", "IFNAME DSTMAC SRC DST PORT [--send TEXT]", 5, OPT_SEND, false, do_packet },
