@@ -349,11 +349,15 @@ int cgf_setsockopt(struct bpf_sockopt *ctx)
 	int level = ctx->level, optname = ctx->optname;
 	struct cgf_dest d = {};
 
-	if (!nonlocal_option(level, optname) || option_off(ctx)) {
-		/*
-		 * Past a page the program sees only the first page: 0 tells
-		 * the kernel to take the caller's own buffer, whole.
-		 */
+	/*
+	 * Past a page the program sees a copy of the first page only, and the
+	 * kernel reads the caller's buffer again: a value judged off could be
+	 * on by then.  No such option is that long, so none is judged.
+	 */
+	if (nonlocal_option(level, optname) && ctx->optlen <= 4096 && option_off(ctx))
+		return 1;
+	if (!nonlocal_option(level, optname)) {
+		/* 0: the kernel takes the caller's own buffer, whole */
 		if (ctx->optlen > 4096)
 			ctx->optlen = 0;
 		return 1;
@@ -379,16 +383,20 @@ struct inet_sock___bits {
 #define CGF_INET_FLAGS_NONLOCAL ((1UL << 11) | (1UL << 15))
 
 /*
- * Does the socket that sent an IPv6 TCP or UDP packet have IPV6_FREEBIND,
- * IP_FREEBIND or a transparent flag on, so that its source need not be the
- * host's?  The setsockopt program refuses them, but the kernel runs no
- * setsockopt hook for a 32-bit (compat) caller.  IPv4 needs no such check:
- * it routes from a foreign source only for transparent sockets (which take
- * CAP_NET_RAW or CAP_NET_ADMIN, the boundary's case).
+ * May the socket that sent an IPv6 TCP or UDP packet use a source that is
+ * not the host's: IPV6_FREEBIND, IP_FREEBIND or a transparent flag on, or
+ * net.ipv6.ip_nonlocal_bind set in its network namespace (the check of
+ * ipv6_can_nonlocal_bind())?  The setsockopt program refuses the options,
+ * but the kernel runs no setsockopt hook for a 32-bit (compat) caller, and
+ * the sysctl may have been set before the fence.  Only TCP and UDP packets
+ * can be allowed at all, so only their sockets are looked at.  IPv4 needs
+ * no such check: it routes from a foreign source only for transparent
+ * sockets (which take CAP_NET_RAW or CAP_NET_ADMIN, the boundary's case).
  */
 static __always_inline bool sock_nonlocal6(struct bpf_sock *sk, __u8 proto)
 {
 	struct inet_sock *inet = NULL;
+	struct net *net;
 
 	if (proto == IPPROTO_TCP) {
 		struct tcp6_sock *t = bpf_skc_to_tcp6_sock(sk);
@@ -403,6 +411,9 @@ static __always_inline bool sock_nonlocal6(struct bpf_sock *sk, __u8 proto)
 	}
 	if (!inet)
 		return false; /* a raw socket, or no full socket: the allowlist judges it */
+	net = inet->sk.__sk_common.skc_net.net;
+	if (net && net->ipv6.sysctl.ip_nonlocal_bind)
+		return true;
 	if (bpf_core_field_exists(inet->inet_flags))
 		return inet->inet_flags & CGF_INET_FLAGS_NONLOCAL;
 	return BPF_CORE_READ_BITFIELD_PROBED((struct inet_sock___bits *)inet, freebind) ||

@@ -518,6 +518,37 @@ test_foreign_source_refused() {
 			"$ERR" "fenced udp-forged ipv6-freebind-ia32: egress's deny line"
 		expect_units f6 "$n" "fenced udp-forged ipv6-freebind-ia32"
 	fi
+	# A value longer than a page is shown to the program cut, and the kernel
+	# reads the caller's buffer again (another thread could turn it on in
+	# between): refused whatever it says.  Unfenced, 0 is set: the bind fails.
+	OUT=$(in_client "$PROBE" udp-forged ipv6-freebind-long-off 2001:db8::3 2001:db8::2 5000)
+	assert_eq "error EADDRNOTAVAIL" "$OUT" "unfenced IPV6_FREEBIND 0 in 8 KiB"
+	fence --allow '[2001:db8::2]:5000/udp' -- \
+		"$PROBE" udp-forged ipv6-freebind-long-off 2001:db8::3 2001:db8::2 5000 --timeout-ms 1000
+	expect_result "$DENIED" "fenced IPV6_FREEBIND 0 in 8 KiB"
+	assert_match '^cgfence: denied IPV6_FREEBIND \(setsockopt\) pid [0-9]+ \(probe\)$' "$ERR" \
+		"fenced IPV6_FREEBIND 0 in 8 KiB: the deny line"
+	# net.ipv6.ip_nonlocal_bind lets every socket of the namespace bind any
+	# address, no option needed: egress drops the IPv6 TCP and UDP of a fence
+	# there (all of it: which source is foreign it cannot tell), until it is 0
+	ip netns exec "$NS_C" sysctl -qw net.ipv6.ip_nonlocal_bind=1
+	OUT=$(in_client "$PROBE" udp-forged none 2001:db8::3 2001:db8::2 5000)
+	assert_match '^ok' "$OUT" "unfenced, ip_nonlocal_bind=1: from 2001:db8::3"
+	n=$((n + 1))
+	expect_units f6 "$n" "unfenced, ip_nonlocal_bind=1"
+	fence --allow '[2001:db8::2]:5000/udp' -- \
+		"$PROBE" udp-forged none 2001:db8::3 2001:db8::2 5000 --timeout-ms 1000
+	expect_result "$DENIED" "fenced, ip_nonlocal_bind=1: from 2001:db8::3"
+	assert_match '^cgfence: denied udp \[2001:db8::2\]:5000 \(egress\)' "$ERR" \
+		"fenced, ip_nonlocal_bind=1: egress's deny line"
+	fence --allow '[2001:db8::2]:5000/udp' -- "$PROBE" udp-sendto 2001:db8::2 5000 --timeout-ms 1000
+	expect_result "$DENIED" "fenced, ip_nonlocal_bind=1: from the client's own address"
+	expect_units f6 "$n" "fenced, ip_nonlocal_bind=1"
+	ip netns exec "$NS_C" sysctl -qw net.ipv6.ip_nonlocal_bind=0
+	fence --allow '[2001:db8::2]:5000/udp' -- "$PROBE" udp-sendto 2001:db8::2 5000 --timeout-ms 1000
+	expect_result ok "fenced, ip_nonlocal_bind=0: from the client's own address"
+	n=$((n + 1))
+	expect_units f6 "$n" "fenced, ip_nonlocal_bind=0"
 	# audit mode lets it through, and says what it would have refused
 	fence --audit --allow '[2001:db8::2]:5000/udp' -- \
 		"$PROBE" udp-forged ipv6-freebind 2001:db8::3 2001:db8::2 5000

@@ -1086,22 +1086,27 @@ static int setsockopt_ia32(int fd, int level, int name, int value)
  * A UDP datagram from SRC, an address that need not be this host's: the
  * socket turns on HOW (ip-freebind: IP_FREEBIND, which an AF_INET6 socket
  * takes too; ipv6-freebind; ip-transparent; ipv6-transparent;
- * ipv6-freebind-ia32: IPV6_FREEBIND by a 32-bit call), binds SRC and sends
- * to DST.
+ * ipv6-freebind-ia32: IPV6_FREEBIND by a 32-bit call; ipv6-freebind-long-off:
+ * IPV6_FREEBIND set to 0 with an 8 KiB value, longer than what a setsockopt
+ * program is shown; none: no option, for net.ipv6.ip_nonlocal_bind), binds
+ * SRC and sends to DST.
  */
 static int do_udp_forged(char **args, const struct opts *o, struct result *r)
 {
 	static const struct {
 		const char *name;
 		int level, optname;
-		bool ia32;
+		bool ia32, long_off;
 	} hows[] = {
-		{ "ip-freebind", IPPROTO_IP, IP_FREEBIND, false },
-		{ "ipv6-freebind", IPPROTO_IPV6, IPV6_FREEBIND, false },
-		{ "ip-transparent", IPPROTO_IP, IP_TRANSPARENT, false },
-		{ "ipv6-transparent", IPPROTO_IPV6, IPV6_TRANSPARENT, false },
-		{ "ipv6-freebind-ia32", IPPROTO_IPV6, IPV6_FREEBIND, true },
+		{ "ip-freebind", IPPROTO_IP, IP_FREEBIND, false, false },
+		{ "ipv6-freebind", IPPROTO_IPV6, IPV6_FREEBIND, false, false },
+		{ "ip-transparent", IPPROTO_IP, IP_TRANSPARENT, false, false },
+		{ "ipv6-transparent", IPPROTO_IPV6, IPV6_TRANSPARENT, false, false },
+		{ "ipv6-freebind-ia32", IPPROTO_IPV6, IPV6_FREEBIND, true, false },
+		{ "ipv6-freebind-long-off", IPPROTO_IPV6, IPV6_FREEBIND, false, true },
+		{ "none", 0, 0, false, false },
 	};
+	static int long_value[8192 / sizeof(int)]; /* all 0 */
 	struct addr from, to;
 	size_t i;
 	int fd, err;
@@ -1123,8 +1128,15 @@ static int do_udp_forged(char **args, const struct opts *o, struct result *r)
 	fd = new_socket(to.family, SOCK_DGRAM, 0);
 	if (fd < 0)
 		return errno;
-	err = hows[i].ia32 ? setsockopt_ia32(fd, hows[i].level, hows[i].optname, 1)
-			   : set_int_opt(fd, hows[i].level, hows[i].optname, 1);
+	if (!hows[i].optname)
+		err = 0;
+	else if (hows[i].long_off)
+		err = setsockopt(fd, hows[i].level, hows[i].optname, long_value,
+				 sizeof(long_value)) < 0 ? errno : 0;
+	else if (hows[i].ia32)
+		err = setsockopt_ia32(fd, hows[i].level, hows[i].optname, 1);
+	else
+		err = set_int_opt(fd, hows[i].level, hows[i].optname, 1);
 	if (!err && bind(fd, (const struct sockaddr *)&from.ss, from.len))
 		err = errno;
 	if (!err)

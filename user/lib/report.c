@@ -216,6 +216,9 @@ json_t *cgf_event_json(const struct cgf_event *e, const char *cgroup_path, const
 
 		json_object_set_new(out, "option", json_string(cgf_sockopt_name(
 							    e->family, e->dport, obuf, sizeof(obuf))));
+		json_object_set_new(out, "protocol", json_null());
+		json_object_set_new(out, "daddr", json_null());
+		json_object_set_new(out, "dport", json_null());
 	}
 	return out;
 }
