@@ -468,6 +468,27 @@ static void refresh(struct runner *r, struct cgf_domains *domains, struct cgf_re
 	cgf_allowlist_free(&list);
 }
 
+/*
+ * With net.ipv6.ip_nonlocal_bind on, every socket of the network namespace
+ * (the command's: this one) may send from any IPv6 address, so the fence's
+ * egress program drops all of its IPv6 TCP and UDP: say why before it does.
+ */
+static void warn_nonlocal_bind(void)
+{
+	FILE *f = fopen("/proc/sys/net/ipv6/ip_nonlocal_bind", "re");
+	int on = 0;
+
+	if (!f)
+		return; /* no IPv6 here */
+	if (fscanf(f, "%d", &on) != 1)
+		on = 0;
+	fclose(f);
+	if (on)
+		fprintf(stderr, "cgfence: warning: net.ipv6.ip_nonlocal_bind is 1 in this network "
+				"namespace: any source could be forged, so COMMAND's IPv6 TCP and UDP "
+				"are all denied\n");
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -587,6 +608,7 @@ static int cmd_run(int argc, char **argv)
 		goto out;
 	}
 	cgf_keep_warn(&r.keep, aopts.boundary_ifname != NULL);
+	warn_nonlocal_bind();
 	if (pa.limits.min_ttl > pa.limits.max_ttl) {
 		warnx("--min-ttl %u is more than --max-ttl %u", pa.limits.min_ttl,
 		      pa.limits.max_ttl);

@@ -539,6 +539,8 @@ test_foreign_source_refused() {
 	fence --allow '[2001:db8::2]:5000/udp' -- \
 		"$PROBE" udp-forged none 2001:db8::3 2001:db8::2 5000 --timeout-ms 1000
 	expect_result "$DENIED" "fenced, ip_nonlocal_bind=1: from 2001:db8::3"
+	assert_match '^cgfence: warning: net\.ipv6\.ip_nonlocal_bind is 1 in this network namespace' \
+		"$ERR" "fenced, ip_nonlocal_bind=1: run's warning"
 	assert_match '^cgfence: denied udp \[2001:db8::2\]:5000 \(egress\)' "$ERR" \
 		"fenced, ip_nonlocal_bind=1: egress's deny line"
 	fence --allow '[2001:db8::2]:5000/udp' -- "$PROBE" udp-sendto 2001:db8::2 5000 --timeout-ms 1000
