@@ -756,6 +756,10 @@ test_attach_empty_cgroup() {
 	nsenter --net="/run/netns/$NS_C" sleep 300 >/dev/null 2>&1 </dev/null &
 	sl=$!
 	echo $sl >>"$WORK/spawned.pids"
+	# $! is nsenter's pid before it has entered the namespace: until then the
+	# daemon would find the host's, and put the fence's DNS proxy there
+	wait_for 5 sh -c "[ \"\$(stat -L -c %i /proc/$sl/ns/net)\" = \"$(stat -L -c %i "/run/netns/$NS_C")\" ]" ||
+		{ fail "the sleep did not enter $NS_C"; return; }
 	out=$(ctl attach --policy px --cgroup "$cg" --netns-pid "$sl" 2>&1)
 	assert_match "^fenced $cg with policy px \(cgroup id [0-9]+, DNS proxy\)$" "$out" "attach with --netns-pid"
 	out=$(dx "$cg" q 198.18.0.9 svc.test A)
