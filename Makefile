@@ -140,7 +140,8 @@ $(BUILD)/tests/%: tests/tools/%.c | $(BUILD)/tests
 BUILD_PKGS := clang llvm make gcc pkg-config libbpf-dev libelf-dev zlib1g-dev bpftool \
 	      libc-ares-dev libjansson-dev libcmocka-dev liburing-dev libclang-rt-14-dev \
 	      libldns-dev
-TEST_PKGS := iproute2 dnsmasq-base util-linux libcap2-bin python3 jq valgrind nftables
+TEST_PKGS := iproute2 dnsmasq-base util-linux libcap2-bin python3 jq valgrind nftables \
+	     iptables ipset iperf3 gnuplot-nox gawk
 DEMO_PKGS := iproute2 python3 curl
 
 deps:

@@ -81,7 +81,7 @@ def unresolved(med, lo, hi, limit, n=None):
     """Why a verdict on med against limit is open: the median's 95 % CI
     straddles it, or too few rounds for a CI at all."""
     if n is not None and n < 6:
-        return " (not resolved: %d rounds, too few for a 95 %% CI)" % n
+        return " (not resolved: %d round%s, too few for a 95 %% CI)" % (n, "" if n == 1 else "s")
     return " (not resolved: 95 %% CI %.3f-%.3f)" % (lo, hi) if lo < limit <= hi else ""
 
 

@@ -353,6 +353,9 @@ int cgf_setsockopt(struct bpf_sockopt *ctx)
 	 * Past a page the program sees a copy of the first page only, and the
 	 * kernel reads the caller's buffer again: a value judged off could be
 	 * on by then.  No such option is that long, so none is judged.
+	 * (nonlocal_option() is asked twice on purpose: with the pass-through
+	 * branch first, clang reaches ctx->optlen through one pointer moved
+	 * by a per-branch offset, which the verifier refuses.)
 	 */
 	if (nonlocal_option(level, optname) && ctx->optlen <= 4096 && option_off(ctx))
 		return 1;
