@@ -134,6 +134,10 @@ def main():
           meta.get("nproc"), meta.get("cpu"), meta.get("mem"), meta.get("kernel"), meta.get("os"),
           meta.get("git"), meta.get("versions"), meta.get("load_start"), meta.get("load_end")))
     w("")
+    if meta.get("sanitized"):
+        w("**Measured with a sanitizer build (%s): these figures are no measure of cgfence.**"
+          % meta.get("build"))
+        w("")
     # The summary, which README.md quotes.
     w("## Summary")
     w("")
@@ -159,7 +163,8 @@ def main():
     if stats:
         for c in ("cgfence", "sdlpm"):
             w("| BPF run time per connection, %s (bpf_stats) | %s |" % (LABEL[c], " | ".join(
-                "%.0f ns" % bpf_time(x, c, "conn") if any(k[0] == x and k[1] == c for k in stats) else "-"
+                "%.0f ns" % bpf_time(x, c, "conn")
+                if any(k[:3] == (x, c, "conn") for k in stats) else "-"
                 for x in sizes)))
     for c, what in (("cgfence", "loaded, cgfence attach"),
                     ("cgfenced", "replaced live, cgfence (cgfenced reload)"),
