@@ -369,7 +369,7 @@ int cgf_setsockopt(struct bpf_sockopt *ctx)
 	if (level == SOL_IP)
 		set_v4(&d, 0);
 	d.port = (__u16)optname;
-	return refuse(CGF_HOOK_SETSOCKOPT, &d);
+	return refuse(CGF_HOOK_SETSOCKOPT, &d, CGF_REASON_NOT_ALLOWED);
 }
 
 /*
@@ -482,20 +482,24 @@ int cgf_egress(struct __sk_buff *skb)
 {
 	struct bpf_sock *sk;
 	struct cgf_dest d = {};
-	bool allowed;
+	__u8 reason;
 
+	/* 1 passes the packet, 0 drops it (and the sender gets EPERM). */
+	if (!parse_packet(skb, 0, &d))
+		reason = CGF_REASON_HEADER;
 	/*
 	 * A loopback destination leaves only through the loopback device: with
 	 * route_localnet and a route of its own, CAP_NET_ADMIN in the fence's
 	 * network namespace could otherwise send one that is allowed (the DNS
 	 * proxy's, a local service's) out of a real link.
 	 */
-	if (!parse_packet(skb, 0, &d) || (is_loopback(d.addr) && skb->ifindex != LOOPBACK_IFINDEX))
-		allowed = false;
+	else if (is_loopback(d.addr) && skb->ifindex != LOOPBACK_IFINDEX)
+		reason = CGF_REASON_LOOPBACK_OFF_LO;
+	/* its source may be anyone's (sock_nonlocal6) */
 	else if (skb->protocol == bpf_htons(ETH_P_IPV6) && (sk = skb->sk) && sock_nonlocal6(sk, d.proto))
-		allowed = false; /* its source may be anyone's (sock_nonlocal6) */
+		reason = CGF_REASON_ANY_SOURCE;
 	else
-		allowed = socket_allows(skb, &d) || allowlist_allows(&d) || proxy_allows(&d);
-	/* 1 passes the packet, 0 drops it (and the sender gets EPERM). */
-	return decide(CGF_HOOK_EGRESS, &d, allowed);
+		return decide(CGF_HOOK_EGRESS, &d,
+			      socket_allows(skb, &d) || allowlist_allows(&d) || proxy_allows(&d));
+	return refuse(CGF_HOOK_EGRESS, &d, reason);
 }

@@ -192,7 +192,8 @@ static __always_inline void set_v4(struct cgf_dest *d, __u32 ip4_be)
 	mapped4(d->addr, ip4_be);
 }
 
-static __always_inline void report(enum cgf_hook hook, const struct cgf_dest *d, __u8 action)
+static __always_inline void report(enum cgf_hook hook, const struct cgf_dest *d, __u8 action,
+				   __u8 reason)
 {
 	struct cgf_event *e;
 
@@ -214,6 +215,7 @@ static __always_inline void report(enum cgf_hook hook, const struct cgf_dest *d,
 	e->hook = hook;
 	e->protocol = d->proto;
 	e->action = action;
+	e->reason = reason;
 	e->dport = d->port;
 	if (is_v4_mapped(d->addr)) {
 		e->family = AF_INET;
@@ -233,23 +235,24 @@ static __always_inline void report(enum cgf_hook hook, const struct cgf_dest *d,
 }
 
 /*
- * A refusal, counted and reported (in audit mode let through): 1 lets the
- * attempt through, 0 refuses it.  A function of its own, never inlined, so
- * that the allowed path of every program stays a few instructions long.
+ * A refusal, counted and reported with its reason (CGF_REASON_*; in audit
+ * mode let through): 1 lets the attempt through, 0 refuses it.  A function
+ * of its own, never inlined, so that the allowed path of every program stays
+ * a few instructions long.
  */
-static __noinline int refuse(enum cgf_hook hook, const struct cgf_dest *d)
+static __noinline int refuse(enum cgf_hook hook, const struct cgf_dest *d, __u8 reason)
 {
 	struct cgf_stats *s = stats();
 
 	if (audit_mode()) {
 		if (s)
 			s->audited[hook]++;
-		report(hook, d, CGF_EVENT_AUDIT);
+		report(hook, d, CGF_EVENT_AUDIT, reason);
 		return 1;
 	}
 	if (s)
 		s->denied[hook]++;
-	report(hook, d, CGF_EVENT_DENIED);
+	report(hook, d, CGF_EVENT_DENIED, reason);
 	return 0;
 }
 
@@ -262,7 +265,7 @@ static __always_inline int decide(enum cgf_hook hook, const struct cgf_dest *d, 
 	struct cgf_stats *s;
 
 	if (!allowed)
-		return refuse(hook, d);
+		return refuse(hook, d, CGF_REASON_NOT_ALLOWED);
 	s = stats();
 	if (s)
 		s->allowed[hook]++;

@@ -191,6 +191,19 @@ _Static_assert(sizeof(struct cgf_stats) == 8 * (3 * CGF_HOOK_MAX + 2), "cgf_stat
 #define CGF_EVENT_AUDIT 1
 
 /*
+ * Why, when it is not the plain one (cgf_event.reason).  Egress refuses some
+ * packets whatever the allowlist says; without a reason such a denial of an
+ * allowed destination would look like a bug.
+ */
+#define CGF_REASON_NOT_ALLOWED 0     /* not on the allowlist (or an option refused) */
+#define CGF_REASON_ANY_SOURCE 1      /* egress: IPv6 of a socket that may send from any address */
+#define CGF_REASON_LOOPBACK_OFF_LO 2 /* a loopback destination on a device other than lo */
+#define CGF_REASON_HEADER 3          /* what is not judged: not IP, IPv4 options or fragments,
+				      * a header cut short, IPv6 to a mapped address, a VLAN tag */
+#define CGF_REASON_FORGED_SOURCE 4   /* boundary: a source that does not route back to the link */
+#define CGF_REASON_MAX 5
+
+/*
  * A deny event, as written to the ring buffer.  One from CGF_HOOK_SETSOCKOPT
  * names an option, not a destination: family is its level's (AF_INET for
  * SOL_IP, AF_INET6 for SOL_IPV6), dport the option's number, daddr zero and
@@ -206,7 +219,8 @@ struct cgf_event {
 	__u8 action;     /* CGF_EVENT_* */
 	__u8 daddr[16];  /* network order; IPv4 in the first four bytes */
 	__u16 dport;     /* host order; 0 for protocols without ports */
-	__u8 pad[6];
+	__u8 reason;     /* CGF_REASON_* */
+	__u8 pad[5];
 	char comm[16];   /* of current */
 };
 _Static_assert(sizeof(struct cgf_event) == 64, "cgf_event layout");

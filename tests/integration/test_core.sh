@@ -514,8 +514,8 @@ test_foreign_source_refused() {
 		fence --allow '[2001:db8::2]:5000/udp' -- \
 			"$PROBE" udp-forged ipv6-freebind-ia32 2001:db8::3 2001:db8::2 5000 --timeout-ms 1000
 		expect_result "$DENIED" "fenced udp-forged ipv6-freebind-ia32"
-		assert_match '^cgfence: denied udp \[2001:db8::2\]:5000 \(egress\) pid [0-9]+ \(probe\)$' \
-			"$ERR" "fenced udp-forged ipv6-freebind-ia32: egress's deny line"
+		assert_match '^cgfence: denied udp \[2001:db8::2\]:5000 \(egress: its socket may send from any address\) pid [0-9]+ \(probe\)$' \
+			"$ERR" "fenced udp-forged ipv6-freebind-ia32: egress's deny line, with its reason"
 		expect_units f6 "$n" "fenced udp-forged ipv6-freebind-ia32"
 	fi
 	# A value longer than a page is shown to the program cut, and the kernel
@@ -541,8 +541,8 @@ test_foreign_source_refused() {
 	expect_result "$DENIED" "fenced, ip_nonlocal_bind=1: from 2001:db8::3"
 	assert_match '^cgfence: warning: net\.ipv6\.ip_nonlocal_bind is 1 in this network namespace' \
 		"$ERR" "fenced, ip_nonlocal_bind=1: run's warning"
-	assert_match '^cgfence: denied udp \[2001:db8::2\]:5000 \(egress\)' "$ERR" \
-		"fenced, ip_nonlocal_bind=1: egress's deny line"
+	assert_match '^cgfence: denied udp \[2001:db8::2\]:5000 \(egress: its socket may send from any address\)' \
+		"$ERR" "fenced, ip_nonlocal_bind=1: egress's deny line, with its reason"
 	fence --allow '[2001:db8::2]:5000/udp' -- "$PROBE" udp-sendto 2001:db8::2 5000 --timeout-ms 1000
 	expect_result "$DENIED" "fenced, ip_nonlocal_bind=1: from the client's own address"
 	expect_units f6 "$n" "fenced, ip_nonlocal_bind=1"

@@ -637,6 +637,9 @@ print("sent=%d" % ok)' 2>&1)
 	assert_eq 0 "$(looped)" "packets with a loopback destination at the server side"
 	[ "${after:-0}" -gt "${before:-0}" ] ||
 		fail "egress denied nothing ($before -> $after): the rerouted packets did not reach it"
+	# and the deny events say why an allowed destination was dropped
+	wait_for 5 grep -q 'deny: .*egress.*"127\.0\.0\.1.*"loopback-off-lo' "$WORK/daemon.log" ||
+		fail "no egress event with reason loopback-off-lo for 127.0.0.1: $(grep -m3 'deny:' "$WORK/daemon.log")"
 }
 
 # Malformed messages from inside: no crash, nothing sent upstream.

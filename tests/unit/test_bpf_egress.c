@@ -47,6 +47,7 @@ struct packet_case {
 	uint8_t ext_header;   /* IPv6: put a hop-by-hop header first */
 	size_t truncate;      /* cut the frame to this many bytes; 0 = whole */
 	int verdict;          /* 1 pass, 0 drop */
+	uint8_t reason;       /* a drop's CGF_REASON_* (0: not on the allowlist) */
 };
 
 /*
@@ -71,22 +72,24 @@ static const struct packet_case cases[] = {
 	{ "union: the /32's port elsewhere in the /24", AF_INET, "198.18.1.8", IPPROTO_TCP, 443,
 	  .verdict = 0 },
 	{ "expired entry", AF_INET, "198.18.0.9", IPPROTO_TCP, 8080, .verdict = 0 },
-	{ "ipv4 options", AF_INET, "198.18.0.2", IPPROTO_TCP, 80, .ihl = 6, .verdict = 0 },
+	{ "ipv4 options", AF_INET, "198.18.0.2", IPPROTO_TCP, 80, .ihl = 6, .verdict = 0,
+	  .reason = CGF_REASON_HEADER },
 	{ "ipv4 first fragment", AF_INET, "198.18.0.2", IPPROTO_TCP, 80, .frag_off = 0x2000,
-	  .verdict = 0 },
+	  .verdict = 0, .reason = CGF_REASON_HEADER },
 	{ "ipv4 later fragment", AF_INET, "198.18.0.2", IPPROTO_TCP, 80, .frag_off = 0x0010,
-	  .verdict = 0 },
+	  .verdict = 0, .reason = CGF_REASON_HEADER },
 	{ "ipv4 without ports", AF_INET, "198.18.0.2", IPPROTO_TCP, 80,
-	  .truncate = ETH_HLEN + 20 + 2, .verdict = 0 },
+	  .truncate = ETH_HLEN + 20 + 2, .verdict = 0, .reason = CGF_REASON_HEADER },
 	{ "ipv6 tcp allowed", AF_INET6, "2001:db8::2", IPPROTO_TCP, 443, .verdict = 1 },
 	{ "ipv6 udp to tcp rule", AF_INET6, "2001:db8::2", IPPROTO_UDP, 443, .verdict = 0 },
 	{ "ipv6 other host", AF_INET6, "2001:db8::3", IPPROTO_TCP, 443, .verdict = 0 },
+	/* judged as its next header says (hop-by-hop): a protocol never allowed */
 	{ "ipv6 extension header", AF_INET6, "2001:db8::2", IPPROTO_TCP, 443, .ext_header = 1,
 	  .verdict = 0 },
 	{ "ipv6 icmp", AF_INET6, "2001:db8::2", IPPROTO_ICMPV6, 0, .verdict = 0 },
 	{ "ipv4-mapped in ipv6 header", AF_INET6, "::ffff:198.18.0.2", IPPROTO_TCP, 80,
-	  .verdict = 0 },
-	{ "arp frame", 0, NULL, 0, 0, .verdict = 0 },
+	  .verdict = 0, .reason = CGF_REASON_HEADER },
+	{ "arp frame", 0, NULL, 0, 0, .verdict = 0, .reason = CGF_REASON_HEADER },
 };
 
 static const char *const rules[] = {
@@ -389,6 +392,90 @@ static void test_deny_event(void **state)
 	ring_buffer__consume(rb);
 	ring_buffer__free(rb);
 	assert_int_equal(n, 1);
+}
+
+static int note_reason(void *ctx, void *data, size_t size)
+{
+	const struct cgf_event *e = data;
+	int *reason = ctx;
+
+	if (size < sizeof(*e))
+		return 0;
+	*reason = *reason == -1 ? e->reason : -2; /* -2: more than one event */
+	return 0;
+}
+
+/*
+ * Runs frame through prog_fd; the reason of the one event that run wrote,
+ * -1 for none, -2 for several.
+ */
+static int drop_reason(struct fixture *fx, int prog_fd, const uint8_t *frame, size_t len,
+		       const char *name)
+{
+	int reason = -1;
+	struct ring_buffer *rb = ring_buffer__new(bpf_map__fd(fx->skel->maps.cgf_events),
+						  note_reason, &reason, NULL);
+
+	assert_non_null(rb);
+	ring_buffer__consume(rb); /* what earlier tests left */
+	reason = -1;
+	run_frame(prog_fd, frame, len, name);
+	ring_buffer__consume(rb);
+	ring_buffer__free(rb);
+	return reason;
+}
+
+/*
+ * Each drop's event says why: the allowlist, or a header neither program
+ * judges; at the boundary also a loopback destination and a forged source.
+ */
+static void test_deny_reasons(void **state)
+{
+	struct fixture *fx = *state;
+	int egress = bpf_program__fd(fx->skel->progs.cgf_egress);
+	int boundary = bpf_program__fd(fx->boundary->progs.cgf_boundary);
+	uint8_t frame[256];
+	unsigned wrong = 0, checked = 0;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct packet_case *c = &cases[i];
+		size_t len = build_frame(c, frame, sizeof(frame));
+		int got;
+
+		if (c->verdict)
+			continue;
+		got = drop_reason(fx, egress, frame, len, c->name);
+		if (got != c->reason) {
+			print_error("egress, case '%s': reason %d, expected %d\n", c->name, got,
+				    c->reason);
+			wrong++;
+		}
+		checked++;
+		if (!c->family)
+			continue; /* the boundary passes ARP */
+		got = drop_reason(fx, boundary, frame, len, c->name);
+		if (got != c->reason) {
+			print_error("boundary, case '%s': reason %d, expected %d\n", c->name, got,
+				    c->reason);
+			wrong++;
+		}
+	}
+	assert_int_equal(wrong, 0);
+	assert_true(checked >= 10);
+
+	/* At the boundary, a loopback destination and a source of the host's own. */
+	{
+		static const struct packet_case lo = { "to loopback", AF_INET, "127.0.0.1",
+						       IPPROTO_TCP, 80, .verdict = 0 };
+		size_t len = build_frame(&lo, frame, sizeof(frame));
+
+		assert_int_equal(drop_reason(fx, boundary, frame, len, lo.name),
+				 CGF_REASON_LOOPBACK_OFF_LO);
+		len = build_frame(&cases[0], frame, sizeof(frame)); /* allowed */
+		assert_int_equal(inet_pton(AF_INET, "127.0.0.1", frame + ETH_HLEN + 12), 1);
+		assert_int_equal(drop_reason(fx, boundary, frame, len, "from loopback"),
+				 CGF_REASON_FORGED_SOURCE);
+	}
 }
 
 /* Audit mode passes what it would drop and counts it as audited. */
@@ -715,6 +802,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_verdicts),
 		cmocka_unit_test(test_deny_event),
+		cmocka_unit_test(test_deny_reasons),
 		cmocka_unit_test(test_audit_mode),
 		cmocka_unit_test(test_empty_denies),
 		cmocka_unit_test(test_boundary_verdicts),

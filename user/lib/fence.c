@@ -1824,6 +1824,34 @@ const char *cgf_hook_name(unsigned hook)
 	return hook < CGF_HOOK_MAX ? names[hook] : "unknown";
 }
 
+static const struct {
+	const char *name, *text;
+} reasons[CGF_REASON_MAX] = {
+	[CGF_REASON_NOT_ALLOWED] = { "not-allowed", NULL },
+	[CGF_REASON_ANY_SOURCE] = { "any-source", "its socket may send from any address" },
+	[CGF_REASON_LOOPBACK_OFF_LO] = { "loopback-off-lo", "loopback address off lo" },
+	[CGF_REASON_HEADER] = { "header", "a header not judged" },
+	[CGF_REASON_FORGED_SOURCE] = { "forged-source", "forged source" },
+};
+
+const char *cgf_reason_name(unsigned reason)
+{
+	return reason < CGF_REASON_MAX ? reasons[reason].name : "unknown";
+}
+
+const char *cgf_reason_text(unsigned reason)
+{
+	return reason < CGF_REASON_MAX ? reasons[reason].text : "unknown reason";
+}
+
+const char *cgf_reason_text_of(const char *name)
+{
+	for (unsigned i = 0; name && i < CGF_REASON_MAX; i++)
+		if (!strcmp(name, reasons[i].name))
+			return reasons[i].text;
+	return name && *name ? "unknown reason" : NULL;
+}
+
 const char *cgf_sockopt_name(unsigned family, unsigned optname, char *buf, size_t len)
 {
 	if (family == AF_INET && optname == IP_FREEBIND)
@@ -1869,8 +1897,9 @@ void cgf_event_comm(const struct cgf_event *e, char comm[CGF_COMM_LEN])
 
 void cgf_event_format(const struct cgf_event *e, char *buf, size_t len)
 {
-	char addr[INET6_ADDRSTRLEN] = "?", pbuf[16], comm[CGF_COMM_LEN];
+	char addr[INET6_ADDRSTRLEN] = "?", pbuf[16], comm[CGF_COMM_LEN], where[96];
 	const char *proto = cgf_proto_name(e->protocol, pbuf, sizeof(pbuf));
+	const char *why = cgf_reason_text(e->reason);
 
 	inet_ntop(e->family == AF_INET ? AF_INET : AF_INET6, e->daddr, addr, sizeof(addr));
 	cgf_event_comm(e, comm);
@@ -1881,23 +1910,24 @@ void cgf_event_format(const struct cgf_event *e, char *buf, size_t len)
 			 cgf_sockopt_name(e->family, e->dport, obuf, sizeof(obuf)), e->pid, comm);
 		return;
 	}
+	/* "(egress)", or with a reason other than the allowlist "(egress: why)" */
+	snprintf(where, sizeof(where), "(%s%s%s)", cgf_hook_name(e->hook), why ? ": " : "",
+		 why ? why : "");
 	/* the boundary meets packets on the wire: no process to name */
 	if (e->hook == CGF_HOOK_BOUNDARY) {
 		if (e->protocol == IPPROTO_TCP || e->protocol == IPPROTO_UDP)
-			snprintf(buf, len, "%s %s%s%s:%u (boundary)", proto,
-				 e->family == AF_INET6 ? "[" : "", addr,
-				 e->family == AF_INET6 ? "]" : "", e->dport);
+			snprintf(buf, len, "%s %s%s%s:%u %s", proto, e->family == AF_INET6 ? "[" : "",
+				 addr, e->family == AF_INET6 ? "]" : "", e->dport, where);
 		else
-			snprintf(buf, len, "%s %s (boundary)", proto, addr);
+			snprintf(buf, len, "%s %s %s", proto, addr, where);
 		return;
 	}
 	if (e->protocol == IPPROTO_TCP || e->protocol == IPPROTO_UDP)
-		snprintf(buf, len, "%s %s%s%s:%u (%s) pid %u (%s)", proto,
+		snprintf(buf, len, "%s %s%s%s:%u %s pid %u (%s)", proto,
 			 e->family == AF_INET6 ? "[" : "", addr, e->family == AF_INET6 ? "]" : "",
-			 e->dport, cgf_hook_name(e->hook), e->pid, comm);
+			 e->dport, where, e->pid, comm);
 	else
-		snprintf(buf, len, "%s %s (%s) pid %u (%s)", proto, addr, cgf_hook_name(e->hook),
-			 e->pid, comm);
+		snprintf(buf, len, "%s %s %s pid %u (%s)", proto, addr, where, e->pid, comm);
 }
 
 uint64_t cgf_boottime_ns(void)

@@ -204,9 +204,19 @@ void cgf_event_format(const struct cgf_event *e, char *buf, size_t len);
 
 const char *cgf_hook_name(unsigned hook);
 
-/* "tcp", "udp", "icmp", ..., "proto-N" (in buf) for an IPPROTO_* number. */
+/*
+ * An event's reason (CGF_REASON_*): its name in JSON ("not-allowed",
+ * "any-source", ...; "unknown" past the known ones), and in words for a deny
+ * line, NULL for the plain CGF_REASON_NOT_ALLOWED.  cgf_reason_text_of()
+ * takes the name.
+ */
+const char *cgf_reason_name(unsigned reason);
+const char *cgf_reason_text(unsigned reason);
+const char *cgf_reason_text_of(const char *name);
+
 /* "IPV6_FREEBIND", ...: the option a CGF_HOOK_SETSOCKOPT event names (family, dport). */
 const char *cgf_sockopt_name(unsigned family, unsigned optname, char *buf, size_t len);
+/* "tcp", "udp", "icmp", ..., "proto-N" (in buf) for an IPPROTO_* number. */
 const char *cgf_proto_name(unsigned proto, char *buf, size_t len);
 
 /* Current CLOCK_BOOTTIME in ns, the clock the programs compare expiries with. */

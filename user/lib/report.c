@@ -210,6 +210,8 @@ json_t *cgf_event_json(const struct cgf_event *e, const char *cgroup_path, const
 			 policy && *policy ? json_string(policy) : json_null(), "label",
 			 label && *label ? json_string(label) : json_null(), "cgroup_id",
 			 (json_int_t)e->cgroup_id, "comm", comm);
+	if (out)
+		json_object_set_new(out, "reason", json_string(cgf_reason_name(e->reason)));
 	/* an option refused, not a destination (include/cgfence.h) */
 	if (out && e->hook == CGF_HOOK_SETSOCKOPT) {
 		char obuf[32];
@@ -342,7 +344,7 @@ void cgf_fence_print(FILE *out, const json_t *f)
 
 void cgf_event_print(FILE *out, const json_t *e)
 {
-	const char *proto = str(e, "protocol"), *addr = str(e, "daddr");
+	const char *proto = str(e, "protocol"), *addr = str(e, "daddr"), *why;
 	bool ports = !strcmp(proto, "tcp") || !strcmp(proto, "udp");
 	bool v6 = strchr(addr, ':') != NULL;
 
@@ -356,11 +358,12 @@ void cgf_event_print(FILE *out, const json_t *e)
 			v6 ? "]" : "", json_integer_value(json_object_get(e, "dport")));
 	else
 		fprintf(out, "%s %s", proto, addr);
+	/* "(egress)", or with a reason other than the allowlist "(egress: why)" */
+	why = cgf_reason_text_of(str(e, "reason"));
+	fprintf(out, " (%s%s%s)", str(e, "hook"), why ? ": " : "", why ? why : "");
 	/* the boundary meets packets on the wire: no process to name */
-	if (!strcmp(str(e, "hook"), "boundary"))
-		fprintf(out, " (boundary)");
-	else
-		fprintf(out, " (%s) pid %" JSON_INTEGER_FORMAT " (%s)", str(e, "hook"),
+	if (strcmp(str(e, "hook"), "boundary"))
+		fprintf(out, " pid %" JSON_INTEGER_FORMAT " (%s)",
 			json_integer_value(json_object_get(e, "pid")), str(e, "comm"));
 	if (*str(e, "cgroup"))
 		fprintf(out, " cgroup %s", str(e, "cgroup"));
