@@ -166,10 +166,10 @@ static __always_inline int dns_steer(struct bpf_sock_addr *ctx, enum cgf_hook ho
 	/* No proxy for this family (yet, or any more): DNS is denied, never let past. */
 	sk = ctx->sk;
 	if (!sk || !proxy_for(cfg, d, proxy, &port))
-		return decide(hook, d, false);
+		return refuse(hook, d, CGF_REASON_NO_DNS_PROXY);
 	o = bpf_sk_storage_get(&cgf_dns_orig, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!o)
-		return decide(hook, d, false);
+		return refuse(hook, d, CGF_REASON_NO_DNS_PROXY);
 	__builtin_memcpy(o->orig, d->addr, 16);
 	__builtin_memcpy(o->proxy, proxy, 16);
 	o->orig_port = bpf_htons(d->port);

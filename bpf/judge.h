@@ -292,10 +292,11 @@ static __always_inline long load_bytes(struct __sk_buff *skb, __u32 off, void *t
  * Reads the destination from the packet's own header, the IP header starting
  * at l3_off (0 in cgroup_skb, past the Ethernet header in tc).  Returns false for what
  * cannot be judged safely: IPv4 with options or fragmented by hand (the
- * ports would be somewhere else), IPv6 with extension headers or to an
- * IPv4-mapped address.  Those are
+ * ports would be somewhere else), IPv6 to an IPv4-mapped address.  Those are
  * denied: locally generated TCP and UDP never carry them unless a program asks
- * for source routing, which is exactly what must not pass.
+ * for source routing, which is exactly what must not pass.  An IPv6 packet
+ * with an extension header is judged as the protocol its next header names
+ * (hop-by-hop, routing, ...), which no rule allows.
  */
 static __always_inline bool parse_packet(struct __sk_buff *skb, __u32 l3_off, struct cgf_dest *d)
 {

@@ -19,7 +19,9 @@
  * 3: boundary and protections in cgf_config; 4: DNS proxy mode; 5: both;
  * 6: exact maps sized per fence, full-length keys that overflow them in the
  * tries (an older cgfence would never delete those from there); 7: the
- * setsockopt hook, counted in cgf_stats
+ * setsockopt hook, counted in cgf_stats.  Not bumped for cgf_event.reason,
+ * taken from padding the programs always zeroed: an older program's events
+ * read as CGF_REASON_UNSAID, and an older reader ignores the byte.
  */
 #define CGF_ABI_VERSION 7
 
@@ -191,17 +193,20 @@ _Static_assert(sizeof(struct cgf_stats) == 8 * (3 * CGF_HOOK_MAX + 2), "cgf_stat
 #define CGF_EVENT_AUDIT 1
 
 /*
- * Why, when it is not the plain one (cgf_event.reason).  Egress refuses some
- * packets whatever the allowlist says; without a reason such a denial of an
- * allowed destination would look like a bug.
+ * Why an attempt was refused (cgf_event.reason).  Some are refused whatever
+ * the allowlist says; without a reason such a denial of an allowed
+ * destination would look like a bug.
  */
-#define CGF_REASON_NOT_ALLOWED 0     /* not on the allowlist (or an option refused) */
-#define CGF_REASON_ANY_SOURCE 1      /* egress: IPv6 of a socket that may send from any address */
-#define CGF_REASON_LOOPBACK_OFF_LO 2 /* a loopback destination on a device other than lo */
-#define CGF_REASON_HEADER 3          /* what is not judged: not IP, IPv4 options or fragments,
+#define CGF_REASON_UNSAID 0          /* an event of a program older than reasons */
+#define CGF_REASON_NOT_ALLOWED 1     /* not on the allowlist (or an option refused) */
+#define CGF_REASON_ANY_SOURCE 2      /* egress: IPv6 of a socket that may send from any address */
+#define CGF_REASON_LOOPBACK_OFF_LO 3 /* egress: a loopback destination on a device other than
+				      * lo; boundary: one on the link */
+#define CGF_REASON_HEADER 4          /* what is not judged: not IP, IPv4 options or fragments,
 				      * a header cut short, IPv6 to a mapped address, a VLAN tag */
-#define CGF_REASON_FORGED_SOURCE 4   /* boundary: a source that does not route back to the link */
-#define CGF_REASON_MAX 5
+#define CGF_REASON_FORGED_SOURCE 5   /* boundary: a source that does not route back to the link */
+#define CGF_REASON_NO_DNS_PROXY 6    /* DNS proxy mode: DNS with no proxy to steer it to */
+#define CGF_REASON_MAX 7
 
 /*
  * A deny event, as written to the ring buffer.  One from CGF_HOOK_SETSOCKOPT

@@ -656,7 +656,7 @@ give_in() {
 # A socket keeps the cgroup it was made in: the send on it succeeds, and no
 # hook of the fence's cgroup says a word about it.
 NOT_JUDGED='assert_match "^ok" "$RES" "a socket made outside the fence is not judged by its cgroup hooks"
-	assert_no_match "denied [^ ]+ 198\.18\.0\.3[: ].*\((connect|sendmsg|egress)[46]?\)" \
+	assert_no_match "denied [^ ]+ 198\.18\.0\.3[: ].*\((connect|sendmsg|egress)[46]?[:)]" \
 		"$(cat "$WORK/fence.err")" "deny events of the cgroup hooks for the denied host"
 	ROW_NOTE="no cgroup hook judges it, the send succeeds: "'
 

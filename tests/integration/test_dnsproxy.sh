@@ -783,6 +783,9 @@ test_restart() {
 	assert_match '^rcode=None ' "$out" "a query while the daemon is down"
 	assert_eq 0 "$(queries 'evil\.test')" "queries upstream while the daemon is down"
 	start_daemon || { fail "restart"; return; }
+	# the refusal, kept in the fence's ring buffer, is logged by the new daemon with its reason
+	wait_for 5 grep -q 'deny: .*"198\.18\.0\.9.*"no-dns-proxy' "$WORK/daemon.log" ||
+		fail "no deny event with reason no-dns-proxy: $(grep -m3 'deny:' "$WORK/daemon.log")"
 	out=$(dx "$cg" q 198.18.0.9 svc.test A)
 	assert_match '^rcode=0 ' "$out" "svc.test after the restart"
 	out=$(dx "$cg" q 198.18.0.9 evil.test A)

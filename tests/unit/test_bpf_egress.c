@@ -47,7 +47,7 @@ struct packet_case {
 	uint8_t ext_header;   /* IPv6: put a hop-by-hop header first */
 	size_t truncate;      /* cut the frame to this many bytes; 0 = whole */
 	int verdict;          /* 1 pass, 0 drop */
-	uint8_t reason;       /* a drop's CGF_REASON_* (0: not on the allowlist) */
+	uint8_t reason;       /* a drop's CGF_REASON_*; 0: CGF_REASON_NOT_ALLOWED */
 };
 
 /*
@@ -394,35 +394,47 @@ static void test_deny_event(void **state)
 	assert_int_equal(n, 1);
 }
 
+struct seen {
+	int reason; /* of the one event; -1 none, -2 more than one */
+	int action;
+};
+
 static int note_reason(void *ctx, void *data, size_t size)
 {
 	const struct cgf_event *e = data;
-	int *reason = ctx;
+	struct seen *seen = ctx;
 
 	if (size < sizeof(*e))
 		return 0;
-	*reason = *reason == -1 ? e->reason : -2; /* -2: more than one event */
+	seen->reason = seen->reason == -1 ? e->reason : -2;
+	seen->action = e->action;
 	return 0;
 }
 
 /*
- * Runs frame through prog_fd; the reason of the one event that run wrote,
- * -1 for none, -2 for several.
+ * Runs frame through prog_fd, which must give verdict; the reason of the one
+ * event that run wrote, -1 for none, -2 for several (and its action in
+ * *action, when asked).
  */
-static int drop_reason(struct fixture *fx, int prog_fd, const uint8_t *frame, size_t len,
-		       const char *name)
+static int event_reason(struct fixture *fx, int prog_fd, const uint8_t *frame, size_t len,
+			const char *name, int verdict, int *action)
 {
-	int reason = -1;
+	struct seen seen = { -1, -1 };
 	struct ring_buffer *rb = ring_buffer__new(bpf_map__fd(fx->skel->maps.cgf_events),
-						  note_reason, &reason, NULL);
+						  note_reason, &seen, NULL);
+	int got;
 
 	assert_non_null(rb);
 	ring_buffer__consume(rb); /* what earlier tests left */
-	reason = -1;
-	run_frame(prog_fd, frame, len, name);
+	seen.reason = -1;
+	got = run_frame(prog_fd, frame, len, name);
 	ring_buffer__consume(rb);
 	ring_buffer__free(rb);
-	return reason;
+	if (got != verdict)
+		fail_msg("'%s': verdict %d, expected %d", name, got, verdict);
+	if (action)
+		*action = seen.action;
+	return seen.reason;
 }
 
 /*
@@ -442,21 +454,22 @@ static void test_deny_reasons(void **state)
 		size_t len = build_frame(c, frame, sizeof(frame));
 		int got;
 
+		int want = c->reason ? c->reason : CGF_REASON_NOT_ALLOWED;
+
 		if (c->verdict)
 			continue;
-		got = drop_reason(fx, egress, frame, len, c->name);
-		if (got != c->reason) {
-			print_error("egress, case '%s': reason %d, expected %d\n", c->name, got,
-				    c->reason);
+		got = event_reason(fx, egress, frame, len, c->name, 0, NULL);
+		if (got != want) {
+			print_error("egress, case '%s': reason %d, expected %d\n", c->name, got, want);
 			wrong++;
 		}
 		checked++;
 		if (!c->family)
 			continue; /* the boundary passes ARP */
-		got = drop_reason(fx, boundary, frame, len, c->name);
-		if (got != c->reason) {
+		got = event_reason(fx, boundary, frame, len, c->name, TCX_DROP, NULL);
+		if (got != want) {
 			print_error("boundary, case '%s': reason %d, expected %d\n", c->name, got,
-				    c->reason);
+				    want);
 			wrong++;
 		}
 	}
@@ -469,12 +482,30 @@ static void test_deny_reasons(void **state)
 						       IPPROTO_TCP, 80, .verdict = 0 };
 		size_t len = build_frame(&lo, frame, sizeof(frame));
 
-		assert_int_equal(drop_reason(fx, boundary, frame, len, lo.name),
+		assert_int_equal(event_reason(fx, boundary, frame, len, lo.name, TCX_DROP, NULL),
 				 CGF_REASON_LOOPBACK_OFF_LO);
 		len = build_frame(&cases[0], frame, sizeof(frame)); /* allowed */
 		assert_int_equal(inet_pton(AF_INET, "127.0.0.1", frame + ETH_HLEN + 12), 1);
-		assert_int_equal(drop_reason(fx, boundary, frame, len, "from loopback"),
+		assert_int_equal(event_reason(fx, boundary, frame, len, "from loopback", TCX_DROP,
+					      NULL),
 				 CGF_REASON_FORGED_SOURCE);
+	}
+
+	/* Audit mode passes it, and says why it would not have. */
+	{
+		struct cgf_config cfg = { .abi_version = CGF_ABI_VERSION, .cgroup_id = 1,
+					  .flags = CGF_CONFIG_AUDIT };
+		int cfg_fd = bpf_map__fd(fx->skel->maps.cgf_config), action = -1;
+		uint32_t zero = 0;
+		size_t len = build_frame(&cases[14], frame, sizeof(frame)); /* ipv4 options */
+
+		assert_int_equal(cases[14].reason, CGF_REASON_HEADER);
+		assert_int_equal(bpf_map_update_elem(cfg_fd, &zero, &cfg, BPF_ANY), 0);
+		assert_int_equal(event_reason(fx, egress, frame, len, cases[14].name, 1, &action),
+				 CGF_REASON_HEADER);
+		assert_int_equal(action, CGF_EVENT_AUDIT);
+		cfg.flags = 0;
+		assert_int_equal(bpf_map_update_elem(cfg_fd, &zero, &cfg, BPF_ANY), 0);
 	}
 }
 

@@ -45,16 +45,23 @@ static char *printed(const json_t *j)
 	return buf;
 }
 
+/* reason: the JSON's, NULL for null */
 static void expect(const struct cgf_event *e, const char *line, const char *reason)
 {
 	char buf[256];
 	json_t *j = cgf_event_json(e, "/sys/fs/cgroup/box", NULL, NULL);
+	json_t *r;
 	char *log;
 
 	cgf_event_format(e, buf, sizeof(buf));
 	assert_string_equal(buf, line);
 	assert_non_null(j);
-	assert_string_equal(json_string_value(json_object_get(j, "reason")), reason);
+	r = json_object_get(j, "reason");
+	assert_non_null(r);
+	if (reason)
+		assert_string_equal(json_string_value(r), reason);
+	else
+		assert_true(json_is_null(r));
 	log = printed(j);
 	/* "TIME denied " + the same line + " cgroup /sys/fs/cgroup/box\n" */
 	assert_non_null(strstr(log, line));
@@ -70,6 +77,12 @@ static void test_plain_denial_names_no_reason(void **unused)
 
 	(void)unused;
 	expect(&e, "tcp 198.18.0.3:80 (connect4) pid 42 (probe)", "not-allowed");
+	/* an older program's event, which says no reason */
+	e.reason = CGF_REASON_UNSAID;
+	expect(&e, "tcp 198.18.0.3:80 (connect4) pid 42 (probe)", NULL);
+	/* a refused option: its reason in the JSON too */
+	e = event(CGF_HOOK_SETSOCKOPT, AF_INET6, "::", 0, IPV6_FREEBIND, CGF_REASON_NOT_ALLOWED);
+	expect(&e, "IPV6_FREEBIND (setsockopt) pid 42 (probe)", "not-allowed");
 }
 
 static void test_reasons_named(void **unused)
@@ -90,19 +103,70 @@ static void test_reasons_named(void **unused)
 	/* the boundary has no process to name */
 	e = event(CGF_HOOK_BOUNDARY, AF_INET, "198.18.0.2", IPPROTO_TCP, 80,
 		  CGF_REASON_FORGED_SOURCE);
-	expect(&e, "tcp 198.18.0.2:80 (boundary: forged source)", "forged-source");
+	expect(&e, "tcp 198.18.0.2:80 (boundary: source not routed back to the link)",
+	       "forged-source");
+	e = event(CGF_HOOK_SENDMSG4, AF_INET, "198.18.0.53", IPPROTO_UDP, 53,
+		  CGF_REASON_NO_DNS_PROXY);
+	expect(&e, "udp 198.18.0.53:53 (sendmsg4: no DNS proxy for it) pid 42 (probe)",
+	       "no-dns-proxy");
 }
 
-/* A reason this build does not know (a newer program's) is said to be unknown, not hidden. */
+/* In audit mode the same reasons, for what would have been denied. */
+static void test_audit_event(void **unused)
+{
+	struct cgf_event e = event(CGF_HOOK_EGRESS, AF_INET, "198.18.0.2", IPPROTO_TCP, 80,
+				   CGF_REASON_HEADER);
+	json_t *j;
+	char *log;
+
+	(void)unused;
+	e.action = CGF_EVENT_AUDIT;
+	j = cgf_event_json(&e, NULL, NULL, NULL);
+	assert_non_null(j);
+	assert_string_equal(json_string_value(json_object_get(j, "action")), "audit");
+	log = printed(j);
+	assert_non_null(strstr(log, " audit: would deny tcp 198.18.0.2:80 (egress: a header not "
+				    "judged) pid 42 (probe)\n"));
+	free(log);
+	json_decref(j);
+}
+
+/* An older cgfenced's JSON has no "reason": cgfence log prints none. */
+static void test_json_without_reason(void **unused)
+{
+	json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:i,s:s,s:i,s:s}", "time", "T", "action", "denied",
+			      "hook", "egress", "protocol", "udp", "dport", 53, "daddr",
+			      "198.18.0.9", "pid", 5, "comm", "dig");
+	char *log;
+
+	(void)unused;
+	assert_non_null(j);
+	log = printed(j);
+	assert_string_equal(log, "T denied udp 198.18.0.9:53 (egress) pid 5 (dig)\n");
+	free(log);
+	json_decref(j);
+}
+
+/* A reason this build does not know (a newer program's) is shown by its number, not hidden. */
 static void test_unknown_reason(void **unused)
 {
 	struct cgf_event e = event(CGF_HOOK_EGRESS, AF_INET, "198.18.0.2", IPPROTO_TCP, 80,
 				   CGF_REASON_MAX);
+	char name[32];
 
 	(void)unused;
-	expect(&e, "tcp 198.18.0.2:80 (egress: unknown reason) pid 42 (probe)", "unknown");
+	snprintf(name, sizeof(name), "reason-%u", CGF_REASON_MAX);
+	{
+		char line[128];
+
+		snprintf(line, sizeof(line), "tcp 198.18.0.2:80 (egress: %s) pid 42 (probe)", name);
+		expect(&e, line, name);
+	}
+	/* and a name a newer cgfenced wrote is printed as it is */
+	assert_string_equal(cgf_reason_text_of("some-new-reason"), "some-new-reason");
 	assert_null(cgf_reason_text_of("not-allowed"));
 	assert_null(cgf_reason_text_of(""));
+	assert_null(cgf_reason_text_of(NULL));
 }
 
 int main(void)
@@ -110,6 +174,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_plain_denial_names_no_reason),
 		cmocka_unit_test(test_reasons_named),
+		cmocka_unit_test(test_audit_event),
+		cmocka_unit_test(test_json_without_reason),
 		cmocka_unit_test(test_unknown_reason),
 	};
 

@@ -1824,32 +1824,43 @@ const char *cgf_hook_name(unsigned hook)
 	return hook < CGF_HOOK_MAX ? names[hook] : "unknown";
 }
 
+/* Names for JSON; texts for deny lines, where the plain reasons say nothing. */
 static const struct {
 	const char *name, *text;
 } reasons[CGF_REASON_MAX] = {
+	[CGF_REASON_UNSAID] = { NULL, NULL },
 	[CGF_REASON_NOT_ALLOWED] = { "not-allowed", NULL },
 	[CGF_REASON_ANY_SOURCE] = { "any-source", "its socket may send from any address" },
 	[CGF_REASON_LOOPBACK_OFF_LO] = { "loopback-off-lo", "loopback address off lo" },
 	[CGF_REASON_HEADER] = { "header", "a header not judged" },
-	[CGF_REASON_FORGED_SOURCE] = { "forged-source", "forged source" },
+	[CGF_REASON_FORGED_SOURCE] = { "forged-source", "source not routed back to the link" },
+	[CGF_REASON_NO_DNS_PROXY] = { "no-dns-proxy", "no DNS proxy for it" },
 };
 
-const char *cgf_reason_name(unsigned reason)
+const char *cgf_reason_name(unsigned reason, char *buf, size_t len)
 {
-	return reason < CGF_REASON_MAX ? reasons[reason].name : "unknown";
+	if (reason < CGF_REASON_MAX)
+		return reasons[reason].name;
+	snprintf(buf, len, "reason-%u", reason);
+	return buf;
 }
 
-const char *cgf_reason_text(unsigned reason)
+const char *cgf_reason_text(unsigned reason, char *buf, size_t len)
 {
-	return reason < CGF_REASON_MAX ? reasons[reason].text : "unknown reason";
+	if (reason < CGF_REASON_MAX)
+		return reasons[reason].text;
+	snprintf(buf, len, "reason-%u", reason);
+	return buf;
 }
 
 const char *cgf_reason_text_of(const char *name)
 {
-	for (unsigned i = 0; name && i < CGF_REASON_MAX; i++)
-		if (!strcmp(name, reasons[i].name))
+	if (!name || !*name)
+		return NULL;
+	for (unsigned i = 0; i < CGF_REASON_MAX; i++)
+		if (reasons[i].name && !strcmp(name, reasons[i].name))
 			return reasons[i].text;
-	return name && *name ? "unknown reason" : NULL;
+	return name; /* a newer cgfenced's: its own name says most */
 }
 
 const char *cgf_sockopt_name(unsigned family, unsigned optname, char *buf, size_t len)
@@ -1897,9 +1908,9 @@ void cgf_event_comm(const struct cgf_event *e, char comm[CGF_COMM_LEN])
 
 void cgf_event_format(const struct cgf_event *e, char *buf, size_t len)
 {
-	char addr[INET6_ADDRSTRLEN] = "?", pbuf[16], comm[CGF_COMM_LEN], where[96];
+	char addr[INET6_ADDRSTRLEN] = "?", pbuf[16], comm[CGF_COMM_LEN], where[96], rbuf[16];
 	const char *proto = cgf_proto_name(e->protocol, pbuf, sizeof(pbuf));
-	const char *why = cgf_reason_text(e->reason);
+	const char *why = cgf_reason_text(e->reason, rbuf, sizeof(rbuf));
 
 	inet_ntop(e->family == AF_INET ? AF_INET : AF_INET6, e->daddr, addr, sizeof(addr));
 	cgf_event_comm(e, comm);

@@ -206,12 +206,14 @@ const char *cgf_hook_name(unsigned hook);
 
 /*
  * An event's reason (CGF_REASON_*): its name in JSON ("not-allowed",
- * "any-source", ...; "unknown" past the known ones), and in words for a deny
- * line, NULL for the plain CGF_REASON_NOT_ALLOWED.  cgf_reason_text_of()
- * takes the name.
+ * "any-source", ...), and in words for a deny line; both NULL where an older
+ * program said none (CGF_REASON_UNSAID), the words NULL for the plain
+ * CGF_REASON_NOT_ALLOWED, "reason-N" (in buf) for one this build does not
+ * know.  cgf_reason_text_of() takes the name; NULL for none, an unknown name
+ * itself.
  */
-const char *cgf_reason_name(unsigned reason);
-const char *cgf_reason_text(unsigned reason);
+const char *cgf_reason_name(unsigned reason, char *buf, size_t len);
+const char *cgf_reason_text(unsigned reason, char *buf, size_t len);
 const char *cgf_reason_text_of(const char *name);
 
 /* "IPV6_FREEBIND", ...: the option a CGF_HOOK_SETSOCKOPT event names (family, dport). */

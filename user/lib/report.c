@@ -210,8 +210,13 @@ json_t *cgf_event_json(const struct cgf_event *e, const char *cgroup_path, const
 			 policy && *policy ? json_string(policy) : json_null(), "label",
 			 label && *label ? json_string(label) : json_null(), "cgroup_id",
 			 (json_int_t)e->cgroup_id, "comm", comm);
-	if (out)
-		json_object_set_new(out, "reason", json_string(cgf_reason_name(e->reason)));
+	if (out) {
+		char rbuf[16];
+		const char *reason = cgf_reason_name(e->reason, rbuf, sizeof(rbuf));
+
+		/* null: a program older than reasons said none */
+		json_object_set_new(out, "reason", reason ? json_string(reason) : json_null());
+	}
 	/* an option refused, not a destination (include/cgfence.h) */
 	if (out && e->hook == CGF_HOOK_SETSOCKOPT) {
 		char obuf[32];
