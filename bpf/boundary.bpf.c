@@ -242,7 +242,6 @@ SEC("tc")
 int cgf_boundary(struct __sk_buff *skb)
 {
 	struct cgf_dest d = {};
-	__u8 reason;
 
 	/* A VLAN tag would carry the frame past the host's view of its ethertype. */
 	if (skb->vlan_present)
@@ -252,14 +251,12 @@ int cgf_boundary(struct __sk_buff *skb)
 	if (skb->protocol == bpf_htons(ETH_P_IPV6) && is_neighbour_discovery(skb))
 		return TCX_NEXT;
 	if (!parse_packet(skb, ETH_HLEN, &d))
-		reason = CGF_REASON_HEADER;
+		return refuse(CGF_HOOK_BOUNDARY, &d, CGF_REASON_HEADER) ? TCX_NEXT : TCX_DROP;
 	/* A loopback destination on a link is always a rerouting trick. */
-	else if (is_loopback(d.addr))
-		reason = CGF_REASON_LOOPBACK_OFF_LO;
-	else if (!source_routes_back(skb))
-		reason = CGF_REASON_FORGED_SOURCE;
-	else
-		return decide(CGF_HOOK_BOUNDARY, &d,
-			      allowlist_allows(&d) || is_inbound_reply(skb, &d)) ? TCX_NEXT : TCX_DROP;
-	return refuse(CGF_HOOK_BOUNDARY, &d, reason) ? TCX_NEXT : TCX_DROP;
+	if (is_loopback(d.addr))
+		return refuse(CGF_HOOK_BOUNDARY, &d, CGF_REASON_LOOPBACK_OFF_LO) ? TCX_NEXT : TCX_DROP;
+	if (!source_routes_back(skb))
+		return refuse(CGF_HOOK_BOUNDARY, &d, CGF_REASON_FORGED_SOURCE) ? TCX_NEXT : TCX_DROP;
+	return decide(CGF_HOOK_BOUNDARY, &d,
+		      allowlist_allows(&d) || is_inbound_reply(skb, &d)) ? TCX_NEXT : TCX_DROP;
 }

@@ -482,24 +482,21 @@ int cgf_egress(struct __sk_buff *skb)
 {
 	struct bpf_sock *sk;
 	struct cgf_dest d = {};
-	__u8 reason;
 
 	/* 1 passes the packet, 0 drops it (and the sender gets EPERM). */
 	if (!parse_packet(skb, 0, &d))
-		reason = CGF_REASON_HEADER;
+		return refuse(CGF_HOOK_EGRESS, &d, CGF_REASON_HEADER);
 	/*
 	 * A loopback destination leaves only through the loopback device: with
 	 * route_localnet and a route of its own, CAP_NET_ADMIN in the fence's
 	 * network namespace could otherwise send one that is allowed (the DNS
 	 * proxy's, a local service's) out of a real link.
 	 */
-	else if (is_loopback(d.addr) && skb->ifindex != LOOPBACK_IFINDEX)
-		reason = CGF_REASON_LOOPBACK_OFF_LO;
+	if (is_loopback(d.addr) && skb->ifindex != LOOPBACK_IFINDEX)
+		return refuse(CGF_HOOK_EGRESS, &d, CGF_REASON_LOOPBACK_OFF_LO);
 	/* its source may be anyone's (sock_nonlocal6) */
-	else if (skb->protocol == bpf_htons(ETH_P_IPV6) && (sk = skb->sk) && sock_nonlocal6(sk, d.proto))
-		reason = CGF_REASON_ANY_SOURCE;
-	else
-		return decide(CGF_HOOK_EGRESS, &d,
-			      socket_allows(skb, &d) || allowlist_allows(&d) || proxy_allows(&d));
-	return refuse(CGF_HOOK_EGRESS, &d, reason);
+	if (skb->protocol == bpf_htons(ETH_P_IPV6) && (sk = skb->sk) && sock_nonlocal6(sk, d.proto))
+		return refuse(CGF_HOOK_EGRESS, &d, CGF_REASON_ANY_SOURCE);
+	return decide(CGF_HOOK_EGRESS, &d,
+		      socket_allows(skb, &d) || allowlist_allows(&d) || proxy_allows(&d));
 }

@@ -273,19 +273,22 @@ static __always_inline int decide(enum cgf_hook hook, const struct cgf_dest *d, 
 }
 
 /*
- * Copies n bytes at off of the packet into to: straight from its linear part
- * when they lie there (the headers of what a local socket sends always do),
- * which spares a helper call per header, else through bpf_skb_load_bytes.
+ * The n bytes at off of the packet: where they lie in its linear part (the
+ * headers of what a local socket sends always do), a pointer to them there,
+ * read in place; else copied into buf by bpf_skb_load_bytes.  NULL when the
+ * packet is shorter.  In place the fields are word loads: copying the header
+ * out with memcpy took a load, a shift and an or per byte (the packet's
+ * alignment is unknown), some 60 instructions for an IPv4 header and 120
+ * for IPv6 on every packet.  Loads that are not aligned are no matter on
+ * the CPUs the verifier lets them through on (efficient unaligned access).
  */
-static __always_inline long load_bytes(struct __sk_buff *skb, __u32 off, void *to, __u32 n)
+static __always_inline const void *header_at(struct __sk_buff *skb, __u32 off, __u32 n, void *buf)
 {
 	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
 
-	if (data + off + n <= end) {
-		__builtin_memcpy(to, data + off, n);
-		return 0;
-	}
-	return bpf_skb_load_bytes(skb, off, to, n);
+	if (data + off + n <= end)
+		return data + off;
+	return bpf_skb_load_bytes(skb, off, buf, n) ? NULL : buf;
 }
 
 /*
@@ -300,27 +303,35 @@ static __always_inline long load_bytes(struct __sk_buff *skb, __u32 off, void *t
  */
 static __always_inline bool parse_packet(struct __sk_buff *skb, __u32 l3_off, struct cgf_dest *d)
 {
-	__u16 ports[2];
+	const __u16 *ports;
+	__u16 ports_buf[2];
 	__u32 l4_off;
 
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
-		struct iphdr ip;
+		struct iphdr buf;
+		const struct iphdr *ip = header_at(skb, l3_off, sizeof(buf), &buf);
 
-		if (load_bytes(skb, l3_off, &ip, sizeof(ip)))
+		if (!ip)
 			return false;
-		set_v4(d, ip.daddr);
-		d->proto = ip.protocol;
-		if (ip.version != 4 || ip.ihl != 5 || (ip.frag_off & bpf_htons(IP_MF | IP_OFFSET)))
+		set_v4(d, ip->daddr);
+		d->proto = ip->protocol;
+		if (ip->version != 4 || ip->ihl != 5 || (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET)))
 			return false;
-		l4_off = l3_off + sizeof(ip);
+		l4_off = l3_off + sizeof(buf);
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
-		struct ipv6hdr ip6;
+		struct ipv6hdr buf;
+		const struct ipv6hdr *ip6 = header_at(skb, l3_off, sizeof(buf), &buf);
+		__u32 w[4];
 
-		if (load_bytes(skb, l3_off, &ip6, sizeof(ip6)))
+		if (!ip6)
 			return false;
-		__builtin_memcpy(d->addr, &ip6.daddr, 16);
-		d->proto = ip6.nexthdr;
-		if (ip6.version != 6)
+		w[0] = ip6->daddr.in6_u.u6_addr32[0];
+		w[1] = ip6->daddr.in6_u.u6_addr32[1];
+		w[2] = ip6->daddr.in6_u.u6_addr32[2];
+		w[3] = ip6->daddr.in6_u.u6_addr32[3];
+		__builtin_memcpy(d->addr, w, 16);
+		d->proto = ip6->nexthdr;
+		if (ip6->version != 6)
 			return false;
 		/*
 		 * Mapped addresses never belong on the wire (RFC 4291 2.5.5.2):
@@ -329,13 +340,14 @@ static __always_inline bool parse_packet(struct __sk_buff *skb, __u32 l3_off, st
 		 */
 		if (is_v4_mapped(d->addr))
 			return false;
-		l4_off = l3_off + sizeof(ip6);
+		l4_off = l3_off + sizeof(buf);
 	} else {
 		return false;
 	}
 	if (d->proto != IPPROTO_TCP && d->proto != IPPROTO_UDP)
 		return true; /* judged without a port: never allowed */
-	if (load_bytes(skb, l4_off, ports, sizeof(ports)))
+	ports = header_at(skb, l4_off, sizeof(ports_buf), ports_buf);
+	if (!ports)
 		return false;
 	d->port = bpf_ntohs(ports[1]);
 	return true;
