@@ -750,15 +750,10 @@ static int dup_cloexec(int fd)
 	return fcntl(fd, F_DUPFD_CLOEXEC, 3);
 }
 
-/* ---- the boundary ---------------------------------------------------- */
+/* ---- network namespaces -------------------------------------------- */
 
-/*
- * Runs fn in the network namespace at netns_path (NULL: the caller's own), on
- * this thread only, and comes back.  A thread that cannot come back is a
- * thread in the wrong namespace: that aborts rather than carry on there.
- */
-static int in_netns(const char *netns_path, int (*fn)(void *arg, char *err), void *arg,
-		    char *err)
+/* The boundary's and the DNS proxy's way into a namespace (fence.h). */
+int cgf_in_netns(const char *netns_path, int (*fn)(void *arg, char *err), void *arg, char *err)
 {
 	int self = -1, target = -1, ret;
 
@@ -790,6 +785,8 @@ out:
 	close(target);
 	return ret;
 }
+
+/* ---- the boundary ---------------------------------------------------- */
 
 struct boundary_req {
 	const char *ifname;
@@ -898,7 +895,7 @@ static int boundary_resolve(const struct cgf_attach_opts *opts, struct cgf_confi
 	/* only shown: a long path is cut */
 	snprintf(cfg->boundary_netns, sizeof(cfg->boundary_netns), "%s",
 		 opts->boundary_netns ? opts->boundary_netns : "");
-	return in_netns(opts->boundary_netns, boundary_resolve_here, &r, err);
+	return cgf_in_netns(opts->boundary_netns, boundary_resolve_here, &r, err);
 }
 
 /*
@@ -938,7 +935,7 @@ static int boundary_attach(struct cgfence_bpf *fence_skel, const struct cgf_atta
 			goto out;
 		}
 	}
-	ret = in_netns(opts->boundary_netns, boundary_master_here, &r, err);
+	ret = cgf_in_netns(opts->boundary_netns, boundary_master_here, &r, err);
 	if (ret)
 		goto out;
 	skel->rodata->cgf_boundary_master = (__u32)r.master;
@@ -948,7 +945,7 @@ static int boundary_attach(struct cgfence_bpf *fence_skel, const struct cgf_atta
 		goto out;
 	}
 	r.prog_fd = bpf_program__fd(skel->progs.cgf_boundary);
-	ret = in_netns(opts->boundary_netns, boundary_link_here, &r, err);
+	ret = cgf_in_netns(opts->boundary_netns, boundary_link_here, &r, err);
 	if (ret)
 		goto out;
 	snprintf(path, sizeof(path), "%s/%s", dir, CGF_PIN_BOUNDARY);

@@ -221,6 +221,14 @@ const char *cgf_sockopt_name(unsigned family, unsigned optname, char *buf, size_
 /* "tcp", "udp", "icmp", ..., "proto-N" (in buf) for an IPPROTO_* number. */
 const char *cgf_proto_name(unsigned proto, char *buf, size_t len);
 
+/*
+ * Runs fn(arg, err) in the network namespace at netns_path (NULL or "": the
+ * caller's own), on this thread only, and comes back; fn's result, or
+ * -errno with err set when the namespace cannot be entered.  A thread that
+ * cannot come back aborts rather than carry on in the wrong namespace.
+ */
+int cgf_in_netns(const char *netns_path, int (*fn)(void *arg, char *err), void *arg, char *err);
+
 /* Current CLOCK_BOOTTIME in ns, the clock the programs compare expiries with. */
 uint64_t cgf_boottime_ns(void);
 

@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* The DNS proxy's sockets inside a fence's network namespace; see proxysock.h. */
 #include <errno.h>
-#include <fcntl.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,8 +79,9 @@ static uint16_t local_port(int fd)
 }
 
 /* In the target namespace: all four sockets on one port, or the IPv4 pair alone. */
-static int open_here(struct cgf_proxy_socks *s, char *err)
+static int open_here(void *arg, char *err)
 {
+	struct cgf_proxy_socks *s = arg;
 	int ret = -EADDRINUSE;
 
 	for (int i = 0; i < BIND_TRIES; i++) {
@@ -127,49 +126,20 @@ int cgf_proxy_socks_open(pid_t pid, struct cgf_proxy_socks *out, char *err)
 {
 	struct cgf_proxy_socks s = { -1, -1, -1, -1, 0 };
 	char path[64];
-	int self, target, ret;
+	int ret;
 
-	self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (self < 0) {
-		snprintf(err, CGF_ERR_LEN, "cannot open this thread's network namespace: %s",
-			 strerror(errno));
-		return -errno;
-	}
 	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
-	target = open(path, O_RDONLY | O_CLOEXEC);
-	if (target < 0) {
-		ret = -errno;
-		snprintf(err, CGF_ERR_LEN, "cannot open the network namespace of pid %d (%s): %s",
-			 (int)pid, path, strerror(-ret));
-		close(self);
-		return ret;
-	}
-	if (setns(target, CLONE_NEWNET)) {
-		ret = -errno;
-		snprintf(err, CGF_ERR_LEN, "cannot enter the network namespace of pid %d: %s",
-			 (int)pid, strerror(-ret));
-		goto out;
-	}
-	ret = open_here(&s, err);
-	if (setns(self, CLONE_NEWNET)) {
-		/* A thread left in a fence's namespace would do everything else there. */
-		fprintf(stderr, "cgfence: cannot return to the own network namespace: %s\n",
-			strerror(errno));
-		abort();
-	}
+	ret = cgf_in_netns(path, open_here, &s, err);
 	if (ret) {
 		char msg[CGF_ERR_LEN];
 
 		snprintf(msg, sizeof(msg), "%s", err);
 		snprintf(err, CGF_ERR_LEN, "network namespace of pid %d: %.400s", (int)pid, msg);
 		cgf_proxy_socks_close(&s);
-	} else {
-		*out = s;
+		return ret;
 	}
-out:
-	close(target);
-	close(self);
-	return ret;
+	*out = s;
+	return 0;
 }
 
 void cgf_proxy_socks_endpoints(const struct cgf_proxy_socks *s, struct cgf_endpoint *proxy4,
