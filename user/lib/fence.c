@@ -1887,32 +1887,38 @@ void cgf_event_comm(const struct cgf_event *e, char comm[CGF_COMM_LEN])
 			comm[i] = '?';
 }
 
+void cgf_dest_words(char *buf, size_t len, const char *proto, const char *addr, unsigned long port)
+{
+	bool v6 = strchr(addr, ':') != NULL;
+
+	if (!strcmp(proto, "tcp") || !strcmp(proto, "udp"))
+		snprintf(buf, len, "%s %s%s%s:%lu", proto, v6 ? "[" : "", addr, v6 ? "]" : "", port);
+	else
+		snprintf(buf, len, "%s %s", proto, addr);
+}
+
+void cgf_deny_words(char *buf, size_t len, const char *what, const char *hook, const char *why,
+		    unsigned long pid, const char *comm)
+{
+	char who[48] = "";
+
+	if (comm)
+		snprintf(who, sizeof(who), " pid %lu (%s)", pid, comm);
+	snprintf(buf, len, "%s (%s%s%s)%s", what, hook, why ? ": " : "", why ? why : "", who);
+}
+
 void cgf_event_format(const struct cgf_event *e, char *buf, size_t len)
 {
-	char addr[INET6_ADDRSTRLEN] = "?", pbuf[16], comm[CGF_COMM_LEN], where[96], rbuf[16];
-	const char *proto = cgf_proto_name(e->protocol, pbuf, sizeof(pbuf));
-	const char *why = cgf_reason_text(e->reason, rbuf, sizeof(rbuf));
+	char addr[INET6_ADDRSTRLEN] = "?", pbuf[16], comm[CGF_COMM_LEN], rbuf[16], what[96];
 
 	inet_ntop(e->family == AF_INET ? AF_INET : AF_INET6, e->daddr, addr, sizeof(addr));
+	cgf_dest_words(what, sizeof(what), cgf_proto_name(e->protocol, pbuf, sizeof(pbuf)), addr,
+		       e->dport);
 	cgf_event_comm(e, comm);
-	/* "(egress)", or with a reason other than the allowlist "(egress: why)" */
-	snprintf(where, sizeof(where), "(%s%s%s)", cgf_hook_name(e->hook), why ? ": " : "",
-		 why ? why : "");
 	/* the boundary meets packets on the wire: no process to name */
-	if (e->hook == CGF_HOOK_BOUNDARY) {
-		if (e->protocol == IPPROTO_TCP || e->protocol == IPPROTO_UDP)
-			snprintf(buf, len, "%s %s%s%s:%u %s", proto, e->family == AF_INET6 ? "[" : "",
-				 addr, e->family == AF_INET6 ? "]" : "", e->dport, where);
-		else
-			snprintf(buf, len, "%s %s %s", proto, addr, where);
-		return;
-	}
-	if (e->protocol == IPPROTO_TCP || e->protocol == IPPROTO_UDP)
-		snprintf(buf, len, "%s %s%s%s:%u %s pid %u (%s)", proto,
-			 e->family == AF_INET6 ? "[" : "", addr, e->family == AF_INET6 ? "]" : "",
-			 e->dport, where, e->pid, comm);
-	else
-		snprintf(buf, len, "%s %s %s pid %u (%s)", proto, addr, where, e->pid, comm);
+	cgf_deny_words(buf, len, what, cgf_hook_name(e->hook),
+		       cgf_reason_text(e->reason, rbuf, sizeof(rbuf)), e->pid,
+		       e->hook == CGF_HOOK_BOUNDARY ? NULL : comm);
 }
 
 uint64_t cgf_boottime_ns(void)

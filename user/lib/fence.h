@@ -199,7 +199,18 @@ int cgf_fence_list(const char *pin_root, uint64_t **ids, size_t *n);
 /* An event's comm with anything unprintable replaced by '?'. */
 void cgf_event_comm(const struct cgf_event *e, char comm[CGF_COMM_LEN]);
 
-/* "198.18.0.1:80 tcp connect4 pid 12 (curl)"-style description of an event. */
+/*
+ * What a deny line says after its verb, built alike from an event (here) and
+ * from its JSON (cgfence log): "udp [2001:db8::2]:5000 (egress: why) pid 42
+ * (probe)".  cgf_dest_words gives the destination ("udp [2001:db8::2]:5000",
+ * "icmp 198.18.0.3": a port for TCP and UDP only); cgf_deny_words adds
+ * "(hook)", or "(hook: why)" where the reason is not the allowlist (why
+ * non-NULL), and the process unless comm is NULL (the boundary's packets have
+ * none).
+ */
+void cgf_dest_words(char *buf, size_t len, const char *proto, const char *addr, unsigned long port);
+void cgf_deny_words(char *buf, size_t len, const char *what, const char *hook, const char *why,
+		    unsigned long pid, const char *comm);
 void cgf_event_format(const struct cgf_event *e, char *buf, size_t len);
 
 const char *cgf_hook_name(unsigned hook);

@@ -339,27 +339,21 @@ void cgf_fence_print(FILE *out, const json_t *f)
 
 void cgf_event_print(FILE *out, const json_t *e)
 {
-	const char *proto = str(e, "protocol"), *addr = str(e, "daddr"), *why;
-	bool ports = !strcmp(proto, "tcp") || !strcmp(proto, "udp");
-	bool v6 = strchr(addr, ':') != NULL;
+	char what[96], line[256];
 
-	fprintf(out, "%s %s ", str(e, "time"),
-		strcmp(str(e, "action"), "audit") ? "denied" : "audit: would deny");
 	/* a socket option refused by a cgfence of layout 7 (its logs): no destination */
 	if (*str(e, "option"))
-		fprintf(out, "%s", str(e, "option"));
-	else if (ports)
-		fprintf(out, "%s %s%s%s:%" JSON_INTEGER_FORMAT, proto, v6 ? "[" : "", addr,
-			v6 ? "]" : "", json_integer_value(json_object_get(e, "dport")));
+		snprintf(what, sizeof(what), "%s", str(e, "option"));
 	else
-		fprintf(out, "%s %s", proto, addr);
-	/* "(egress)", or with a reason other than the allowlist "(egress: why)" */
-	why = cgf_reason_text_of(str(e, "reason"));
-	fprintf(out, " (%s%s%s)", str(e, "hook"), why ? ": " : "", why ? why : "");
+		cgf_dest_words(what, sizeof(what), str(e, "protocol"), str(e, "daddr"),
+			       (unsigned long)json_integer_value(json_object_get(e, "dport")));
 	/* the boundary meets packets on the wire: no process to name */
-	if (strcmp(str(e, "hook"), "boundary"))
-		fprintf(out, " pid %" JSON_INTEGER_FORMAT " (%s)",
-			json_integer_value(json_object_get(e, "pid")), str(e, "comm"));
+	cgf_deny_words(line, sizeof(line), what, str(e, "hook"),
+		       cgf_reason_text_of(str(e, "reason")),
+		       (unsigned long)json_integer_value(json_object_get(e, "pid")),
+		       strcmp(str(e, "hook"), "boundary") ? str(e, "comm") : NULL);
+	fprintf(out, "%s %s %s", str(e, "time"),
+		strcmp(str(e, "action"), "audit") ? "denied" : "audit: would deny", line);
 	if (*str(e, "cgroup"))
 		fprintf(out, " cgroup %s", str(e, "cgroup"));
 	if (*str(e, "policy"))
