@@ -12,9 +12,11 @@
  *                from the packet's own header: the backstop for raw and ping
  *                sockets, for addresses changed after connect (OUTPUT DNAT)
  *                and for whatever the socket hooks miss
- *                It also drops the IPv6 TCP and UDP of a socket that may
- *                send from an address that is not the host's (freebind,
- *                transparent, net.ipv6.ip_nonlocal_bind): sock_nonlocal6
+ *   setsockopt   refuses IP_FREEBIND, IPV6_FREEBIND, IP_TRANSPARENT and
+ *                IPV6_TRANSPARENT: what lets a socket send from an address
+ *                that is not the host's (egress also drops what a socket
+ *                with one sends over IPv6: a 32-bit process's setsockopt()
+ *                passes no BPF hook)
  *
  * A destination allowed at connect() stays allowed for the life of the
  * connection, also once its allowlist entry expires, the way a stateful
@@ -308,6 +310,69 @@ int cgf_getpeername6(struct bpf_sock_addr *ctx)
 }
 
 /*
+ * Options that let a socket bind, or send from, an address that is not the
+ * host's.  IP_FREEBIND and IPV6_FREEBIND need no capability, and IPv6 sends
+ * from any address a socket with them binds (or names in IPV6_PKTINFO).  A
+ * forged source turns what the fence allows into a way out: an allowed host
+ * that answers (an echo, an error) answers the forged address, a router on
+ * the way sends it an ICMP error that quotes the datagram, and a connect()
+ * from a forged source to a listener of the fence's own makes the listener
+ * send its SYN-ACK there (egress passes a request socket's packets to its
+ * peer).  Turning them on is refused (EPERM), turning them off is not; every
+ * other option is left to the kernel.
+ */
+static __always_inline bool nonlocal_option(int level, int optname)
+{
+	if (level == SOL_IP)
+		return optname == IP_FREEBIND || optname == IP_TRANSPARENT;
+	if (level == SOL_IPV6)
+		return optname == IPV6_FREEBIND || optname == IPV6_TRANSPARENT;
+	return false;
+}
+
+/* The option's value is 0: an int, or (as IPv4 options take) a single byte. */
+static __always_inline bool option_off(struct bpf_sockopt *ctx)
+{
+	__u8 *v = ctx->optval, *end = ctx->optval_end;
+
+	if (v + sizeof(__u32) <= end && ctx->optlen >= (int)sizeof(__u32))
+		return *(__u32 *)v == 0;
+	if (v + 1 <= end && ctx->optlen == 1)
+		return *v == 0;
+	return false;
+}
+
+SEC("cgroup/setsockopt")
+int cgf_setsockopt(struct bpf_sockopt *ctx)
+{
+	/* each field read once, into a register: the verifier takes no offset ctx pointer */
+	int level = ctx->level, optname = ctx->optname;
+	struct cgf_dest d = {};
+
+	/*
+	 * Past a page the program sees a copy of the first page only, and the
+	 * kernel reads the caller's buffer again: a value judged off could be
+	 * on by then.  No such option is that long, so none is judged.
+	 * (nonlocal_option() is asked twice on purpose: with the pass-through
+	 * branch first, clang reaches ctx->optlen through one pointer moved
+	 * by a per-branch offset, which the verifier refuses.)
+	 */
+	if (nonlocal_option(level, optname) && ctx->optlen <= 4096 && option_off(ctx))
+		return 1;
+	if (!nonlocal_option(level, optname)) {
+		/* 0: the kernel takes the caller's own buffer, whole */
+		if (ctx->optlen > 4096)
+			ctx->optlen = 0;
+		return 1;
+	}
+	/* reported as the option it is (include/cgfence.h, struct cgf_event) */
+	if (level == SOL_IP)
+		set_v4(&d, 0);
+	d.port = (__u16)optname;
+	return refuse(CGF_HOOK_SETSOCKOPT, &d, CGF_REASON_NOT_ALLOWED);
+}
+
+/*
  * struct inet_sock's flags before Linux 6.6, bitfields (CO-RE finds them by
  * name); since then bits of inet_flags, where INET_FLAGS_FREEBIND is 11 and
  * INET_FLAGS_TRANSPARENT 15 (include/net/inet_sock.h, an enum without a name
@@ -324,26 +389,12 @@ struct inet_sock___bits {
  * May the socket that sent an IPv6 TCP or UDP packet use a source that is
  * not the host's: IPV6_FREEBIND, IP_FREEBIND or a transparent flag on, or
  * net.ipv6.ip_nonlocal_bind set in its network namespace (the check of
- * ipv6_can_nonlocal_bind())?  The freebind options need no capability, and
- * IPv6 sends from any address such a socket binds (or names in
- * IPV6_PKTINFO), while every hook judges destinations only.  A forged
- * source turns what the fence allows into a way out: an allowed host that
- * answers (an echo, an error) answers the forged address, a router on the
- * way sends it an ICMP error that quotes the datagram, and a connect() from
- * a forged source to a listener of the fence's own makes the listener send
- * its SYN-ACK there.  So all of such a socket's IPv6 TCP and UDP is dropped.
- *
- * Judged here, per packet, rather than by refusing the options in a
- * cgroup/setsockopt program: the kernel runs no setsockopt program for a
- * 32-bit (compat) caller, the sysctl may have been set before the fence,
- * and such a program costs every setsockopt() of the fence (lock_sock and
- * a copy of the value, about 1 % of the connections a second of
- * bench/compare's client, which sets one option per connection).  Only
- * TCP and UDP packets can be allowed at all, so only their sockets are
- * looked at.  IPv4 needs no such check: it routes from a foreign source
- * only for transparent sockets, which take CAP_NET_RAW or CAP_NET_ADMIN
- * (then a raw socket forges any source too: the boundary's case); a
- * freebind socket's send fails with ENETUNREACH.
+ * ipv6_can_nonlocal_bind())?  The setsockopt program refuses the options,
+ * but the kernel runs no setsockopt hook for a 32-bit (compat) caller, and
+ * the sysctl may have been set before the fence.  Only TCP and UDP packets
+ * can be allowed at all, so only their sockets are looked at.  IPv4 needs
+ * no such check: it routes from a foreign source only for transparent
+ * sockets (which take CAP_NET_RAW or CAP_NET_ADMIN, the boundary's case).
  */
 static __always_inline bool sock_nonlocal6(struct bpf_sock *sk, __u8 proto)
 {
