@@ -471,21 +471,49 @@ test_icmp_raw_and_ping_denied() {
 # IP_FREEBIND and IPV6_FREEBIND need no capability, and an IPv6 socket with
 # one sends from any address it binds: to an allowed host that answers (the
 # listeners here echo), or past a router that returns an ICMP error quoting
-# the datagram, a forged source carries data to a denied address.  Unfenced
-# the forged datagram arrives (the vector works here); fenced the option is
-# refused, by the fence (its deny line), before anything is sent, or, where
-# no setsockopt hook runs (a 32-bit call), what the socket sends is dropped.
+# the datagram, a forged source carries data to a denied address; a connect()
+# from one makes the listener send its SYN-ACK there.  The kernel checks the
+# option only at bind(): turned off again once bound, the forged source stays
+# (-toggle).  Unfenced the forged datagram (the SYN-ACK) arrives: the vector
+# works here.  Fenced the option is refused, by the fence (its deny line),
+# before anything is sent, or, where no setsockopt hook runs (a 32-bit call),
+# what the socket sends while it is on is dropped.
+synack_seen() { [ "$(units synack)" -ge 1 ]; }
+
 test_foreign_source_refused() {
 	setup || return
 	listen_udp "$NS_S" 2001:db8::2 5000 f6 || return
 	listen_udp "$NS_S" 198.18.0.2 5000 f4 || return
-	local how opt src dst rule n=0
-	for how in ipv6-freebind ip-freebind ipv6-transparent; do
+	listen_tcp "$NS_S" 2001:db8::2 5001 t6 || return
+	# copies of the TCP that reaches the forged source: the SYN-ACKs
+	nsenter --net="/run/netns/$NS_S" -- "$PROBE" listen-raw 6 2001:db8::3 \
+		--count-file "$WORK/synack.count" --max-seconds 300 >/dev/null 2>&1 &
+	echo $! >>"$WORK/pids"
+	wait_file "$WORK/synack.count" 5 || { fail "listener synack did not start"; return 1; }
+	local how opt src dst rule n=0 synacks
+	# ...-toggle: the option is off again by the time the datagram is sent
+	for how in ipv6-freebind ip-freebind ipv6-transparent ipv6-freebind-toggle; do
 		OUT=$(in_client "$PROBE" udp-forged "$how" 2001:db8::3 2001:db8::2 5000)
 		assert_match '^ok' "$OUT" "unfenced udp-forged $how: from 2001:db8::3, not the client's"
 		n=$((n + 1))
 		expect_units f6 "$n" "unfenced udp-forged $how"
 	done
+	in_client "$PROBE" tcp-forged ipv6-freebind 2001:db8::3 2001:db8::2 5001 --timeout-ms 500 >/dev/null
+	wait_for 2 synack_seen ||
+		fail "unfenced tcp-forged: no SYN-ACK reached 2001:db8::3 (the vector does not work here)"
+	synacks=$(units synack)
+	for how in ipv6-freebind ip-freebind ipv6-freebind-toggle; do
+		fence --allow '[2001:db8::2]:5001/tcp' -- \
+			"$PROBE" tcp-forged "$how" 2001:db8::3 2001:db8::2 5001 --timeout-ms 1000
+		expect_result "$DENIED" "fenced tcp-forged $how from 2001:db8::3"
+		opt=IPV6_FREEBIND
+		[ "$how" != ip-freebind ] || opt=IP_FREEBIND
+		assert_match "^cgfence: denied $opt \(setsockopt\) pid [0-9]+ \(probe\)\$" \
+			"$ERR" "fenced tcp-forged $how: the fence's deny line"
+	done
+	fence --allow '[2001:db8::2]:5000/udp' -- \
+		"$PROBE" udp-forged ipv6-freebind-toggle 2001:db8::3 2001:db8::2 5000 --timeout-ms 1000
+	expect_result "$DENIED" "fenced udp-forged ipv6-freebind-toggle: turning it on is refused"
 	for how in ipv6-freebind ip-freebind ipv6-transparent ip-freebind/4 ip-transparent/4; do
 		case $how in
 		*/4) src=198.18.0.3 dst=198.18.0.2 rule=198.18.0.2:5000/udp ;;
@@ -517,7 +545,15 @@ test_foreign_source_refused() {
 		assert_match '^cgfence: denied udp \[2001:db8::2\]:5000 \(egress: its socket may send from any address\) pid [0-9]+ \(probe\)$' \
 			"$ERR" "fenced udp-forged ipv6-freebind-ia32: egress's deny line, with its reason"
 		expect_units f6 "$n" "fenced udp-forged ipv6-freebind-ia32"
+		fence --allow '[2001:db8::2]:5001/tcp' -- \
+			"$PROBE" tcp-forged ipv6-freebind-ia32 2001:db8::3 2001:db8::2 5001 --timeout-ms 1000
+		# egress drops the SYN; connect() waits for an answer that never comes
+		expect_result "error ETIMEDOUT" "fenced tcp-forged ipv6-freebind-ia32"
+		assert_match '^cgfence: denied tcp \[2001:db8::2\]:5001 \(egress: its socket may send from any address\) pid [0-9]+ \(probe\)$' \
+			"$ERR" "fenced tcp-forged ipv6-freebind-ia32: egress's deny line, with its reason"
 	fi
+	assert_eq "$synacks" "$(units synack)" "fenced tcp-forged: SYN-ACKs that reached 2001:db8::3"
+	assert_eq 0 "$(units t6)" "tcp-forged: connections the listener accepted"
 	# A value longer than a page is shown to the program cut, and the kernel
 	# reads the caller's buffer again (another thread could turn it on in
 	# between): refused whatever it says.  Unfenced, 0 is set: the bind fails.

@@ -25,8 +25,9 @@
  *    fails with EACCES otherwise).
  *  - raw-udp --sport and raw6-udp --from/--sport forge a datagram's source
  *    (IP_HDRINCL; IPV6_FREEBIND lets a raw IPv6 socket bind any address);
- *    udp-forged does on a UDP socket, with no capability for its freebind
- *    ways (ip-transparent and ipv6-transparent need CAP_NET_RAW).
+ *    udp-forged and tcp-forged do on a UDP or TCP socket, with no capability
+ *    for their freebind ways (ip-transparent and ipv6-transparent need
+ *    CAP_NET_RAW).
  *  - raw-icmp, raw-udp, raw6-udp, raw6-hdrincl, packet, packet-dgram and
  *    listen-raw-icmp need CAP_NET_RAW.  packet and packet-dgram send an IPv4
  *    UDP datagram from an AF_PACKET socket (SOCK_RAW: Ethernet header built
@@ -1083,64 +1084,107 @@ static int setsockopt_ia32(int fd, int level, int name, int value)
 }
 
 /*
- * A UDP datagram from SRC, an address that need not be this host's: the
- * socket turns on HOW (ip-freebind: IP_FREEBIND, which an AF_INET6 socket
- * takes too; ipv6-freebind; ip-transparent; ipv6-transparent;
- * ipv6-freebind-ia32: IPV6_FREEBIND by a 32-bit call; ipv6-freebind-long-off:
- * IPV6_FREEBIND set to 0 with an 8 KiB value, longer than what a setsockopt
- * program is shown; none: no option, for net.ipv6.ip_nonlocal_bind), binds
- * SRC and sends to DST.
+ * A socket of TYPE (SOCK_DGRAM, SOCK_STREAM) whose source is SRC, an address
+ * that need not be this host's: it turns on HOW (ip-freebind: IP_FREEBIND,
+ * which an AF_INET6 socket takes too; ipv6-freebind; ip-transparent;
+ * ipv6-transparent; ipv6-freebind-ia32: IPV6_FREEBIND by a 32-bit call;
+ * ipv6-freebind-long-off: IPV6_FREEBIND set to 0 with an 8 KiB value, longer
+ * than what a setsockopt program is shown; none: no option, for
+ * net.ipv6.ip_nonlocal_bind), then binds SRC.  A HOW ending in -toggle
+ * turns the option off again once bound, the same way.  The fd, or -1 with
+ * *err set (errno, or USAGE_ERR).
  */
-static int do_udp_forged(char **args, const struct opts *o, struct result *r)
+static int forged_socket(char **args, int type, struct addr *to, int *err)
 {
 	static const struct {
 		const char *name;
 		int level, optname;
-		bool ia32, long_off;
+		bool ia32, long_off, toggle;
 	} hows[] = {
-		{ "ip-freebind", IPPROTO_IP, IP_FREEBIND, false, false },
-		{ "ipv6-freebind", IPPROTO_IPV6, IPV6_FREEBIND, false, false },
-		{ "ip-transparent", IPPROTO_IP, IP_TRANSPARENT, false, false },
-		{ "ipv6-transparent", IPPROTO_IPV6, IPV6_TRANSPARENT, false, false },
-		{ "ipv6-freebind-ia32", IPPROTO_IPV6, IPV6_FREEBIND, true, false },
-		{ "ipv6-freebind-long-off", IPPROTO_IPV6, IPV6_FREEBIND, false, true },
-		{ "none", 0, 0, false, false },
+		{ "ip-freebind", IPPROTO_IP, IP_FREEBIND, false, false, false },
+		{ "ipv6-freebind", IPPROTO_IPV6, IPV6_FREEBIND, false, false, false },
+		{ "ip-transparent", IPPROTO_IP, IP_TRANSPARENT, false, false, false },
+		{ "ipv6-transparent", IPPROTO_IPV6, IPV6_TRANSPARENT, false, false, false },
+		{ "ipv6-freebind-ia32", IPPROTO_IPV6, IPV6_FREEBIND, true, false, false },
+		{ "ipv6-freebind-long-off", IPPROTO_IPV6, IPV6_FREEBIND, false, true, false },
+		{ "ipv6-freebind-toggle", IPPROTO_IPV6, IPV6_FREEBIND, false, false, true },
+		{ "ipv6-freebind-ia32-toggle", IPPROTO_IPV6, IPV6_FREEBIND, true, false, true },
+		{ "none", 0, 0, false, false, false },
 	};
 	static int long_value[8192 / sizeof(int)]; /* all 0 */
-	struct addr from, to;
+	struct addr from;
 	size_t i;
-	int fd, err;
+	int fd;
 
+	*err = USAGE_ERR;
 	for (i = 0; i < sizeof(hows) / sizeof(hows[0]); i++)
 		if (!strcmp(args[0], hows[i].name))
 			break;
 	if (i == sizeof(hows) / sizeof(hows[0])) {
 		fprintf(stderr, "probe: unknown way '%s' to a foreign source\n", args[0]);
-		return USAGE_ERR;
+		return -1;
 	}
-	if (!parse_addr(args[1], NULL, &from) || !parse_addr(args[2], args[3], &to))
-		return USAGE_ERR;
-	if (from.family != to.family) {
+	if (!parse_addr(args[1], NULL, &from) || !parse_addr(args[2], args[3], to))
+		return -1;
+	if (from.family != to->family) {
 		fprintf(stderr, "probe: '%s' and '%s' are not of one family\n", args[1], args[2]);
-		return USAGE_ERR;
+		return -1;
 	}
 	set_port(&from, 0);
-	fd = new_socket(to.family, SOCK_DGRAM, 0);
-	if (fd < 0)
-		return errno;
+	fd = new_socket(to->family, type, 0);
+	if (fd < 0) {
+		*err = errno;
+		return -1;
+	}
 	if (!hows[i].optname)
-		err = 0;
+		*err = 0;
 	else if (hows[i].long_off)
-		err = setsockopt(fd, hows[i].level, hows[i].optname, long_value,
-				 sizeof(long_value)) < 0 ? errno : 0;
+		*err = setsockopt(fd, hows[i].level, hows[i].optname, long_value,
+				  sizeof(long_value)) < 0 ? errno : 0;
 	else if (hows[i].ia32)
-		err = setsockopt_ia32(fd, hows[i].level, hows[i].optname, 1);
+		*err = setsockopt_ia32(fd, hows[i].level, hows[i].optname, 1);
 	else
-		err = set_int_opt(fd, hows[i].level, hows[i].optname, 1);
-	if (!err && bind(fd, (const struct sockaddr *)&from.ss, from.len))
-		err = errno;
-	if (!err)
-		err = send_to(fd, o->text, o->text_len, 0, &to, r);
+		*err = set_int_opt(fd, hows[i].level, hows[i].optname, 1);
+	if (!*err && bind(fd, (const struct sockaddr *)&from.ss, from.len))
+		*err = errno;
+	if (!*err && hows[i].toggle)
+		*err = hows[i].ia32 ? setsockopt_ia32(fd, hows[i].level, hows[i].optname, 0) :
+				      set_int_opt(fd, hows[i].level, hows[i].optname, 0);
+	if (*err) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* A UDP datagram from SRC to DST (forged_socket). */
+static int do_udp_forged(char **args, const struct opts *o, struct result *r)
+{
+	struct addr to;
+	int fd, err;
+
+	fd = forged_socket(args, SOCK_DGRAM, &to, &err);
+	if (fd < 0)
+		return err;
+	err = send_to(fd, o->text, o->text_len, 0, &to, r);
+	close(fd);
+	return err;
+}
+
+/*
+ * A TCP connect() from SRC to DST (forged_socket): DST's SYN-ACK goes to
+ * SRC, whoever that is.
+ */
+static int do_tcp_forged(char **args, const struct opts *o, struct result *r)
+{
+	struct addr to;
+	int fd, err;
+
+	(void)o, (void)r;
+	fd = forged_socket(args, SOCK_STREAM | SOCK_NONBLOCK, &to, &err);
+	if (fd < 0)
+		return err;
+	err = connect_bounded(fd, &to);
 	close(fd);
 	return err;
 }
@@ -1962,6 +2006,7 @@ static const struct command commands[] = {
 	{ "raw6-hdrincl", "SRC DST PORT [--send TEXT] [--sport N]", 3, OPT_SEND | OPT_SPORT, false,
 	  do_raw6_hdrincl },
 	{ "udp-forged", "HOW SRC DST PORT [--send TEXT]", 4, OPT_SEND, false, do_udp_forged },
+	{ "tcp-forged", "HOW SRC DST PORT", 4, 0, false, do_tcp_forged },
 	{ "tun-send", "IFNAME SRC DST PORT [--send TEXT]", 4, OPT_SEND, false, do_tun_send },
 	{ "packet", "IFNAME DSTMAC SRC DST PORT [--send TEXT]", 5, OPT_SEND, false, do_packet },
 	{ "packet-dgram", "IFNAME DSTMAC SRC DST PORT [--send TEXT]", 5, OPT_SEND, false,
