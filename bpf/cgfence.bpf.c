@@ -15,8 +15,9 @@
  *   setsockopt   refuses IP_FREEBIND, IPV6_FREEBIND, IP_TRANSPARENT and
  *                IPV6_TRANSPARENT: what lets a socket send from an address
  *                that is not the host's (egress also drops what a socket
- *                with one sends over IPv6: a 32-bit process's setsockopt()
- *                passes no BPF hook)
+ *                with one sends over IPv6, and checks the IPv6 source a
+ *                process chose: a 32-bit process's setsockopt() passes no
+ *                BPF hook)
  *
  * A destination allowed at connect() stays allowed for the life of the
  * connection, also once its allowlist entry expires, the way a stateful
@@ -396,31 +397,168 @@ struct inet_sock___bits {
  * no such check: it routes from a foreign source only for transparent
  * sockets (which take CAP_NET_RAW or CAP_NET_ADMIN, the boundary's case).
  */
-static __always_inline bool sock_nonlocal6(struct bpf_sock *sk, __u8 proto)
+static __always_inline struct inet_sock *inet6_sock_of(struct bpf_sock *sk, __u8 proto)
 {
-	struct inet_sock *inet = NULL;
-	struct net *net;
-
 	if (proto == IPPROTO_TCP) {
 		struct tcp6_sock *t = bpf_skc_to_tcp6_sock(sk);
 
 		if (t)
-			inet = &t->tcp.inet_conn.icsk_inet;
+			return &t->tcp.inet_conn.icsk_inet;
 	} else if (proto == IPPROTO_UDP) {
 		struct udp6_sock *u = bpf_skc_to_udp6_sock(sk);
 
 		if (u)
-			inet = &u->udp.inet;
+			return &u->udp.inet;
 	}
-	if (!inet)
-		return false; /* a raw socket, or no full socket: the allowlist judges it */
-	net = inet->sk.__sk_common.skc_net.net;
+	return NULL; /* a raw socket, or no full socket: the allowlist judges it */
+}
+
+static __always_inline bool sock_nonlocal6(struct inet_sock *inet)
+{
+	struct net *net = inet->sk.__sk_common.skc_net.net;
+
 	if (net && net->ipv6.sysctl.ip_nonlocal_bind)
 		return true;
 	if (bpf_core_field_exists(inet->inet_flags))
 		return inet->inet_flags & CGF_INET_FLAGS_NONLOCAL;
 	return BPF_CORE_READ_BITFIELD_PROBED((struct inet_sock___bits *)inet, freebind) ||
 	       BPF_CORE_READ_BITFIELD_PROBED((struct inet_sock___bits *)inet, transparent);
+}
+
+/*
+ * The source an IPv6 socket last sent from that was found to be an address
+ * of its network namespace (source_foreign6), created at its first check.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct in6_addr);
+} cgf_src_ok SEC(".maps");
+
+/* Bounds of the walk over a namespace's addresses; past them it fails closed. */
+#define CGF_NETNS_DEVS_MAX 64
+#define CGF_DEV_ADDRS_MAX 64
+
+struct addr_walk {
+	__u32 want[4];     /* the address looked for */
+	void *head, *pos;  /* the list being walked, and where the walk is */
+	bool found, ended; /* found it; reached the list's head again */
+};
+
+static long addr_step(__u32 i, struct addr_walk *w)
+{
+	struct inet6_ifaddr *ifa;
+	__u32 a[4];
+
+	if (w->pos == w->head) {
+		w->ended = true;
+		return 1;
+	}
+	ifa = (void *)w->pos - bpf_core_field_offset(struct inet6_ifaddr, if_list);
+	if (bpf_core_read(a, sizeof(a), &ifa->addr))
+		return 1;
+	if (a[0] == w->want[0] && a[1] == w->want[1] && a[2] == w->want[2] && a[3] == w->want[3]) {
+		w->found = true;
+		return 1;
+	}
+	w->pos = BPF_CORE_READ(ifa, if_list.next);
+	return 0;
+}
+
+static long dev_step(__u32 i, struct addr_walk *devs)
+{
+	struct addr_walk addrs = {};
+	struct net_device *dev;
+	struct inet6_dev *idev;
+
+	if (devs->pos == devs->head) {
+		devs->ended = true;
+		return 1;
+	}
+	dev = (void *)devs->pos - bpf_core_field_offset(struct net_device, dev_list);
+	idev = BPF_CORE_READ(dev, ip6_ptr);
+	if (idev) {
+		__builtin_memcpy(addrs.want, devs->want, sizeof(addrs.want));
+		addrs.head = (void *)idev + bpf_core_field_offset(struct inet6_dev, addr_list);
+		addrs.pos = BPF_CORE_READ(idev, addr_list.next);
+		bpf_loop(CGF_DEV_ADDRS_MAX, addr_step, &addrs, 0);
+		if (addrs.found) {
+			devs->found = true;
+			return 1;
+		}
+		if (!addrs.ended)
+			return 1; /* more addresses than the walk reads: not found */
+	}
+	devs->pos = BPF_CORE_READ(dev, dev_list.next);
+	return 0;
+}
+
+/*
+ * Is want an address of one of net's devices (the lists the kernel's own
+ * ipv6_chk_addr() consults)?  Read without the RCU read lock the kernel's
+ * readers take, through probe reads: a list that changes under the walk
+ * ends it, or leads it astray, and either way it reports not found.
+ */
+static __noinline bool addr_in_netns(struct net *net, const __u32 *want)
+{
+	struct addr_walk devs = {};
+
+	if (!net)
+		return false;
+	__builtin_memcpy(devs.want, want, sizeof(devs.want));
+	devs.head = (void *)net + bpf_core_field_offset(struct net, dev_base_head);
+	devs.pos = BPF_CORE_READ(net, dev_base_head.next);
+	bpf_loop(CGF_NETNS_DEVS_MAX, dev_step, &devs, 0);
+	return devs.found;
+}
+
+#define CGF_SOCK_BINDADDR_LOCK 4 /* sk_userlocks: bound by bind() to an address (net/sock.h) */
+
+/*
+ * Is the source of an IPv6 packet of this TCP or UDP socket not an address
+ * of the socket's network namespace?  The kernel checks a source when it
+ * takes it (bind(), IPV6_PKTINFO), and then only against the socket's
+ * options as they are that moment: a socket may turn IPV6_FREEBIND on, bind
+ * a foreign address, turn it off and send from it, and a 32-bit process
+ * does so past every setsockopt hook.  So the source itself is checked,
+ * where it can have been chosen by the process: for a socket bound by bind()
+ * (or accepted from a listener that was), and for a packet whose source is
+ * not the socket's own (IPV6_PKTINFO, or an unbound UDP socket).  A source
+ * the route chose for a TCP or connected UDP socket is the host's already.
+ * The verdict for a source is kept in the socket: one lookup per packet.
+ */
+static __always_inline bool source_foreign6(struct __sk_buff *skb, struct bpf_sock *sk,
+					    struct inet_sock *inet)
+{
+	struct ipv6hdr buf;
+	const struct ipv6hdr *ip6 = header_at(skb, 0, sizeof(buf), &buf);
+	struct in6_addr *ok;
+	struct bpf_sock *full;
+	__u32 src[4];
+
+	if (!ip6)
+		return true;
+	src[0] = ip6->saddr.in6_u.u6_addr32[0];
+	src[1] = ip6->saddr.in6_u.u6_addr32[1];
+	src[2] = ip6->saddr.in6_u.u6_addr32[2];
+	src[3] = ip6->saddr.in6_u.u6_addr32[3];
+	if (!(inet->sk.sk_userlocks & CGF_SOCK_BINDADDR_LOCK) && src[0] == sk->src_ip6[0] &&
+	    src[1] == sk->src_ip6[1] && src[2] == sk->src_ip6[2] && src[3] == sk->src_ip6[3])
+		return false;
+	full = bpf_sk_fullsock(sk);
+	if (!full)
+		return true;
+	ok = bpf_sk_storage_get(&cgf_src_ok, full, 0, 0);
+	if (ok && ok->in6_u.u6_addr32[0] == src[0] && ok->in6_u.u6_addr32[1] == src[1] &&
+	    ok->in6_u.u6_addr32[2] == src[2] && ok->in6_u.u6_addr32[3] == src[3])
+		return false;
+	if (!addr_in_netns(inet->sk.__sk_common.skc_net.net, src))
+		return true;
+	ok = bpf_sk_storage_get(&cgf_src_ok, full, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (ok)
+		__builtin_memcpy(ok, src, sizeof(src));
+	return false;
 }
 
 /*
@@ -480,6 +618,7 @@ static __always_inline bool proxy_allows(const struct cgf_dest *d)
 SEC("cgroup_skb/egress")
 int cgf_egress(struct __sk_buff *skb)
 {
+	struct inet_sock *inet;
 	struct bpf_sock *sk;
 	struct cgf_dest d = {};
 
@@ -494,9 +633,14 @@ int cgf_egress(struct __sk_buff *skb)
 	 */
 	if (is_loopback(d.addr) && skb->ifindex != LOOPBACK_IFINDEX)
 		return refuse(CGF_HOOK_EGRESS, &d, CGF_REASON_LOOPBACK_OFF_LO);
-	/* its source may be anyone's (sock_nonlocal6) */
-	if (skb->protocol == bpf_htons(ETH_P_IPV6) && (sk = skb->sk) && sock_nonlocal6(sk, d.proto))
-		return refuse(CGF_HOOK_EGRESS, &d, CGF_REASON_ANY_SOURCE);
+	if (skb->protocol == bpf_htons(ETH_P_IPV6) && (sk = skb->sk) &&
+	    (inet = inet6_sock_of(sk, d.proto))) {
+		/* its source may be anyone's (sock_nonlocal6) */
+		if (sock_nonlocal6(inet))
+			return refuse(CGF_HOOK_EGRESS, &d, CGF_REASON_ANY_SOURCE);
+		if (source_foreign6(skb, sk, inet))
+			return refuse(CGF_HOOK_EGRESS, &d, CGF_REASON_FOREIGN_SOURCE);
+	}
 	return decide(CGF_HOOK_EGRESS, &d,
 		      socket_allows(skb, &d) || allowlist_allows(&d) || proxy_allows(&d));
 }

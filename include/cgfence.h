@@ -206,7 +206,9 @@ _Static_assert(sizeof(struct cgf_stats) == 8 * (3 * CGF_HOOK_MAX + 2), "cgf_stat
 				      * a header cut short, IPv6 to a mapped address, a VLAN tag */
 #define CGF_REASON_FORGED_SOURCE 5   /* boundary: a source that does not route back to the link */
 #define CGF_REASON_NO_DNS_PROXY 6    /* DNS proxy mode: DNS with no proxy to steer it to */
-#define CGF_REASON_MAX 7
+#define CGF_REASON_FOREIGN_SOURCE 7  /* egress: an IPv6 source that is not an address of the
+				      * socket's network namespace */
+#define CGF_REASON_MAX 8
 
 /*
  * A deny event, as written to the ring buffer.  One from CGF_HOOK_SETSOCKOPT

@@ -552,8 +552,34 @@ test_foreign_source_refused() {
 		assert_match '^cgfence: denied tcp \[2001:db8::2\]:5001 \(egress: its socket may send from any address\) pid [0-9]+ \(probe\)$' \
 			"$ERR" "fenced tcp-forged ipv6-freebind-ia32: egress's deny line, with its reason"
 	fi
+	# On, bound, and off again by 32-bit calls, past every setsockopt hook: the
+	# kernel keeps the foreign source, and egress checks the source itself.
+	OUT=$(in_client "$PROBE" udp-forged ipv6-freebind-ia32-toggle 2001:db8::3 2001:db8::2 5000)
+	if [ "$OUT" != "error ENOSYS" ]; then
+		assert_match '^ok' "$OUT" "unfenced udp-forged ipv6-freebind-ia32-toggle"
+		n=$((n + 1))
+		expect_units f6 "$n" "unfenced udp-forged ipv6-freebind-ia32-toggle"
+		fence --allow '[2001:db8::2]:5000/udp' -- "$PROBE" udp-forged ipv6-freebind-ia32-toggle \
+			2001:db8::3 2001:db8::2 5000 --timeout-ms 1000
+		expect_result "$DENIED" "fenced udp-forged ipv6-freebind-ia32-toggle"
+		assert_match '^cgfence: denied udp \[2001:db8::2\]:5000 \(egress: source not an address of this host\) pid [0-9]+ \(probe\)$' \
+			"$ERR" "fenced udp-forged ipv6-freebind-ia32-toggle: egress's deny line, with its reason"
+		expect_units f6 "$n" "fenced udp-forged ipv6-freebind-ia32-toggle"
+		fence --allow '[2001:db8::2]:5001/tcp' -- "$PROBE" tcp-forged ipv6-freebind-ia32-toggle \
+			2001:db8::3 2001:db8::2 5001 --timeout-ms 1000
+		expect_result "error ETIMEDOUT" "fenced tcp-forged ipv6-freebind-ia32-toggle"
+		assert_match '^cgfence: denied tcp \[2001:db8::2\]:5001 \(egress: source not an address of this host\) pid [0-9]+ \(probe\)$' \
+			"$ERR" "fenced tcp-forged ipv6-freebind-ia32-toggle: egress's deny line, with its reason"
+	fi
 	assert_eq "$synacks" "$(units synack)" "fenced tcp-forged: SYN-ACKs that reached 2001:db8::3"
 	assert_eq 0 "$(units t6)" "tcp-forged: connections the listener accepted"
+	# A source of the host's own, bound by bind(), is checked and passes.
+	fence --allow '[2001:db8::2]:5000/udp' -- "$PROBE" udp-forged none 2001:db8::1 2001:db8::2 5000
+	expect_result ok "fenced udp from 2001:db8::1, bound"
+	n=$((n + 1))
+	expect_units f6 "$n" "fenced udp from 2001:db8::1, bound"
+	fence --allow '[2001:db8::2]:5001/tcp' -- "$PROBE" tcp-forged none 2001:db8::1 2001:db8::2 5001
+	expect_result ok "fenced tcp from 2001:db8::1, bound"
 	# A value longer than a page is shown to the program cut, and the kernel
 	# reads the caller's buffer again (another thread could turn it on in
 	# between): refused whatever it says.  Unfenced, 0 is set: the bind fails.

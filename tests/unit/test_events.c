@@ -94,6 +94,10 @@ static void test_reasons_named(void **unused)
 		  CGF_REASON_ANY_SOURCE);
 	expect(&e, "udp [2001:db8::2]:5000 (egress: its socket may send from any address) pid 42 "
 		   "(probe)", "any-source");
+	e = event(CGF_HOOK_EGRESS, AF_INET6, "2001:db8::2", IPPROTO_TCP, 5001,
+		  CGF_REASON_FOREIGN_SOURCE);
+	expect(&e, "tcp [2001:db8::2]:5001 (egress: source not an address of this host) pid 42 "
+		   "(probe)", "foreign-source");
 	e = event(CGF_HOOK_EGRESS, AF_INET, "127.0.0.1", IPPROTO_UDP, 53,
 		  CGF_REASON_LOOPBACK_OFF_LO);
 	expect(&e, "udp 127.0.0.1:53 (egress: loopback address off lo) pid 42 (probe)",

@@ -1832,6 +1832,7 @@ static const struct {
 	[CGF_REASON_HEADER] = { "header", "a header not judged" },
 	[CGF_REASON_FORGED_SOURCE] = { "forged-source", "source not routed back to the link" },
 	[CGF_REASON_NO_DNS_PROXY] = { "no-dns-proxy", "no DNS proxy for it" },
+	[CGF_REASON_FOREIGN_SOURCE] = { "foreign-source", "source not an address of this host" },
 };
 
 const char *cgf_reason_name(unsigned reason, char *buf, size_t len)
