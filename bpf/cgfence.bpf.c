@@ -426,30 +426,55 @@ static __always_inline bool sock_nonlocal6(struct inet_sock *inet)
 }
 
 /*
- * The source an IPv6 socket last sent from that was found to be an address
- * of its network namespace (source_foreign6), created at its first check.
+ * The source an IPv6 socket last sent from, and the device it left by, that
+ * were found to be an address of its network namespace on that device
+ * (source_foreign6); created at its first check.
  */
+struct cgf_src_ok {
+	__u32 addr[4];
+	__u32 ifindex;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
-	__type(value, struct in6_addr);
+	__type(value, struct cgf_src_ok);
 } cgf_src_ok SEC(".maps");
 
-/* Bounds of the walk over a namespace's addresses; past them it fails closed. */
-#define CGF_NETNS_DEVS_MAX 64
-#define CGF_DEV_ADDRS_MAX 64
+/*
+ * Bounds of the walk over a namespace's addresses (beyond them an address
+ * is not found: refused); see README, "What is judged".
+ */
+#define CGF_NETNS_DEVS_MAX 1024
+#define CGF_DEV_ADDRS_MAX 256
+
+/* inet6_ifaddr flags and scopes (include/uapi/linux/if_addr.h, net/addrconf.h) */
+#define CGF_IFA_F_OPTIMISTIC 0x04
+#define CGF_IFA_F_DADFAILED 0x08
+#define CGF_IFA_F_TENTATIVE 0x40
+#define CGF_IFA_HOST 0x10
+#define CGF_IFA_LINK 0x20
 
 struct addr_walk {
 	__u32 want[4];     /* the address looked for */
+	__u32 ifindex;     /* the device the packet leaves by */
+	bool on_dev;       /* the device being walked is that one */
 	void *head, *pos;  /* the list being walked, and where the walk is */
 	bool found, ended; /* found it; reached the list's head again */
 };
 
+/*
+ * One address of a device: usable as a source the way the kernel's
+ * ipv6_chk_addr_and_flags() lets bind() use it: not tentative (unless
+ * optimistic), not failed duplicate detection, and of link or host scope
+ * only on the device the packet leaves by.
+ */
 static long addr_step(__u32 i, struct addr_walk *w)
 {
 	struct inet6_ifaddr *ifa;
-	__u32 a[4];
+	__u32 a[4], flags;
+	__u16 scope;
 
 	if (w->pos == w->head) {
 		w->ended = true;
@@ -458,12 +483,19 @@ static long addr_step(__u32 i, struct addr_walk *w)
 	ifa = (void *)w->pos - bpf_core_field_offset(struct inet6_ifaddr, if_list);
 	if (bpf_core_read(a, sizeof(a), &ifa->addr))
 		return 1;
-	if (a[0] == w->want[0] && a[1] == w->want[1] && a[2] == w->want[2] && a[3] == w->want[3]) {
-		w->found = true;
-		return 1;
-	}
 	w->pos = BPF_CORE_READ(ifa, if_list.next);
-	return 0;
+	if (a[0] != w->want[0] || a[1] != w->want[1] || a[2] != w->want[2] || a[3] != w->want[3])
+		return 0;
+	flags = BPF_CORE_READ(ifa, flags);
+	scope = BPF_CORE_READ(ifa, scope);
+	if (flags & CGF_IFA_F_DADFAILED)
+		return 0;
+	if ((flags & CGF_IFA_F_TENTATIVE) && !(flags & CGF_IFA_F_OPTIMISTIC))
+		return 0;
+	if ((scope & (CGF_IFA_HOST | CGF_IFA_LINK)) && !w->on_dev)
+		return 0;
+	w->found = true;
+	return 1;
 }
 
 static long dev_step(__u32 i, struct addr_walk *devs)
@@ -477,36 +509,37 @@ static long dev_step(__u32 i, struct addr_walk *devs)
 		return 1;
 	}
 	dev = (void *)devs->pos - bpf_core_field_offset(struct net_device, dev_list);
-	idev = BPF_CORE_READ(dev, ip6_ptr);
-	if (idev) {
-		__builtin_memcpy(addrs.want, devs->want, sizeof(addrs.want));
-		addrs.head = (void *)idev + bpf_core_field_offset(struct inet6_dev, addr_list);
-		addrs.pos = BPF_CORE_READ(idev, addr_list.next);
-		bpf_loop(CGF_DEV_ADDRS_MAX, addr_step, &addrs, 0);
-		if (addrs.found) {
-			devs->found = true;
-			return 1;
-		}
-		if (!addrs.ended)
-			return 1; /* more addresses than the walk reads: not found */
-	}
 	devs->pos = BPF_CORE_READ(dev, dev_list.next);
-	return 0;
+	idev = BPF_CORE_READ(dev, ip6_ptr);
+	if (!idev)
+		return 0;
+	__builtin_memcpy(addrs.want, devs->want, sizeof(addrs.want));
+	addrs.on_dev = BPF_CORE_READ(dev, ifindex) == devs->ifindex;
+	addrs.head = (void *)idev + bpf_core_field_offset(struct inet6_dev, addr_list);
+	addrs.pos = BPF_CORE_READ(idev, addr_list.next);
+	bpf_loop(CGF_DEV_ADDRS_MAX, addr_step, &addrs, 0);
+	if (addrs.found) {
+		devs->found = true;
+		return 1;
+	}
+	return 0; /* on to the next device, also past a device with more addresses */
 }
 
 /*
- * Is want an address of one of net's devices (the lists the kernel's own
- * ipv6_chk_addr() consults)?  Read without the RCU read lock the kernel's
- * readers take, through probe reads: a list that changes under the walk
- * ends it, or leads it astray, and either way it reports not found.
+ * May want be the source of a packet of net that leaves by device ifindex:
+ * is it an address of one of net's devices (the lists the kernel's own
+ * ipv6_chk_addr() consults)?  The lists are RCU lists and the program runs
+ * under the RCU read lock, as the kernel's readers do; they are read by
+ * probe reads, so an entry that goes away under the walk reads as no match.
  */
-static __noinline bool addr_in_netns(struct net *net, const __u32 *want)
+static __noinline bool addr_in_netns(struct net *net, const __u32 *want, __u32 ifindex)
 {
 	struct addr_walk devs = {};
 
 	if (!net)
 		return false;
 	__builtin_memcpy(devs.want, want, sizeof(devs.want));
+	devs.ifindex = ifindex;
 	devs.head = (void *)net + bpf_core_field_offset(struct net, dev_base_head);
 	devs.pos = BPF_CORE_READ(net, dev_base_head.next);
 	bpf_loop(CGF_NETNS_DEVS_MAX, dev_step, &devs, 0);
@@ -517,23 +550,26 @@ static __noinline bool addr_in_netns(struct net *net, const __u32 *want)
 
 /*
  * Is the source of an IPv6 packet of this TCP or UDP socket not an address
- * of the socket's network namespace?  The kernel checks a source when it
- * takes it (bind(), IPV6_PKTINFO), and then only against the socket's
- * options as they are that moment: a socket may turn IPV6_FREEBIND on, bind
- * a foreign address, turn it off and send from it, and a 32-bit process
- * does so past every setsockopt hook.  So the source itself is checked,
- * where it can have been chosen by the process: for a socket bound by bind()
- * (or accepted from a listener that was), and for a packet whose source is
- * not the socket's own (IPV6_PKTINFO, or an unbound UDP socket).  A source
- * the route chose for a TCP or connected UDP socket is the host's already.
- * The verdict for a source is kept in the socket: one lookup per packet.
+ * of the socket's network namespace, usable on the device it leaves by?
+ * The kernel checks a source when it takes it (bind(), IPV6_PKTINFO), and
+ * then only against the socket's options as they are that moment: a socket
+ * may turn IPV6_FREEBIND on, bind a foreign address, turn it off and send
+ * from it, and a 32-bit process does so past every setsockopt hook.  So the
+ * source itself is checked, wherever the process can have chosen it: every
+ * UDP packet (IPV6_PKTINFO; and a UDP send does not take the socket lock,
+ * so it can run while another thread's bind() has set the source but not
+ * yet marked the socket bound), and TCP of a socket bound by bind() (or
+ * accepted from a listener that was).  The source of an unbound TCP socket
+ * is the one the route chose at connect(), under the socket lock that
+ * bind() takes too.  The verdict for a source is kept in the socket: one
+ * lookup per packet, one walk of the addresses per source.
  */
 static __always_inline bool source_foreign6(struct __sk_buff *skb, struct bpf_sock *sk,
-					    struct inet_sock *inet)
+					    struct inet_sock *inet, __u8 proto)
 {
 	struct ipv6hdr buf;
 	const struct ipv6hdr *ip6 = header_at(skb, 0, sizeof(buf), &buf);
-	struct in6_addr *ok;
+	struct cgf_src_ok *ok;
 	struct bpf_sock *full;
 	__u32 src[4];
 
@@ -543,21 +579,24 @@ static __always_inline bool source_foreign6(struct __sk_buff *skb, struct bpf_so
 	src[1] = ip6->saddr.in6_u.u6_addr32[1];
 	src[2] = ip6->saddr.in6_u.u6_addr32[2];
 	src[3] = ip6->saddr.in6_u.u6_addr32[3];
-	if (!(inet->sk.sk_userlocks & CGF_SOCK_BINDADDR_LOCK) && src[0] == sk->src_ip6[0] &&
-	    src[1] == sk->src_ip6[1] && src[2] == sk->src_ip6[2] && src[3] == sk->src_ip6[3])
+	if (proto == IPPROTO_TCP && !(inet->sk.sk_userlocks & CGF_SOCK_BINDADDR_LOCK) &&
+	    src[0] == sk->src_ip6[0] && src[1] == sk->src_ip6[1] && src[2] == sk->src_ip6[2] &&
+	    src[3] == sk->src_ip6[3])
 		return false;
 	full = bpf_sk_fullsock(sk);
 	if (!full)
 		return true;
 	ok = bpf_sk_storage_get(&cgf_src_ok, full, 0, 0);
-	if (ok && ok->in6_u.u6_addr32[0] == src[0] && ok->in6_u.u6_addr32[1] == src[1] &&
-	    ok->in6_u.u6_addr32[2] == src[2] && ok->in6_u.u6_addr32[3] == src[3])
+	if (ok && ok->addr[0] == src[0] && ok->addr[1] == src[1] && ok->addr[2] == src[2] &&
+	    ok->addr[3] == src[3] && ok->ifindex == skb->ifindex)
 		return false;
-	if (!addr_in_netns(inet->sk.__sk_common.skc_net.net, src))
+	if (!addr_in_netns(inet->sk.__sk_common.skc_net.net, src, skb->ifindex))
 		return true;
 	ok = bpf_sk_storage_get(&cgf_src_ok, full, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (ok)
-		__builtin_memcpy(ok, src, sizeof(src));
+	if (ok) {
+		__builtin_memcpy(ok->addr, src, sizeof(src));
+		ok->ifindex = skb->ifindex;
+	}
 	return false;
 }
 
@@ -638,7 +677,7 @@ int cgf_egress(struct __sk_buff *skb)
 		/* its source may be anyone's (sock_nonlocal6) */
 		if (sock_nonlocal6(inet))
 			return refuse(CGF_HOOK_EGRESS, &d, CGF_REASON_ANY_SOURCE);
-		if (source_foreign6(skb, sk, inet))
+		if (source_foreign6(skb, sk, inet, d.proto))
 			return refuse(CGF_HOOK_EGRESS, &d, CGF_REASON_FOREIGN_SOURCE);
 	}
 	return decide(CGF_HOOK_EGRESS, &d,

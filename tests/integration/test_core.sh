@@ -622,6 +622,41 @@ test_foreign_source_refused() {
 		"$ERR" "audit: setsockopt line"
 }
 
+# Addresses the namespace lists but a socket may not send from: one whose
+# duplicate detection failed (2001:db8::5 is the server's), and a link-local
+# address of another device (a veth pair of the client's own).  bind()
+# refuses both; turned on, bound and off again by 32-bit calls, a socket
+# gets them anyway, and egress refuses them.
+dad_failed() { ip -n "$NS_C" -6 addr show dev "${TAG}a" | grep -q '2001:db8::5/64 .*dadfailed'; }
+
+test_unusable_source_refused() {
+	setup || return
+	listen_udp "$NS_S" 2001:db8::2 5000 u6 || return
+	ip -n "$NS_C" addr add 2001:db8::5/64 dev "${TAG}a" || { fail "adding 2001:db8::5"; return 1; }
+	wait_for 5 dad_failed || { fail "2001:db8::5 did not fail duplicate detection"; return 1; }
+	ip -n "$NS_C" link add "${TAG}d" type veth peer name "${TAG}e" &&
+		ip -n "$NS_C" link set "${TAG}d" up && ip -n "$NS_C" link set "${TAG}e" up &&
+		ip -n "$NS_C" addr add fe80::99/64 dev "${TAG}d" nodad ||
+		{ fail "a second device with fe80::99"; return 1; }
+	local src n=0
+	for src in 2001:db8::5 "fe80::99%${TAG}a"; do
+		OUT=$(in_client "$PROBE" udp-forged ipv6-freebind-ia32-toggle "$src" 2001:db8::2 5000)
+		if [ "$OUT" = "error ENOSYS" ]; then
+			echo "    note: no IA-32 emulation in this kernel: the 32-bit setsockopt() way is n/a" >&2
+			return
+		fi
+		assert_match '^ok' "$OUT" "unfenced from $src"
+		n=$((n + 1))
+		expect_units u6 "$n" "unfenced from $src"
+		fence --allow '[2001:db8::2]:5000/udp' -- \
+			"$PROBE" udp-forged ipv6-freebind-ia32-toggle "$src" 2001:db8::2 5000 --timeout-ms 1000
+		expect_result "$DENIED" "fenced from $src"
+		assert_match '^cgfence: denied udp \[2001:db8::2\]:5000 \(egress: source not an address of this host\) pid [0-9]+ \(probe\)$' \
+			"$ERR" "fenced from $src: egress's deny line, with its reason"
+		expect_units u6 "$n" "fenced from $src"
+	done
+}
+
 test_raw_udp_hdrincl_denied() {
 	setup || return
 	listen_udp "$NS_S" 198.18.0.2 5000 u2 || return

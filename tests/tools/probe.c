@@ -249,11 +249,16 @@ static bool parse_port(const char *s, uint16_t *port)
 	return true;
 }
 
-/* Parse ADDR (IPv4, IPv6 or IPv4-mapped IPv6) and an optional port. */
+/*
+ * Parse ADDR (IPv4, IPv6 or IPv4-mapped IPv6; IPv6 may end in %IFNAME, its
+ * scope) and an optional port.
+ */
 static bool parse_addr(const char *s, const char *port_s, struct addr *a)
 {
 	struct sockaddr_in *sin = (struct sockaddr_in *)&a->ss;
 	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&a->ss;
+	const char *scope = strchr(s, '%');
+	char addr6[INET6_ADDRSTRLEN];
 	uint16_t port = 0;
 
 	memset(a, 0, sizeof(*a));
@@ -265,9 +270,15 @@ static bool parse_addr(const char *s, const char *port_s, struct addr *a)
 		sin->sin_family = AF_INET;
 		sin->sin_port = htons(port);
 		a->len = sizeof(*sin);
-	} else if (inet_pton(AF_INET6, s, &sin6->sin6_addr) == 1) {
+	} else if (snprintf(addr6, sizeof(addr6), "%.*s", scope ? (int)(scope - s) : (int)strlen(s),
+			    s) < (int)sizeof(addr6) &&
+		   inet_pton(AF_INET6, addr6, &sin6->sin6_addr) == 1) {
 		sin6->sin6_family = AF_INET6;
 		sin6->sin6_port = htons(port);
+		if (scope && !(sin6->sin6_scope_id = if_nametoindex(scope + 1))) {
+			fprintf(stderr, "probe: no interface '%s'\n", scope + 1);
+			return false;
+		}
 		a->len = sizeof(*sin6);
 	} else {
 		fprintf(stderr, "probe: bad address '%s'\n", s);
