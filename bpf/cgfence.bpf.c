@@ -484,7 +484,7 @@ static long addr_step(__u32 i, struct addr_walk *w)
 	if (bpf_core_read(a, sizeof(a), &ifa->addr))
 		return 1;
 	w->pos = BPF_CORE_READ(ifa, if_list.next);
-	if (a[0] != w->want[0] || a[1] != w->want[1] || a[2] != w->want[2] || a[3] != w->want[3])
+	if (!addr_eq((const __u8 *)a, (const __u8 *)w->want))
 		return 0;
 	flags = BPF_CORE_READ(ifa, flags);
 	scope = BPF_CORE_READ(ifa, scope);
@@ -587,8 +587,7 @@ static __always_inline bool source_foreign6(struct __sk_buff *skb, struct bpf_so
 	if (!full)
 		return true;
 	ok = bpf_sk_storage_get(&cgf_src_ok, full, 0, 0);
-	if (ok && ok->addr[0] == src[0] && ok->addr[1] == src[1] && ok->addr[2] == src[2] &&
-	    ok->addr[3] == src[3] && ok->ifindex == skb->ifindex)
+	if (ok && addr_eq((const __u8 *)ok->addr, (const __u8 *)src) && ok->ifindex == skb->ifindex)
 		return false;
 	if (!addr_in_netns(inet->sk.__sk_common.skc_net.net, src, skb->ifindex))
 		return true;
