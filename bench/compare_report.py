@@ -183,7 +183,7 @@ def main():
       "cgfence is faster than all of them. The floor is no contender: a program that passes "
       "every packet, attached where systemd-style LPM's is, shows what running any cgroup_skb "
       "filter costs before it reads a packet; cgfence runs one such program and one more at "
-      "each connect() and each setsockopt().")
+      "each connect().")
     w("")
     w("Method: one load-generating process on CPU 1 (servers on CPU 0) runs, in each round, one "
       "window on every side in turn: no filter, each contender, and no filter again (the *null*: "
@@ -395,10 +395,9 @@ def main():
         w("Connections/s against no filter, by size: the floor %s; systemd-style cgroup_skb LPM %s; "
           "cgfence %s. No cgroup_skb filter costs less than the floor, whatever it does with a "
           "packet; where systemd-style LPM's lookup is cheap (few prefixes) it costs little more. "
-          "cgfence runs an egress program too, and two more per connection here: connect4, which "
+          "cgfence runs an egress program too, and one more per connection: connect4, which "
           "makes a denied connect() fail at once with EPERM rather than hang while SYNs are "
-          "dropped, and setsockopt (the client sets SO_LINGER on each connection), which refuses "
-          "the options that let a socket send from an address not the host's." % (
+          "dropped." % (
               by_size(FLOOR), by_size("sdlpm"), by_size("cgfence")))
     nulls = ["%s %s" % (MEASURES[m], ", ".join("%.3f" % summ[(m, s, "null")][0] for s in sizes
                                                if (m, s, "null") in summ))

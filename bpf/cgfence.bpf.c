@@ -12,12 +12,11 @@
  *                from the packet's own header: the backstop for raw and ping
  *                sockets, for addresses changed after connect (OUTPUT DNAT)
  *                and for whatever the socket hooks miss
- *   setsockopt   refuses IP_FREEBIND, IPV6_FREEBIND, IP_TRANSPARENT and
- *                IPV6_TRANSPARENT: what lets a socket send from an address
- *                that is not the host's (egress also drops what a socket
- *                with one sends over IPv6, and checks the IPv6 source a
- *                process chose: a 32-bit process's setsockopt() passes no
- *                BPF hook)
+ *                It also drops the IPv6 TCP and UDP of a socket that may
+ *                send from an address that is not the host's (freebind,
+ *                transparent, net.ipv6.ip_nonlocal_bind: sock_nonlocal6),
+ *                and checks an IPv6 source the process chose against its
+ *                namespace's addresses (source_foreign6)
  *
  * A destination allowed at connect() stays allowed for the life of the
  * connection, also once its allowlist entry expires, the way a stateful
@@ -311,69 +310,6 @@ int cgf_getpeername6(struct bpf_sock_addr *ctx)
 }
 
 /*
- * Options that let a socket bind, or send from, an address that is not the
- * host's.  IP_FREEBIND and IPV6_FREEBIND need no capability, and IPv6 sends
- * from any address a socket with them binds (or names in IPV6_PKTINFO).  A
- * forged source turns what the fence allows into a way out: an allowed host
- * that answers (an echo, an error) answers the forged address, a router on
- * the way sends it an ICMP error that quotes the datagram, and a connect()
- * from a forged source to a listener of the fence's own makes the listener
- * send its SYN-ACK there (egress passes a request socket's packets to its
- * peer).  Turning them on is refused (EPERM), turning them off is not; every
- * other option is left to the kernel.
- */
-static __always_inline bool nonlocal_option(int level, int optname)
-{
-	if (level == SOL_IP)
-		return optname == IP_FREEBIND || optname == IP_TRANSPARENT;
-	if (level == SOL_IPV6)
-		return optname == IPV6_FREEBIND || optname == IPV6_TRANSPARENT;
-	return false;
-}
-
-/* The option's value is 0: an int, or (as IPv4 options take) a single byte. */
-static __always_inline bool option_off(struct bpf_sockopt *ctx)
-{
-	__u8 *v = ctx->optval, *end = ctx->optval_end;
-
-	if (v + sizeof(__u32) <= end && ctx->optlen >= (int)sizeof(__u32))
-		return *(__u32 *)v == 0;
-	if (v + 1 <= end && ctx->optlen == 1)
-		return *v == 0;
-	return false;
-}
-
-SEC("cgroup/setsockopt")
-int cgf_setsockopt(struct bpf_sockopt *ctx)
-{
-	/* each field read once, into a register: the verifier takes no offset ctx pointer */
-	int level = ctx->level, optname = ctx->optname;
-	struct cgf_dest d = {};
-
-	/*
-	 * Past a page the program sees a copy of the first page only, and the
-	 * kernel reads the caller's buffer again: a value judged off could be
-	 * on by then.  No such option is that long, so none is judged.
-	 * (nonlocal_option() is asked twice on purpose: with the pass-through
-	 * branch first, clang reaches ctx->optlen through one pointer moved
-	 * by a per-branch offset, which the verifier refuses.)
-	 */
-	if (nonlocal_option(level, optname) && ctx->optlen <= 4096 && option_off(ctx))
-		return 1;
-	if (!nonlocal_option(level, optname)) {
-		/* 0: the kernel takes the caller's own buffer, whole */
-		if (ctx->optlen > 4096)
-			ctx->optlen = 0;
-		return 1;
-	}
-	/* reported as the option it is (include/cgfence.h, struct cgf_event) */
-	if (level == SOL_IP)
-		set_v4(&d, 0);
-	d.port = (__u16)optname;
-	return refuse(CGF_HOOK_SETSOCKOPT, &d, CGF_REASON_NOT_ALLOWED);
-}
-
-/*
  * struct inet_sock's flags before Linux 6.6, bitfields (CO-RE finds them by
  * name); since then bits of inet_flags, where INET_FLAGS_FREEBIND is 11 and
  * INET_FLAGS_TRANSPARENT 15 (include/net/inet_sock.h, an enum without a name
@@ -390,12 +326,29 @@ struct inet_sock___bits {
  * May the socket that sent an IPv6 TCP or UDP packet use a source that is
  * not the host's: IPV6_FREEBIND, IP_FREEBIND or a transparent flag on, or
  * net.ipv6.ip_nonlocal_bind set in its network namespace (the check of
- * ipv6_can_nonlocal_bind())?  The setsockopt program refuses the options,
- * but the kernel runs no setsockopt hook for a 32-bit (compat) caller, and
- * the sysctl may have been set before the fence.  Only TCP and UDP packets
- * can be allowed at all, so only their sockets are looked at.  IPv4 needs
- * no such check: it routes from a foreign source only for transparent
- * sockets (which take CAP_NET_RAW or CAP_NET_ADMIN, the boundary's case).
+ * ipv6_can_nonlocal_bind())?  The freebind options need no capability, and
+ * IPv6 sends from any address such a socket binds (or names in
+ * IPV6_PKTINFO), while every hook judges destinations only.  A forged
+ * source turns what the fence allows into a way out: an allowed host that
+ * answers (an echo, an error) answers the forged address, a router on the
+ * way sends it an ICMP error that quotes the datagram, and a connect() from
+ * a forged source to a listener of the fence's own makes the listener send
+ * its SYN-ACK there.  So all of such a socket's IPv6 TCP and UDP is dropped.
+ *
+ * Judged here, per packet, rather than by refusing the options in a
+ * cgroup/setsockopt program: the kernel runs no setsockopt program for a
+ * 32-bit (compat) caller, the sysctl may have been set before the fence,
+ * and such a program costs every setsockopt() of the fence (lock_sock and
+ * a copy of the value, about 1 % of the connections a second of
+ * bench/compare's client, which sets one option per connection).  The
+ * flags are read as they are when the packet leaves, and the kernel reads
+ * them only when a source is taken: a socket that turns one on, binds a
+ * foreign address and turns it off again is caught by source_foreign6,
+ * which checks the source itself.  Only TCP and UDP packets can be allowed
+ * at all, so only their sockets are looked at.  IPv4 needs no such check:
+ * it routes from a foreign source only for transparent sockets, which take
+ * CAP_NET_RAW or CAP_NET_ADMIN (then a raw socket forges any source too:
+ * the boundary's case); a freebind socket's send fails with ENETUNREACH.
  */
 static __always_inline struct inet_sock *inet6_sock_of(struct bpf_sock *sk, __u8 proto)
 {
@@ -428,11 +381,14 @@ static __always_inline bool sock_nonlocal6(struct inet_sock *inet)
 /*
  * The source an IPv6 socket last sent from, and the device it left by, that
  * were found to be an address of its network namespace on that device
- * (source_foreign6); created at its first check.
+ * (source_foreign6), and the namespace's address generation when they were
+ * (net->ipv6.dev_addr_genid, which the kernel bumps on every address added,
+ * removed or failing duplicate detection); created at its first check.
  */
 struct cgf_src_ok {
 	__u32 addr[4];
 	__u32 ifindex;
+	__u32 addr_gen;
 };
 
 struct {
@@ -554,15 +510,18 @@ static __noinline bool addr_in_netns(struct net *net, const __u32 *want, __u32 i
  * The kernel checks a source when it takes it (bind(), IPV6_PKTINFO), and
  * then only against the socket's options as they are that moment: a socket
  * may turn IPV6_FREEBIND on, bind a foreign address, turn it off and send
- * from it, and a 32-bit process does so past every setsockopt hook.  So the
- * source itself is checked, wherever the process can have chosen it: every
+ * from it, and a 32-bit process's setsockopt() runs no BPF hook at all.  So
+ * the source itself is checked, wherever the process can have chosen it: every
  * UDP packet (IPV6_PKTINFO; and a UDP send does not take the socket lock,
  * so it can run while another thread's bind() has set the source but not
  * yet marked the socket bound), and TCP of a socket bound by bind() (or
  * accepted from a listener that was).  The source of an unbound TCP socket
  * is the one the route chose at connect(), under the socket lock that
  * bind() takes too.  The verdict for a source is kept in the socket: one
- * lookup per packet, one walk of the addresses per source.
+ * lookup per packet, one walk of the addresses per source and change of the
+ * namespace's addresses (so a source that stops being one of them, say by a
+ * uid-0 process writing its namespace's disable_ipv6, is refused from then
+ * on; the kernel itself lets a bound socket go on using it).
  */
 static __always_inline bool source_foreign6(struct __sk_buff *skb, struct bpf_sock *sk,
 					    struct inet_sock *inet, __u8 proto)
@@ -571,7 +530,8 @@ static __always_inline bool source_foreign6(struct __sk_buff *skb, struct bpf_so
 	const struct ipv6hdr *ip6 = header_at(skb, 0, sizeof(buf), &buf);
 	struct cgf_src_ok *ok;
 	struct bpf_sock *full;
-	__u32 src[4];
+	struct net *net;
+	__u32 src[4], addr_gen;
 
 	if (!ip6)
 		return true;
@@ -584,17 +544,22 @@ static __always_inline bool source_foreign6(struct __sk_buff *skb, struct bpf_so
 	    src[3] == sk->src_ip6[3])
 		return false;
 	full = bpf_sk_fullsock(sk);
-	if (!full)
+	net = inet->sk.__sk_common.skc_net.net;
+	if (!full || !net)
 		return true;
+	/* read before the walk: a change during it makes the next packet walk again */
+	addr_gen = BPF_CORE_READ(net, ipv6.dev_addr_genid.counter);
 	ok = bpf_sk_storage_get(&cgf_src_ok, full, 0, 0);
-	if (ok && addr_eq((const __u8 *)ok->addr, (const __u8 *)src) && ok->ifindex == skb->ifindex)
+	if (ok && addr_eq((const __u8 *)ok->addr, (const __u8 *)src) &&
+	    ok->ifindex == skb->ifindex && ok->addr_gen == addr_gen)
 		return false;
-	if (!addr_in_netns(inet->sk.__sk_common.skc_net.net, src, skb->ifindex))
+	if (!addr_in_netns(net, src, skb->ifindex))
 		return true;
 	ok = bpf_sk_storage_get(&cgf_src_ok, full, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (ok) {
 		__builtin_memcpy(ok->addr, src, sizeof(src));
 		ok->ifindex = skb->ifindex;
+		ok->addr_gen = addr_gen;
 	}
 	return false;
 }

@@ -15,12 +15,4 @@
 /* lo is interface 1 in every network namespace (include/net/flow.h) */
 #define LOOPBACK_IFINDEX 1
 
-/* setsockopt levels and options (include/uapi/linux/in.h, in6.h) */
-#define SOL_IP 0
-#define SOL_IPV6 41
-#define IP_FREEBIND 15
-#define IP_TRANSPARENT 19
-#define IPV6_TRANSPARENT 75
-#define IPV6_FREEBIND 78
-
 #endif /* CGF_BPF_COMPAT_H */

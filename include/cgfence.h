@@ -19,11 +19,12 @@
  * 3: boundary and protections in cgf_config; 4: DNS proxy mode; 5: both;
  * 6: exact maps sized per fence, full-length keys that overflow them in the
  * tries (an older cgfence would never delete those from there); 7: the
- * setsockopt hook, counted in cgf_stats.  Not bumped for cgf_event.reason,
+ * setsockopt hook, counted in cgf_stats; 8: no setsockopt hook (egress
+ * drops what such an option would forge).  Not bumped for cgf_event.reason,
  * taken from padding the programs always zeroed: an older program's events
  * read as CGF_REASON_UNSAID, and an older reader ignores the byte.
  */
-#define CGF_ABI_VERSION 7
+#define CGF_ABI_VERSION 8
 
 /* Default bpffs directory that holds one subdirectory of pins per fence. */
 #define CGF_PIN_ROOT_DEFAULT "/sys/fs/bpf/cgfence"
@@ -114,8 +115,7 @@ enum cgf_hook {
 	CGF_HOOK_SENDMSG6 = 3,
 	CGF_HOOK_EGRESS = 4,
 	CGF_HOOK_BOUNDARY = 5, /* tc ingress on the host end of the workload's veth */
-	CGF_HOOK_SETSOCKOPT = 6, /* options that let a socket send from any address */
-	CGF_HOOK_MAX = 7,
+	CGF_HOOK_MAX = 6,
 };
 
 /* Fence-wide settings, the single element of the config map. */
@@ -198,7 +198,7 @@ _Static_assert(sizeof(struct cgf_stats) == 8 * (3 * CGF_HOOK_MAX + 2), "cgf_stat
  * destination would look like a bug.
  */
 #define CGF_REASON_UNSAID 0          /* an event of a program older than reasons */
-#define CGF_REASON_NOT_ALLOWED 1     /* not on the allowlist (or an option refused) */
+#define CGF_REASON_NOT_ALLOWED 1     /* not on the allowlist */
 #define CGF_REASON_ANY_SOURCE 2      /* egress: IPv6 of a socket that may send from any address */
 #define CGF_REASON_LOOPBACK_OFF_LO 3 /* egress: a loopback destination on a device other than
 				      * lo; boundary: one on the link */
@@ -210,12 +210,7 @@ _Static_assert(sizeof(struct cgf_stats) == 8 * (3 * CGF_HOOK_MAX + 2), "cgf_stat
 				      * socket's network namespace */
 #define CGF_REASON_MAX 8
 
-/*
- * A deny event, as written to the ring buffer.  One from CGF_HOOK_SETSOCKOPT
- * names an option, not a destination: family is its level's (AF_INET for
- * SOL_IP, AF_INET6 for SOL_IPV6), dport the option's number, daddr zero and
- * protocol 0.
- */
+/* A deny event, as written to the ring buffer. */
 struct cgf_event {
 	__u64 time_ns;   /* bpf_ktime_get_boot_ns() */
 	__u64 cgroup_id; /* the fenced cgroup */

@@ -459,8 +459,8 @@ fence_ids() {
 }
 
 # The cgroup hooks of a fence outside DNS proxy mode, each a bpf link:
-# connect4/6, sendmsg4/6, egress, setsockopt.
-export FENCE_HOOKS=6
+# connect4/6, sendmsg4/6, egress.
+export FENCE_HOOKS=5
 
 # attachments CGROUP: how many programs are attached to CGROUP with multi
 # semantics (a fence has FENCE_HOOKS, all bpf links).

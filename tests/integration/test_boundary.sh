@@ -392,7 +392,7 @@ spoof() {
 	if [ "$2" = 4 ]; then
 		"$1" "$PROBE" raw-udp "$3" "$4" "$5" --sport "$6" --send "$7"
 	else
-		# the whole header by hand (a fence refuses IPV6_FREEBIND, which a bind to SRC needs)
+		# the whole header by hand, source included
 		"$1" "$PROBE" raw6-hdrincl "$3" "$4" "$5" --sport "$6" --send "$7"
 	fi
 }

@@ -1099,30 +1099,26 @@ static int setsockopt_ia32(int fd, int level, int name, int value)
  * that need not be this host's: it turns on HOW (ip-freebind: IP_FREEBIND,
  * which an AF_INET6 socket takes too; ipv6-freebind; ip-transparent;
  * ipv6-transparent; ipv6-freebind-ia32: IPV6_FREEBIND by a 32-bit call;
- * ipv6-freebind-long-off: IPV6_FREEBIND set to 0 with an 8 KiB value, longer
- * than what a setsockopt program is shown; none: no option, for
- * net.ipv6.ip_nonlocal_bind), then binds SRC.  A HOW ending in -toggle
- * turns the option off again once bound, the same way.  The fd, or -1 with
- * *err set (errno, or USAGE_ERR).
+ * none: no option, for net.ipv6.ip_nonlocal_bind), then binds SRC.  A HOW
+ * ending in -toggle turns the option off again once bound, the same way.
+ * The fd, or -1 with *err set (errno, or USAGE_ERR).
  */
 static int forged_socket(char **args, int type, struct addr *to, int *err)
 {
 	static const struct {
 		const char *name;
 		int level, optname;
-		bool ia32, long_off, toggle;
+		bool ia32, toggle;
 	} hows[] = {
-		{ "ip-freebind", IPPROTO_IP, IP_FREEBIND, false, false, false },
-		{ "ipv6-freebind", IPPROTO_IPV6, IPV6_FREEBIND, false, false, false },
-		{ "ip-transparent", IPPROTO_IP, IP_TRANSPARENT, false, false, false },
-		{ "ipv6-transparent", IPPROTO_IPV6, IPV6_TRANSPARENT, false, false, false },
-		{ "ipv6-freebind-ia32", IPPROTO_IPV6, IPV6_FREEBIND, true, false, false },
-		{ "ipv6-freebind-long-off", IPPROTO_IPV6, IPV6_FREEBIND, false, true, false },
-		{ "ipv6-freebind-toggle", IPPROTO_IPV6, IPV6_FREEBIND, false, false, true },
-		{ "ipv6-freebind-ia32-toggle", IPPROTO_IPV6, IPV6_FREEBIND, true, false, true },
-		{ "none", 0, 0, false, false, false },
+		{ "ip-freebind", IPPROTO_IP, IP_FREEBIND, false, false },
+		{ "ipv6-freebind", IPPROTO_IPV6, IPV6_FREEBIND, false, false },
+		{ "ip-transparent", IPPROTO_IP, IP_TRANSPARENT, false, false },
+		{ "ipv6-transparent", IPPROTO_IPV6, IPV6_TRANSPARENT, false, false },
+		{ "ipv6-freebind-ia32", IPPROTO_IPV6, IPV6_FREEBIND, true, false },
+		{ "ipv6-freebind-toggle", IPPROTO_IPV6, IPV6_FREEBIND, false, true },
+		{ "ipv6-freebind-ia32-toggle", IPPROTO_IPV6, IPV6_FREEBIND, true, true },
+		{ "none", 0, 0, false, false },
 	};
-	static int long_value[8192 / sizeof(int)]; /* all 0 */
 	struct addr from;
 	size_t i;
 	int fd;
@@ -1149,9 +1145,6 @@ static int forged_socket(char **args, int type, struct addr *to, int *err)
 	}
 	if (!hows[i].optname)
 		*err = 0;
-	else if (hows[i].long_off)
-		*err = setsockopt(fd, hows[i].level, hows[i].optname, long_value,
-				  sizeof(long_value)) < 0 ? errno : 0;
 	else if (hows[i].ia32)
 		*err = setsockopt_ia32(fd, hows[i].level, hows[i].optname, 1);
 	else

@@ -80,9 +80,23 @@ static void test_plain_denial_names_no_reason(void **unused)
 	/* an older program's event, which says no reason */
 	e.reason = CGF_REASON_UNSAID;
 	expect(&e, "tcp 198.18.0.3:80 (connect4) pid 42 (probe)", NULL);
-	/* a refused option: its reason in the JSON too */
-	e = event(CGF_HOOK_SETSOCKOPT, AF_INET6, "::", 0, IPV6_FREEBIND, CGF_REASON_NOT_ALLOWED);
-	expect(&e, "IPV6_FREEBIND (setsockopt) pid 42 (probe)", "not-allowed");
+}
+
+/* A cgfence of layout 7 refused socket options; its logs name the option. */
+static void test_json_of_a_refused_option(void **unused)
+{
+	json_t *j = json_pack("{s:s,s:s,s:s,s:o,s:o,s:o,s:s,s:s,s:i,s:s}", "time", "T", "action",
+			      "denied", "hook", "setsockopt", "protocol", json_null(), "dport",
+			      json_null(), "daddr", json_null(), "option", "IPV6_FREEBIND",
+			      "reason", "not-allowed", "pid", 5, "comm", "probe");
+	char *log;
+
+	(void)unused;
+	assert_non_null(j);
+	log = printed(j);
+	assert_string_equal(log, "T denied IPV6_FREEBIND (setsockopt) pid 5 (probe)\n");
+	free(log);
+	json_decref(j);
 }
 
 static void test_reasons_named(void **unused)
@@ -178,6 +192,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_plain_denial_names_no_reason),
 		cmocka_unit_test(test_reasons_named),
+		cmocka_unit_test(test_json_of_a_refused_option),
 		cmocka_unit_test(test_audit_event),
 		cmocka_unit_test(test_json_without_reason),
 		cmocka_unit_test(test_unknown_reason),

@@ -412,12 +412,11 @@ struct cgf_fence {
 	X(sendmsg4, cgf_sendmsg4) \
 	X(sendmsg6, cgf_sendmsg6) \
 	X(egress, cgf_egress) \
-	X(setsockopt, cgf_setsockopt) \
 	X(recvmsg4, cgf_recvmsg4) \
 	X(recvmsg6, cgf_recvmsg6) \
 	X(getpeername4, cgf_getpeername4) \
 	X(getpeername6, cgf_getpeername6)
-#define CGF_PROGS_PROXY_FIRST 6 /* index of recvmsg4 above */
+#define CGF_PROGS_PROXY_FIRST 5 /* index of recvmsg4 above */
 
 static const char *const map_pins[] = {
 	CGF_PIN_ALLOW4, CGF_PIN_ALLOW6, CGF_PIN_EXACT4, CGF_PIN_EXACT6,
@@ -1815,7 +1814,6 @@ const char *cgf_hook_name(unsigned hook)
 		[CGF_HOOK_CONNECT4] = "connect4", [CGF_HOOK_CONNECT6] = "connect6",
 		[CGF_HOOK_SENDMSG4] = "sendmsg4", [CGF_HOOK_SENDMSG6] = "sendmsg6",
 		[CGF_HOOK_EGRESS] = "egress",	  [CGF_HOOK_BOUNDARY] = "boundary",
-		[CGF_HOOK_SETSOCKOPT] = "setsockopt",
 	};
 
 	return hook < CGF_HOOK_MAX ? names[hook] : "unknown";
@@ -1859,20 +1857,6 @@ const char *cgf_reason_text_of(const char *name)
 		if (reasons[i].name && !strcmp(name, reasons[i].name))
 			return reasons[i].text;
 	return name; /* a newer cgfenced's: its own name says most */
-}
-
-const char *cgf_sockopt_name(unsigned family, unsigned optname, char *buf, size_t len)
-{
-	if (family == AF_INET && optname == IP_FREEBIND)
-		return "IP_FREEBIND";
-	if (family == AF_INET && optname == IP_TRANSPARENT)
-		return "IP_TRANSPARENT";
-	if (family == AF_INET6 && optname == IPV6_FREEBIND)
-		return "IPV6_FREEBIND";
-	if (family == AF_INET6 && optname == IPV6_TRANSPARENT)
-		return "IPV6_TRANSPARENT";
-	snprintf(buf, len, "%s option %u", family == AF_INET ? "SOL_IP" : "SOL_IPV6", optname);
-	return buf;
 }
 
 const char *cgf_proto_name(unsigned proto, char *buf, size_t len)
@@ -1932,13 +1916,6 @@ void cgf_event_format(const struct cgf_event *e, char *buf, size_t len)
 	cgf_dest_words(what, sizeof(what), cgf_proto_name(e->protocol, pbuf, sizeof(pbuf)), addr,
 		       e->dport);
 	cgf_event_comm(e, comm);
-	/* a refused option names no destination (include/cgfence.h, struct cgf_event) */
-	if (e->hook == CGF_HOOK_SETSOCKOPT) {
-		char obuf[32];
-
-		snprintf(what, sizeof(what), "%s",
-			 cgf_sockopt_name(e->family, e->dport, obuf, sizeof(obuf)));
-	}
 	/* the boundary meets packets on the wire: no process to name */
 	cgf_deny_words(buf, len, what, cgf_hook_name(e->hook),
 		       cgf_reason_text(e->reason, rbuf, sizeof(rbuf)), e->pid,

@@ -227,8 +227,6 @@ const char *cgf_reason_name(unsigned reason, char *buf, size_t len);
 const char *cgf_reason_text(unsigned reason, char *buf, size_t len);
 const char *cgf_reason_text_of(const char *name);
 
-/* "IPV6_FREEBIND", ...: the option a CGF_HOOK_SETSOCKOPT event names (family, dport). */
-const char *cgf_sockopt_name(unsigned family, unsigned optname, char *buf, size_t len);
 /* "tcp", "udp", "icmp", ..., "proto-N" (in buf) for an IPPROTO_* number. */
 const char *cgf_proto_name(unsigned proto, char *buf, size_t len);
 

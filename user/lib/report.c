@@ -217,16 +217,6 @@ json_t *cgf_event_json(const struct cgf_event *e, const char *cgroup_path, const
 		/* null: a program older than reasons said none */
 		json_object_set_new(out, "reason", reason ? json_string(reason) : json_null());
 	}
-	/* an option refused, not a destination (include/cgfence.h) */
-	if (out && e->hook == CGF_HOOK_SETSOCKOPT) {
-		char obuf[32];
-
-		json_object_set_new(out, "option", json_string(cgf_sockopt_name(
-							    e->family, e->dport, obuf, sizeof(obuf))));
-		json_object_set_new(out, "protocol", json_null());
-		json_object_set_new(out, "daddr", json_null());
-		json_object_set_new(out, "dport", json_null());
-	}
 	return out;
 }
 
@@ -351,7 +341,7 @@ void cgf_event_print(FILE *out, const json_t *e)
 {
 	char what[96], line[256];
 
-	/* a refused socket option names no destination */
+	/* a socket option refused by a cgfence of layout 7 (its logs): no destination */
 	if (*str(e, "option"))
 		snprintf(what, sizeof(what), "%s", str(e, "option"));
 	else
