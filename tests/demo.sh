@@ -33,10 +33,10 @@ cat <<TXT
 Two web servers in a test network: 198.18.0.2 and 198.18.0.3.
 The fenced command may reach only 198.18.0.2, port 80, over TCP:
 
-  cgfence run --allow 198.18.0.2:80/tcp -- sh -c 'curl http://198.18.0.2/; curl http://198.18.0.3/'
+  cgfence run --user nobody --allow 198.18.0.2:80/tcp -- sh -c 'curl http://198.18.0.2/; curl http://198.18.0.3/'
 
 TXT
-in_client "$CGFENCE" run --allow 198.18.0.2:80/tcp -- sh -c '
+in_client "$CGFENCE" run --user nobody --allow 198.18.0.2:80/tcp -- sh -c '
 	echo "\$ curl http://198.18.0.2/"; curl -sS -m 3 http://198.18.0.2/
 	echo "\$ curl http://198.18.0.3/"; out=$(curl -sS -m 3 http://198.18.0.3/ 2>&1); rc=$?
 	sleep 0.3; echo "$out"; exit $rc'

@@ -239,6 +239,9 @@ static void usage_run(FILE *out)
 		"                           (default: cgfence's own)\n"
 		"      --keep-cap NAME      leave COMMAND capability NAME (net_raw, net_admin,\n"
 		"                           ...; repeatable) that it would otherwise lose\n"
+		"  -u, --user USER[:GROUP]  run COMMAND as USER (a name or a number) with its\n"
+		"                           groups, or GROUP, and no_new_privs (no setuid or\n"
+		"                           file-capability program raises it again)\n"
 		"  -v, --verbose            show libbpf's messages\n"
 		"  -h, --help               this text\n"
 		"\n"
@@ -246,7 +249,9 @@ static void usage_run(FILE *out)
 		"fence (CAP_SYS_ADMIN, CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN, CAP_NET_RAW,\n"
 		"CAP_SYS_MODULE, CAP_SYS_PTRACE and more: not even in its bounding set), in\n"
 		"private cgroup and mount namespaces where no bpffs and no cgroup above the\n"
-		"fence is visible.  --keep-cap refuses sys_admin, bpf and perfmon.\n");
+		"fence is visible.  --keep-cap refuses sys_admin, bpf and perfmon.\n"
+		"Without --user, COMMAND runs as root: the fence holds its network, not\n"
+		"its files, which root outside the fence may later run (see README).\n");
 }
 
 struct runner {
@@ -256,6 +261,7 @@ struct runner {
 	struct cgf_fence *fence;
 	const char *pin_root;
 	struct cgf_keep keep; /* capabilities --keep-cap leaves COMMAND */
+	struct cgf_identity user; /* --user */
 };
 
 static int rmdir_visit(const char *fpath, const struct stat *sb, int type, struct FTW *ftw)
@@ -373,7 +379,7 @@ static void run_child(const struct runner *r, char **argv, int report_fd, const 
 	char err[CGF_ERR_LEN], msg[CGF_ERR_LEN + 64];
 
 	sigprocmask(SIG_SETMASK, saved, NULL);
-	if (cgf_confine_self(r->cgroup, &r->keep, err))
+	if (cgf_confine_self(r->cgroup, &r->keep, &r->user, err))
 		child_fail(report_fd, EXIT_CGFENCE, err);
 	execvp(argv[0], argv);
 	snprintf(msg, sizeof(msg), "cannot run '%s': %s", argv[0], strerror(errno));
@@ -504,6 +510,7 @@ static int cmd_run(int argc, char **argv)
 		{ "boundary", required_argument, NULL, 'B' },
 		{ "boundary-netns", required_argument, NULL, 'N' },
 		{ "keep-cap", required_argument, NULL, 'K' },
+		{ "user", required_argument, NULL, 'u' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "dns-proxy", no_argument, NULL, 'D' },
@@ -527,7 +534,7 @@ static int cmd_run(int argc, char **argv)
 	pid_t child = -1;
 	uint64_t term_at = 0;
 
-	while ((opt = getopt_long(argc, argv, "+a:p:r:qvh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+a:p:r:qu:vh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'a':
 		case 'p':
@@ -587,6 +594,12 @@ static int cmd_run(int argc, char **argv)
 				goto out;
 			}
 			break;
+		case 'u':
+			if (cgf_identity_parse(optarg, &r.user, err)) {
+				warnx("--user %s", err);
+				goto out;
+			}
+			break;
 		case 'v':
 			verbose = true;
 			break;
@@ -608,6 +621,11 @@ static int cmd_run(int argc, char **argv)
 		goto out;
 	}
 	cgf_keep_warn(&r.keep, aopts.boundary_ifname != NULL);
+	if (!r.user.set || r.user.uid == 0)
+		fprintf(stderr, "cgfence: warning: COMMAND runs as root: the fence holds its network, "
+				"not its files; it can write what root outside the fence runs "
+				"(cron, profiles, this binary) and its network namespace's net "
+				"sysctls (--user NAME runs it as NAME)\n");
 	warn_nonlocal_bind();
 	if (pa.limits.min_ttl > pa.limits.max_ttl) {
 		warnx("--min-ttl %u is more than --max-ttl %u", pa.limits.min_ttl,

@@ -958,10 +958,60 @@ test_audit_mode() {
 	assert_match 'cgfence: audit: would deny udp 198\.18\.0\.3:5000 \(sendmsg4\)' "$ERR" "audit udp line"
 }
 
+# --user: COMMAND as another user, so that it cannot write what root outside
+# the fence runs (without it, uid 0 keeps CAP_DAC_OVERRIDE and owns the
+# host's files), and with no_new_privs, so that a setuid-root program does
+# not make it root again.  Each outcome is first shown the other way.
+test_run_user() {
+	setup || return
+	local dir=$WORK/user
+	mkdir -p "$dir" && chmod 755 "$WORK" "$dir" &&
+		install -m 0600 /dev/null "$dir/root-only" &&
+		install -m 4755 "$(command -v id)" "$dir/suid-id" ||
+		{ fail "preparing $dir"; return 1; }
+	# as root: the warning, and the root-only file is written
+	fence --allow 198.18.0.2:80 -- sh -c "echo root >'$dir/root-only' && echo wrote"
+	assert_eq wrote "$OUT" "as root: COMMAND wrote a root-only file"
+	assert_match '^cgfence: warning: COMMAND runs as root: the fence holds its network, not its files' \
+		"$ERR" "as root: the warning"
+	# the setuid copy works where no_new_privs is not set
+	OUT=$(setpriv --reuid 65534 --regid 65534 --clear-groups "$dir/suid-id" -u)
+	assert_eq 0 "$OUT" "unfenced: a setuid-root program runs as root"
+	fence --user nobody --allow 198.18.0.2:80 -- sh -c \
+		"id -u; id -g; id -G; grep -E '^(NoNewPrivs|CapEff):' /proc/self/status | tr -s '\t' ' '; '$dir/suid-id' -u; echo nobody >'$dir/root-only' || echo refused"
+	assert_eq "65534
+65534
+65534
+CapEff: 0000000000000000
+NoNewPrivs: 1
+65534
+refused" "$OUT" "--user nobody: uid, gid, groups, capabilities, no_new_privs, setuid, write"
+	assert_eq root "$(cat "$dir/root-only")" "--user nobody: the root-only file is unchanged"
+	assert_no_match 'warning: COMMAND runs as root' "$ERR" "--user nobody: no warning"
+	# still fenced: the denied address is refused
+	listen_tcp "$NS_S" 198.18.0.3 80 t3 || return
+	fence --user 65534:65534 --allow 198.18.0.2:80 -- "$PROBE" tcp 198.18.0.3 80 --timeout-ms 1000
+	expect_result "$DENIED" "--user 65534:65534: 198.18.0.3 denied"
+	expect_units t3 0 "--user 65534:65534: nothing reached 198.18.0.3"
+	# a kept capability stays, as an ambient one (CAP_NET_RAW is bit 13)
+	fence --user nobody --keep-cap net_raw --allow 198.18.0.2:80 -- \
+		sh -c "grep -E '^Cap(Eff|Amb):' /proc/self/status | tr -s '\t' ' '"
+	assert_eq "CapEff: 0000000000002000
+CapAmb: 0000000000002000" "$OUT" "--user nobody --keep-cap net_raw"
+	# refused before anything is made, naming the input
+	local spec
+	for spec in no-such-user-here 4242 nobody:no-such-group nobody: :; do
+		fence --user "$spec" --allow 198.18.0.2:80 -- true
+		assert_eq 125 "$RC" "--user '$spec': exit status"
+		assert_match "^cgfence: --user '[^']*': " "$ERR" "--user '$spec': the reason"
+	done
+}
+
 test_quiet() {
 	setup || return
 	listen_tcp "$NS_S" 198.18.0.3 80 b || return
-	fence --quiet --allow 198.18.0.2:80 -- "$PROBE" tcp 198.18.0.3 80 --timeout-ms 1000
+	# --user: as root, COMMAND's warning would be on stderr
+	fence --quiet --user nobody --allow 198.18.0.2:80 -- "$PROBE" tcp 198.18.0.3 80 --timeout-ms 1000
 	assert_eq "$DENIED" "$OUT" "quiet: still denied"
 	assert_eq "" "$ERR" "quiet: nothing on stderr"
 	expect_units b 0 "quiet"

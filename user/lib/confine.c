@@ -2,7 +2,9 @@
 /* Confining a process inside its fence; see confine.h. */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -235,7 +237,127 @@ static int drop_caps(const struct cgf_keep *keep, char *err)
 	return 0;
 }
 
-int cgf_confine_self(const char *cgroup_path, const struct cgf_keep *keep, char *err)
+/* A decimal id, below (uid_t)-1 (which means "unchanged" to setresuid). */
+static bool parse_id(const char *text, unsigned long *out)
+{
+	char *end;
+
+	if (*text < '0' || *text > '9')
+		return false;
+	errno = 0;
+	*out = strtoul(text, &end, 10);
+	return !errno && !*end && *out < (unsigned long)(uid_t)-1;
+}
+
+int cgf_identity_parse(const char *spec, struct cgf_identity *id, char *err)
+{
+	char user[256], buf[16384];
+	const char *group = strchr(spec, ':');
+	struct passwd pw, *pwp = NULL;
+	struct group gr, *grp = NULL;
+	unsigned long n;
+	int ngroups;
+
+	memset(id, 0, sizeof(*id));
+	if ((group ? (size_t)(group - spec) : strlen(spec)) >= sizeof(user))
+		return fail(err, -EINVAL, "'%s': the user's name is too long", spec);
+	snprintf(user, sizeof(user), "%.*s", group ? (int)(group - spec) : (int)strlen(spec),
+		 spec);
+	if (group)
+		group++;
+	if (!*user || (group && !*group))
+		return fail(err, -EINVAL, "'%s': expected USER[:GROUP], each a name or a number",
+			    spec);
+	if (parse_id(user, &n)) {
+		getpwuid_r((uid_t)n, &pw, buf, sizeof(buf), &pwp);
+		id->uid = (uid_t)n;
+	} else {
+		getpwnam_r(user, &pw, buf, sizeof(buf), &pwp);
+		if (!pwp)
+			return fail(err, -EINVAL, "'%s': no such user", user);
+		id->uid = pwp->pw_uid;
+	}
+	if (group) {
+		char gbuf[16384];
+
+		if (parse_id(group, &n)) {
+			id->gid = (gid_t)n;
+		} else {
+			getgrnam_r(group, &gr, gbuf, sizeof(gbuf), &grp);
+			if (!grp)
+				return fail(err, -EINVAL, "'%s': no such group", group);
+			id->gid = grp->gr_gid;
+		}
+	} else if (pwp) {
+		id->gid = pwp->pw_gid;
+	} else {
+		return fail(err, -EINVAL,
+			    "'%s': no user of that number in the password database; give its group "
+			    "too (%s:GROUP)",
+			    user, user);
+	}
+	if (pwp) {
+		ngroups = CGF_GROUPS_MAX;
+		if (getgrouplist(pwp->pw_name, id->gid, id->groups, &ngroups) < 0)
+			return fail(err, -EINVAL, "'%s': in more than %d groups", pwp->pw_name,
+				    CGF_GROUPS_MAX);
+		id->n_groups = ngroups;
+	} else {
+		id->groups[0] = id->gid;
+		id->n_groups = 1;
+	}
+	id->set = true;
+	return 0;
+}
+
+/*
+ * Becomes id, keeping the capabilities of keep that drop_caps left (as
+ * ambient ones, the only kind a non-root process keeps over exec), and sets
+ * no_new_privs, so that neither a setuid program (sudo, su) nor a file
+ * capability gives it back what was dropped.
+ */
+static int become(const struct cgf_identity *id, const struct cgf_keep *keep, char *err)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[2];
+	uint64_t caps = keep ? keep->caps : 0;
+
+	if (caps && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0))
+		return fail(err, -errno, "cannot keep capabilities over a change of user: %s",
+			    strerror(errno));
+	if (setgroups((size_t)id->n_groups, id->groups))
+		return fail(err, -errno, "cannot set the groups of uid %u: %s", (unsigned)id->uid,
+			    strerror(errno));
+	if (setresgid(id->gid, id->gid, id->gid))
+		return fail(err, -errno, "cannot become group %u: %s", (unsigned)id->gid,
+			    strerror(errno));
+	if (setresuid(id->uid, id->uid, id->uid))
+		return fail(err, -errno, "cannot become user %u: %s", (unsigned)id->uid,
+			    strerror(errno));
+	if (caps) {
+		if (syscall(SYS_capget, &hdr, data))
+			return fail(err, -errno, "cannot read capabilities: %s", strerror(errno));
+		for (int i = 0; i < 2; i++) {
+			__u32 want = (__u32)(caps >> (32 * i));
+
+			data[i].permitted &= want;
+			data[i].effective = data[i].inheritable = data[i].permitted;
+		}
+		if (syscall(SYS_capset, &hdr, data))
+			return fail(err, -errno, "cannot set capabilities: %s", strerror(errno));
+		for (int cap = 0; cap < 64; cap++)
+			if ((caps >> cap & 1) &&
+			    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0))
+				return fail(err, -errno, "cannot keep capability %d over exec: %s",
+					    cap, strerror(errno));
+	}
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		return fail(err, -errno, "cannot set no_new_privs: %s", strerror(errno));
+	return 0;
+}
+
+int cgf_confine_self(const char *cgroup_path, const struct cgf_keep *keep,
+		     const struct cgf_identity *id, char *err)
 {
 	char procs[PATH_MAX + 32];
 	struct mount_list *cg2 = NULL;
@@ -271,6 +393,8 @@ int cgf_confine_self(const char *cgroup_path, const struct cgf_keep *keep, char 
 		}
 	}
 	ret = drop_caps(keep, err);
+	if (!ret && id && id->set)
+		ret = become(id, keep, err);
 out:
 	free(cg2);
 	return ret;
