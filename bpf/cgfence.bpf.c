@@ -535,10 +535,7 @@ static __always_inline bool source_foreign6(struct __sk_buff *skb, struct bpf_so
 
 	if (!ip6)
 		return true;
-	src[0] = ip6->saddr.in6_u.u6_addr32[0];
-	src[1] = ip6->saddr.in6_u.u6_addr32[1];
-	src[2] = ip6->saddr.in6_u.u6_addr32[2];
-	src[3] = ip6->saddr.in6_u.u6_addr32[3];
+	read_addr6(src, ip6->saddr);
 	if (proto == IPPROTO_TCP && !(inet->sk.sk_userlocks & CGF_SOCK_BINDADDR_LOCK) &&
 	    src[0] == sk->src_ip6[0] && src[1] == sk->src_ip6[1] && src[2] == sk->src_ip6[2] &&
 	    src[3] == sk->src_ip6[3])

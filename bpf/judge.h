@@ -292,6 +292,21 @@ static __always_inline const void *header_at(struct __sk_buff *skb, __u32 off, _
 }
 
 /*
+ * Copies the IPv6 address a, a field of a header header_at() gave, into the
+ * __u32[4] out: four word loads (a memcpy from the packet, whose alignment is
+ * unknown, is a load per byte).  A macro, not a function: the field's
+ * address would be a CO-RE relocation of its own, and the loads would take
+ * three more instructions.
+ */
+#define read_addr6(out, a)                        \
+	do {                                      \
+		(out)[0] = (a).in6_u.u6_addr32[0]; \
+		(out)[1] = (a).in6_u.u6_addr32[1]; \
+		(out)[2] = (a).in6_u.u6_addr32[2]; \
+		(out)[3] = (a).in6_u.u6_addr32[3]; \
+	} while (0)
+
+/*
  * Reads the destination from the packet's own header, the IP header starting
  * at l3_off (0 in cgroup_skb, past the Ethernet header in tc).  Returns false for what
  * cannot be judged safely: IPv4 with options or fragmented by hand (the
@@ -325,10 +340,7 @@ static __always_inline bool parse_packet(struct __sk_buff *skb, __u32 l3_off, st
 
 		if (!ip6)
 			return false;
-		w[0] = ip6->daddr.in6_u.u6_addr32[0];
-		w[1] = ip6->daddr.in6_u.u6_addr32[1];
-		w[2] = ip6->daddr.in6_u.u6_addr32[2];
-		w[3] = ip6->daddr.in6_u.u6_addr32[3];
+		read_addr6(w, ip6->daddr);
 		__builtin_memcpy(d->addr, w, 16);
 		d->proto = ip6->nexthdr;
 		if (ip6->version != 6)
