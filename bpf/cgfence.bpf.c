@@ -380,10 +380,9 @@ static __always_inline bool sock_nonlocal6(struct inet_sock *inet)
 
 /*
  * The source an IPv6 socket last sent from, and the device it left by, that
- * were found to be an address of its network namespace on that device
- * (source_foreign6), and the namespace's address generation when they were
- * (net->ipv6.dev_addr_genid, which the kernel bumps on every address added,
- * removed or failing duplicate detection); created at its first check.
+ * were found to be an address of its network namespace on that device, and
+ * the namespace's address generation when they were
+ * (source_foreign6); created at its first check.
  */
 struct cgf_src_ok {
 	__u32 addr[4];
@@ -502,29 +501,26 @@ static __noinline bool addr_in_netns(struct net *net, const __u32 *want, __u32 i
 	return devs.found;
 }
 
-#define CGF_SOCK_BINDADDR_LOCK 4 /* sk_userlocks: bound by bind() to an address (net/sock.h) */
-
 /*
  * Is the source of an IPv6 packet of this TCP or UDP socket not an address
  * of the socket's network namespace, usable on the device it leaves by?
- * The kernel checks a source when it takes it (bind(), IPV6_PKTINFO), and
- * then only against the socket's options as they are that moment: a socket
- * may turn IPV6_FREEBIND on, bind a foreign address, turn it off and send
- * from it, and a 32-bit process's setsockopt() runs no BPF hook at all.  So
- * the source itself is checked, wherever the process can have chosen it: every
- * UDP packet (IPV6_PKTINFO; and a UDP send does not take the socket lock,
- * so it can run while another thread's bind() has set the source but not
- * yet marked the socket bound), and TCP of a socket bound by bind() (or
- * accepted from a listener that was).  The source of an unbound TCP socket
- * is the one the route chose at connect(), under the socket lock that
- * bind() takes too.  The verdict for a source is kept in the socket: one
- * lookup per packet, one walk of the addresses per source and change of the
- * namespace's addresses (so a source that stops being one of them, say by a
- * uid-0 process writing its namespace's disable_ipv6, is refused from then
- * on; the kernel itself lets a bound socket go on using it).
+ * The kernel checks a source when it takes it (bind(), IPV6_PKTINFO, the
+ * route at connect()), and then only against the socket's options and the
+ * namespace's addresses as they are that moment: a socket may turn
+ * IPV6_FREEBIND on, bind a foreign address, turn it off and send from it (a
+ * 32-bit process's setsockopt() runs no BPF hook at all), and a socket goes
+ * on sending from an address that has left the namespace since, which a
+ * uid-0 process with no capability can make happen by writing its
+ * namespace's disable_ipv6.  So the source of every packet is checked.  The
+ * verdict for a source is kept in the socket with the namespace's address
+ * generation (net->ipv6.dev_addr_genid, bumped on every address added,
+ * removed or failing duplicate detection): one lookup per packet, one walk
+ * of the addresses per source and change.  Not seen: a link taken down with
+ * keep_addr_on_down, whose addresses turn tentative with no address event
+ * (taking it down needs CAP_NET_ADMIN; the addresses stay the namespace's).
  */
 static __always_inline bool source_foreign6(struct __sk_buff *skb, struct bpf_sock *sk,
-					    struct inet_sock *inet, __u8 proto)
+					    struct inet_sock *inet)
 {
 	struct ipv6hdr buf;
 	const struct ipv6hdr *ip6 = header_at(skb, 0, sizeof(buf), &buf);
@@ -536,16 +532,12 @@ static __always_inline bool source_foreign6(struct __sk_buff *skb, struct bpf_so
 	if (!ip6)
 		return true;
 	read_addr6(src, ip6->saddr);
-	if (proto == IPPROTO_TCP && !(inet->sk.sk_userlocks & CGF_SOCK_BINDADDR_LOCK) &&
-	    src[0] == sk->src_ip6[0] && src[1] == sk->src_ip6[1] && src[2] == sk->src_ip6[2] &&
-	    src[3] == sk->src_ip6[3])
-		return false;
 	full = bpf_sk_fullsock(sk);
 	net = inet->sk.__sk_common.skc_net.net;
 	if (!full || !net)
 		return true;
 	/* read before the walk: a change during it makes the next packet walk again */
-	addr_gen = BPF_CORE_READ(net, ipv6.dev_addr_genid.counter);
+	addr_gen = net->ipv6.dev_addr_genid.counter;
 	ok = bpf_sk_storage_get(&cgf_src_ok, full, 0, 0);
 	if (ok && addr_eq((const __u8 *)ok->addr, (const __u8 *)src) &&
 	    ok->ifindex == skb->ifindex && ok->addr_gen == addr_gen)
@@ -559,6 +551,24 @@ static __always_inline bool source_foreign6(struct __sk_buff *skb, struct bpf_so
 		ok->addr_gen = addr_gen;
 	}
 	return false;
+}
+
+/*
+ * Is this IPv4 packet's source a loopback address (127.0.0.0/8)?  Only lo
+ * may carry one.  A uid-0 process with no capability can set its
+ * namespace's route_localnet (a net sysctl its uid owns), bind 127.0.0.1
+ * and send from it out of a link: an allowed peer that answers, or a
+ * router's ICMP error, then goes to the receiver's own loopback.  IPv4
+ * takes no other address that is not the host's without CAP_NET_RAW or
+ * CAP_NET_ADMIN (the boundary's case); an IPv6 ::1 is host scope, which
+ * source_foreign6 takes only on lo.
+ */
+static __always_inline bool source_loopback4(struct __sk_buff *skb)
+{
+	struct iphdr buf;
+	const struct iphdr *ip = header_at(skb, 0, sizeof(buf), &buf);
+
+	return !ip || (ip->saddr & bpf_htonl(0xff000000)) == bpf_htonl(0x7f000000);
 }
 
 /*
@@ -631,14 +641,18 @@ int cgf_egress(struct __sk_buff *skb)
 	 * network namespace could otherwise send one that is allowed (the DNS
 	 * proxy's, a local service's) out of a real link.
 	 */
-	if (is_loopback(d.addr) && skb->ifindex != LOOPBACK_IFINDEX)
-		return refuse(CGF_HOOK_EGRESS, &d, CGF_REASON_LOOPBACK_OFF_LO);
+	if (skb->ifindex != LOOPBACK_IFINDEX) {
+		if (is_loopback(d.addr))
+			return refuse(CGF_HOOK_EGRESS, &d, CGF_REASON_LOOPBACK_OFF_LO);
+		if (skb->protocol == bpf_htons(ETH_P_IP) && source_loopback4(skb))
+			return refuse(CGF_HOOK_EGRESS, &d, CGF_REASON_FOREIGN_SOURCE);
+	}
 	if (skb->protocol == bpf_htons(ETH_P_IPV6) && (sk = skb->sk) &&
 	    (inet = inet6_sock_of(sk, d.proto))) {
 		/* its source may be anyone's (sock_nonlocal6) */
 		if (sock_nonlocal6(inet))
 			return refuse(CGF_HOOK_EGRESS, &d, CGF_REASON_ANY_SOURCE);
-		if (source_foreign6(skb, sk, inet, d.proto))
+		if (source_foreign6(skb, sk, inet))
 			return refuse(CGF_HOOK_EGRESS, &d, CGF_REASON_FOREIGN_SOURCE);
 	}
 	return decide(CGF_HOOK_EGRESS, &d,

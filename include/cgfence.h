@@ -207,7 +207,8 @@ _Static_assert(sizeof(struct cgf_stats) == 8 * (3 * CGF_HOOK_MAX + 2), "cgf_stat
 #define CGF_REASON_FORGED_SOURCE 5   /* boundary: a source that does not route back to the link */
 #define CGF_REASON_NO_DNS_PROXY 6    /* DNS proxy mode: DNS with no proxy to steer it to */
 #define CGF_REASON_FOREIGN_SOURCE 7  /* egress: an IPv6 source that is not an address of the
-				      * socket's network namespace */
+				      * socket's network namespace, an IPv4 loopback source
+				      * off lo */
 #define CGF_REASON_MAX 8
 
 /* A deny event, as written to the ring buffer. */

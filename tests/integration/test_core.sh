@@ -232,6 +232,43 @@ test_loopback_judged() {
 	EOF
 }
 
+# An IPv4 loopback source leaves only by lo.  uid 0 with no capability can
+# set its namespace's route_localnet (a net sysctl its uid owns), bind
+# 127.0.0.1 and send from it out of a link; a receiver that takes such a
+# source (route_localnet and accept_local on its side, set here so that
+# what arrives is counted) answers into its own loopback.
+test_loopback_source_refused() {
+	setup || return
+	listen_udp "$NS_S" 198.18.0.2 5000 u4 || return
+	listen_tcp "$NS_S" 198.18.0.2 5001 t4 || return
+	ip netns exec "$NS_S" sysctl -qw "net.ipv4.conf.${TAG}b.route_localnet=1" \
+		"net.ipv4.conf.${TAG}b.accept_local=1"
+	local sysctl=/proc/sys/net/ipv4/conf/${TAG}a/route_localnet
+	OUT=$(in_client "$PROBE" udp-forged none 127.0.0.1 198.18.0.2 5000)
+	assert_eq "error EINVAL" "$OUT" "unfenced, route_localnet 0: the kernel refuses the route"
+	in_client sysctl -qw "net.ipv4.conf.${TAG}a.route_localnet=1"
+	OUT=$(in_client "$PROBE" udp-forged none 127.0.0.1 198.18.0.2 5000)
+	assert_match '^ok' "$OUT" "unfenced, route_localnet 1: from 127.0.0.1"
+	expect_units u4 1 "unfenced: the datagram from 127.0.0.1 arrived"
+	in_client sysctl -qw "net.ipv4.conf.${TAG}a.route_localnet=0"
+	# fenced, as uid 0: it sets route_localnet itself, and egress refuses
+	fence --allow 198.18.0.2:5000-5001 -- sh -c \
+		"echo 1 >$sysctl && '$PROBE' udp-forged none 127.0.0.1 198.18.0.2 5000; '$PROBE' tcp-forged none 127.0.0.1 198.18.0.2 5001 --timeout-ms 1000"
+	assert_eq 1 "$(in_client cat "$sysctl")" "fenced uid 0 without capabilities set route_localnet"
+	assert_eq "error EPERM
+error ETIMEDOUT" "$OUT" "fenced: udp refused, the SYN dropped"
+	assert_match '^cgfence: denied udp 198\.18\.0\.2:5000 \(egress: source not an address of this host\) pid [0-9]+ \(probe\)$' \
+		"$ERR" "fenced: egress's deny line for udp"
+	assert_match '^cgfence: denied tcp 198\.18\.0\.2:5001 \(egress: source not an address of this host\) pid [0-9]+ \(probe\)$' \
+		"$ERR" "fenced: egress's deny line for tcp"
+	expect_units u4 1 "fenced: no datagram from 127.0.0.1"
+	expect_units t4 0 "fenced: no connection from 127.0.0.1"
+	# --user: not root, it cannot set it at all
+	in_client sysctl -qw "net.ipv4.conf.${TAG}a.route_localnet=0"
+	fence --user nobody --allow 198.18.0.2:5000 -- sh -c "echo 1 >$sysctl || echo refused"
+	assert_eq refused "$OUT" "--user nobody: route_localnet not writable"
+}
+
 test_port_restriction() {
 	setup || return
 	listen_tcp "$NS_S" 198.18.0.2 80 p80 || return
@@ -612,56 +649,86 @@ test_unusable_source_refused() {
 }
 
 # A source that leaves the namespace after a socket has sent from it: the
-# kernel lets the bound socket go on sending from it, and a uid-0 workload
-# with no capability can make its own address go (net sysctls are writable
-# by the namespace owner's uid 0).  Egress's verdict for the source is kept
-# with the namespace's address generation, so it is taken again.
+# kernel lets the socket go on sending from it, bound (UDP) or connected
+# from the source its route gave (TCP), and a uid-0 workload with no
+# capability can make its own address go (net sysctls are writable by the
+# namespace owner's uid 0).  Egress's verdict for a source is kept with the
+# namespace's address generation, so it is taken again.
 test_departed_source_refused() {
 	setup || return
 	listen_udp "$NS_S" 2001:db8::2 5000 u6 || return
+	listen_tcp "$NS_S" 2001:db8::2 5001 t6 || return
+	# 2001:db8:1::6 on a second device; the server answers it through the client
 	ip -n "$NS_C" link add "${TAG}d" type veth peer name "${TAG}e" &&
-		ip -n "$NS_C" link set "${TAG}d" up && ip -n "$NS_C" link set "${TAG}e" up ||
+		ip -n "$NS_C" link set "${TAG}d" up && ip -n "$NS_C" link set "${TAG}e" up &&
+		ip -n "$NS_S" -6 route add 2001:db8:1::/64 via 2001:db8::1 ||
 		{ fail "a second device"; return 1; }
 	cat >"$WORK/depart.py" <<'PY'
-import socket, sys
-src, dst, port, dev = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-s.bind((src, 0))
+import socket, sys, time
+how, dev = sys.argv[1], sys.argv[2]
+src, dst = "2001:db8:1::6", "2001:db8::2"
 said = []
-def send(text):
-    try:
-        s.sendto(text, (dst, port))
-        said.append("ok")
-    except PermissionError:
-        said.append("EPERM")
-send(b"before")
-with open("/proc/sys/net/ipv6/conf/%s/disable_ipv6" % dev, "w") as f:
-    f.write("1")
-send(b"after")
+def gone():
+    with open("/proc/sys/net/ipv6/conf/%s/disable_ipv6" % dev, "w") as f:
+        f.write("1")
+if how == "tcp":
+    # not bound: the route gives the source
+    s = socket.create_connection((dst, 5001), timeout=2)
+    s.sendall(b"before")
+    time.sleep(0.2)
+    gone()
+    s.sendall(b"after")
+    time.sleep(0.5)
+    said.append("sent")
+else:
+    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    s.bind((src, 0))
+    for text in (b"before", b"after"):
+        try:
+            s.sendto(text, (dst, 5000))
+            said.append("ok")
+        except PermissionError:
+            said.append("EPERM")
+        if text == b"before":
+            gone()
 print(" ".join(said))
 PY
-	local n=0 fenced
-	for fenced in no yes; do
-		ip netns exec "$NS_C" sysctl -qw "net.ipv6.conf.${TAG}d.disable_ipv6=0"
-		ip -n "$NS_C" addr add 2001:db8:1::6/128 dev "${TAG}d" nodad ||
-			{ fail "adding 2001:db8:1::6"; return 1; }
-		if [ $fenced = no ]; then
-			OUT=$(in_client python3 "$WORK/depart.py" 2001:db8:1::6 2001:db8::2 5000 "${TAG}d")
-			# the vector works here: the second datagram arrives too
-			assert_eq "ok ok" "$OUT" "unfenced: sent before and after the address went"
-			n=$((n + 2))
-			expect_units u6 "$n" "unfenced: both datagrams arrived"
-		else
-			fence --allow '[2001:db8::2]:5000/udp' -- \
-				python3 "$WORK/depart.py" 2001:db8:1::6 2001:db8::2 5000 "${TAG}d"
-			expect_result "ok EPERM" "fenced: sent before, refused after the address went"
-			assert_match '^cgfence: denied udp \[2001:db8::2\]:5000 \(egress: source not an address of this host\) pid [0-9]+ \(python3\)$' \
-				"$ERR" "fenced: egress's deny line, with its reason"
-			n=$((n + 1))
-			expect_units u6 "$n" "fenced: only the datagram sent before"
-		fi
-		assert_eq "" "$(ip -n "$NS_C" -6 addr show dev "${TAG}d" | grep 2001:db8:1::6)" \
-			"fenced=$fenced: a process without capabilities removed 2001:db8:1::6"
+	local how fenced udp=0
+	for how in udp tcp; do
+		for fenced in no yes; do
+			in_client sysctl -qw "net.ipv6.conf.${TAG}d.disable_ipv6=0"
+			ip -n "$NS_C" addr replace 2001:db8:1::6/128 dev "${TAG}d" nodad &&
+				ip -n "$NS_C" -6 route replace 2001:db8::2/128 dev "${TAG}a" src 2001:db8:1::6 ||
+				{ fail "$how: adding 2001:db8:1::6 and its route"; return 1; }
+			if [ $fenced = no ]; then
+				OUT=$(in_client timeout 10 python3 "$WORK/depart.py" "$how" "${TAG}d")
+			else
+				fence --allow '[2001:db8::2]:5000-5001' -- \
+					python3 "$WORK/depart.py" "$how" "${TAG}d"
+			fi
+			case $how:$fenced in
+			tcp:no)
+				assert_eq sent "$OUT" "$how, unfenced"
+				assert_eq "connections=1 bytes=11" "$(cat "$WORK/t6.count")" \
+					"$how, unfenced: both writes arrived (the vector works here)" ;;
+			tcp:yes)
+				assert_eq sent "$OUT" "$how, fenced"
+				assert_match '^cgfence: denied tcp \[2001:db8::2\]:5001 \(egress: source not an address of this host\) pid [0-9]+ \(python3\)$' \
+					"$ERR" "$how, fenced: egress's deny line, with its reason"
+				assert_eq "connections=2 bytes=17" "$(cat "$WORK/t6.count")" \
+					"$how, fenced: only what was written before the address went" ;;
+			udp:no)
+				assert_eq "ok ok" "$OUT" "$how, unfenced: sent before and after"
+				udp=$((udp + 2))
+				expect_units u6 "$udp" "$how, unfenced: both datagrams arrived" ;;
+			udp:yes)
+				assert_eq "ok EPERM" "$OUT" "$how, fenced: sent before, refused after"
+				assert_match '^cgfence: denied udp \[2001:db8::2\]:5000 \(egress: source not an address of this host\) pid [0-9]+ \(python3\)$' \
+					"$ERR" "$how, fenced: egress's deny line, with its reason"
+				udp=$((udp + 1))
+				expect_units u6 "$udp" "$how, fenced: only the datagram sent before" ;;
+			esac
+		done
 	done
 }
 
