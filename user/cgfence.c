@@ -254,6 +254,15 @@ static void usage_run(FILE *out)
 		"its files, which root outside the fence may later run (see README).\n");
 }
 
+/* Is gid among the n groups? */
+static bool has_gid(const gid_t *groups, int n, gid_t gid)
+{
+	for (int i = 0; i < n; i++)
+		if (groups[i] == gid)
+			return true;
+	return false;
+}
+
 struct runner {
 	char cgroup[PATH_MAX + 64];
 	bool cgroup_made;
@@ -626,6 +635,9 @@ static int cmd_run(int argc, char **argv)
 				"not its files; it can write what root outside the fence runs "
 				"(cron, profiles, this binary) and its network namespace's net "
 				"sysctls (--user NAME runs it as NAME)\n");
+	else if (r.user.gid == 0 || has_gid(r.user.groups, r.user.n_groups, 0))
+		fprintf(stderr, "cgfence: warning: COMMAND runs in group 0 (root): it can write the "
+				"host's files that group may write\n");
 	warn_nonlocal_bind();
 	if (pa.limits.min_ttl > pa.limits.max_ttl) {
 		warnx("--min-ttl %u is more than --max-ttl %u", pa.limits.min_ttl,
@@ -771,11 +783,15 @@ resolved:
 				if (si.ssi_signo == SIGCHLD)
 					continue;
 				/*
-				 * Passed on, COMMAND decides how to end; a terminal's
-				 * signal (SI_KERNEL) already reached its process group.
+				 * Passed on, COMMAND decides how to end.  A terminal's
+				 * signal (SI_KERNEL) already reached its process group,
+				 * unless --user gave it a session of its own: then it
+				 * goes to that session's group, as the terminal would.
 				 */
 				if (si.ssi_code != SI_KERNEL)
 					kill(child, (int)si.ssi_signo);
+				else if (r.user.set)
+					kill(-child, (int)si.ssi_signo);
 				if (!term_at)
 					term_at = now + 10 * NS_PER_SEC;
 			}
@@ -817,6 +833,7 @@ out:
 	cgf_domains_free(domains);
 	cgf_resolver_free(res);
 	cgf_policy_free(&pa.policy);
+	cgf_identity_free(&r.user);
 	json_decref(rules);
 	return status;
 }

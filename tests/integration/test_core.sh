@@ -1065,9 +1065,62 @@ refused" "$OUT" "--user nobody: uid, gid, groups, capabilities, no_new_privs, se
 		sh -c "grep -E '^Cap(Eff|Amb):' /proc/self/status | tr -s '\t' ' '"
 	assert_eq "CapEff: 0000000000002000
 CapAmb: 0000000000002000" "$OUT" "--user nobody --keep-cap net_raw"
+	# a uid and a group that differ, and no other groups: all three ids each
+	fence --user 65534:4242 --allow 198.18.0.2:80 -- \
+		sh -c "grep -E '^(Uid|Gid|Groups):' /proc/self/status | tr -s '\t' ' '"
+	assert_eq "Uid: 65534 65534 65534 65534
+Gid: 4242 4242 4242 4242
+Groups: 4242 " "$OUT" "--user 65534:4242: real, effective, saved and fs ids, groups"
+	# Landlock: no ptrace of a process outside the fence, not even one of
+	# its own uid with no capabilities (pidfd_getfd would hand over its
+	# sockets, which the fence does not judge)
+	cat >"$dir/steal.py" <<'PY'
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+pidfd = libc.syscall(434, int(sys.argv[1]), 0)  # pidfd_open
+fd = libc.syscall(438, pidfd, 0, 0) if pidfd >= 0 else -1  # pidfd_getfd: its fd 0
+print("took its fd 0" if fd >= 0 else "refused: " + os.strerror(ctypes.get_errno()))
+PY
+	chmod 644 "$dir/steal.py"
+	setpriv --reuid 65534 --regid 65534 --clear-groups sleep 60 </dev/null >/dev/null 2>&1 &
+	local victim=$!
+	echo "$victim" >>"$WORK/pids"
+	OUT=$(setpriv --reuid 65534 --regid 65534 --clear-groups /usr/bin/python3 "$dir/steal.py" "$victim")
+	assert_eq "took its fd 0" "$OUT" "unfenced nobody: pidfd_getfd from another nobody process"
+	fence --user nobody --allow 198.18.0.2:80 -- /usr/bin/python3 "$dir/steal.py" "$victim"
+	assert_eq "refused: Operation not permitted" "$OUT" "--user nobody: pidfd_getfd outside the fence"
+	fence --allow 198.18.0.2:80 -- /usr/bin/python3 "$dir/steal.py" "$victim"
+	assert_eq "refused: Operation not permitted" "$OUT" "as root: pidfd_getfd outside the fence"
+	kill "$victim" 2>/dev/null
+	# a session of its own: no TIOCSTI into the terminal cgfence runs on
+	if [ "$(cat /proc/sys/dev/tty/legacy_tiocsti 2>/dev/null || echo 1)" = 1 ]; then
+		cat >"$dir/onpty.py" <<'PY'
+import fcntl, os, pty, subprocess, sys, termios
+master, slave = pty.openpty()
+def own_terminal():
+    os.setsid()
+    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+p = subprocess.run(sys.argv[1:], stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                   preexec_fn=own_terminal, timeout=30)
+print(p.stdout.decode().strip())
+PY
+		local push="import fcntl, termios
+try:
+    fcntl.ioctl(0, termios.TIOCSTI, b'x'); print('pushed')
+except OSError as e:
+    print('refused')"
+		OUT=$(python3 "$dir/onpty.py" setpriv --reuid 65534 --regid 65534 --clear-groups \
+			/usr/bin/python3 -c "$push")
+		assert_eq pushed "$OUT" "unfenced nobody on root's terminal: TIOCSTI"
+		OUT=$(python3 "$dir/onpty.py" nsenter --net="/run/netns/$NS_C" -- "$CGFENCE" run \
+			--user nobody --allow 198.18.0.2:80 -- /usr/bin/python3 -c "$push")
+		assert_eq refused "$OUT" "--user nobody on root's terminal: TIOCSTI"
+	else
+		echo "    note: dev.tty.legacy_tiocsti is 0 here: no TIOCSTI to refuse" >&2
+	fi
 	# refused before anything is made, naming the input
 	local spec
-	for spec in no-such-user-here 4242 nobody:no-such-group nobody: :; do
+	for spec in no-such-user-here 4242 nobody:no-such-group nobody: : 4294967295 nobody:-1; do
 		fence --user "$spec" --allow 198.18.0.2:80 -- true
 		assert_eq 125 "$RC" "--user '$spec': exit status"
 		assert_match "^cgfence: --user '[^']*': " "$ERR" "--user '$spec': the reason"

@@ -14,6 +14,7 @@
 #include <strings.h>
 #include <unistd.h>
 #include <linux/capability.h>
+#include <linux/landlock.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -238,76 +239,166 @@ static int drop_caps(const struct cgf_keep *keep, char *err)
 }
 
 /* A decimal id, below (uid_t)-1 (which means "unchanged" to setresuid). */
-static bool parse_id(const char *text, unsigned long *out)
+static int parse_id(const char *text, unsigned long *out)
 {
 	char *end;
 
 	if (*text < '0' || *text > '9')
-		return false;
+		return -EINVAL; /* a name */
 	errno = 0;
 	*out = strtoul(text, &end, 10);
-	return !errno && !*end && *out < (unsigned long)(uid_t)-1;
+	if (*end)
+		return -EINVAL;
+	return errno || *out >= (unsigned long)(uid_t)-1 ? -ERANGE : 0;
+}
+
+/*
+ * getpwnam_r() (name) or getpwuid_r(), with a buffer grown while it is too
+ * small.  0 and *found set (NULL: no such user), or a positive errno.
+ */
+static int get_user(const char *name, uid_t uid, struct passwd *pw, char **buf,
+		    struct passwd **found)
+{
+	size_t len = 4096;
+	int ret;
+
+	do {
+		char *grown = realloc(*buf, len);
+
+		if (!grown)
+			return ENOMEM;
+		*buf = grown;
+		ret = name ? getpwnam_r(name, pw, *buf, len, found) :
+			     getpwuid_r(uid, pw, *buf, len, found);
+		len *= 2;
+	} while (ret == ERANGE && len <= (1u << 24));
+	return ret;
+}
+
+/* getgrnam_r(), the same way. */
+static int get_group(const char *name, struct group *gr, char **buf, struct group **found)
+{
+	size_t len = 4096;
+	int ret;
+
+	do {
+		char *grown = realloc(*buf, len);
+
+		if (!grown)
+			return ENOMEM;
+		*buf = grown;
+		ret = getgrnam_r(name, gr, *buf, len, found);
+		len *= 2;
+	} while (ret == ERANGE && len <= (1u << 24));
+	return ret;
 }
 
 int cgf_identity_parse(const char *spec, struct cgf_identity *id, char *err)
 {
-	char user[256], buf[16384];
-	const char *group = strchr(spec, ':');
+	const char *colon = strchr(spec, ':');
+	char *user, *ubuf = NULL, *gbuf = NULL;
+	const char *group = colon ? colon + 1 : NULL;
 	struct passwd pw, *pwp = NULL;
 	struct group gr, *grp = NULL;
 	unsigned long n;
-	int ngroups;
+	int ret;
 
 	memset(id, 0, sizeof(*id));
-	if ((group ? (size_t)(group - spec) : strlen(spec)) >= sizeof(user))
-		return fail(err, -EINVAL, "'%s': the user's name is too long", spec);
-	snprintf(user, sizeof(user), "%.*s", group ? (int)(group - spec) : (int)strlen(spec),
-		 spec);
-	if (group)
-		group++;
-	if (!*user || (group && !*group))
-		return fail(err, -EINVAL, "'%s': expected USER[:GROUP], each a name or a number",
-			    spec);
-	if (parse_id(user, &n)) {
-		getpwuid_r((uid_t)n, &pw, buf, sizeof(buf), &pwp);
-		id->uid = (uid_t)n;
-	} else {
-		getpwnam_r(user, &pw, buf, sizeof(buf), &pwp);
-		if (!pwp)
-			return fail(err, -EINVAL, "'%s': no such user", user);
-		id->uid = pwp->pw_uid;
+	user = strndup(spec, colon ? (size_t)(colon - spec) : strlen(spec));
+	if (!user)
+		return fail(err, -ENOMEM, "out of memory");
+	if (!*user || (group && !*group)) {
+		ret = fail(err, -EINVAL, "'%s': expected USER[:GROUP], each a name or a number",
+			   spec);
+		goto out;
 	}
+	ret = parse_id(user, &n);
+	if (ret == -ERANGE) {
+		ret = fail(err, -EINVAL, "'%s': not a user id (0 to %u)", user,
+			   (unsigned)(uid_t)-2);
+		goto out;
+	}
+	ret = ret ? get_user(user, 0, &pw, &ubuf, &pwp) : get_user(NULL, (uid_t)n, &pw, &ubuf, &pwp);
+	if (ret) {
+		ret = fail(err, -ret, "'%s': cannot read the password database: %s", user,
+			   strerror(ret));
+		goto out;
+	}
+	if (!pwp && parse_id(user, &n)) {
+		ret = fail(err, -EINVAL, "'%s': no such user", user);
+		goto out;
+	}
+	id->uid = pwp ? pwp->pw_uid : (uid_t)n;
 	if (group) {
-		char gbuf[16384];
-
-		if (parse_id(group, &n)) {
-			id->gid = (gid_t)n;
-		} else {
-			getgrnam_r(group, &gr, gbuf, sizeof(gbuf), &grp);
-			if (!grp)
-				return fail(err, -EINVAL, "'%s': no such group", group);
-			id->gid = grp->gr_gid;
+		ret = parse_id(group, &n);
+		if (ret == -ERANGE) {
+			ret = fail(err, -EINVAL, "'%s': not a group id (0 to %u)", group,
+				   (unsigned)(gid_t)-2);
+			goto out;
 		}
+		if (ret) {
+			ret = get_group(group, &gr, &gbuf, &grp);
+			if (ret) {
+				ret = fail(err, -ret, "'%s': cannot read the group database: %s",
+					   group, strerror(ret));
+				goto out;
+			}
+			if (!grp) {
+				ret = fail(err, -EINVAL, "'%s': no such group", group);
+				goto out;
+			}
+			n = grp->gr_gid;
+		}
+		id->gid = (gid_t)n;
 	} else if (pwp) {
 		id->gid = pwp->pw_gid;
 	} else {
-		return fail(err, -EINVAL,
-			    "'%s': no user of that number in the password database; give its group "
-			    "too (%s:GROUP)",
-			    user, user);
+		ret = fail(err, -EINVAL,
+			   "'%s': no user of that number in the password database; give its group "
+			   "too (%s:GROUP)",
+			   user, user);
+		goto out;
 	}
 	if (pwp) {
-		ngroups = CGF_GROUPS_MAX;
-		if (getgrouplist(pwp->pw_name, id->gid, id->groups, &ngroups) < 0)
-			return fail(err, -EINVAL, "'%s': in more than %d groups", pwp->pw_name,
-				    CGF_GROUPS_MAX);
-		id->n_groups = ngroups;
+		int count = 0;
+
+		/* the first call counts them (-1, count set), the second fills them in */
+		getgrouplist(pwp->pw_name, id->gid, NULL, &count);
+		id->groups = calloc((size_t)count + 1, sizeof(gid_t));
+		if (!id->groups) {
+			ret = fail(err, -ENOMEM, "out of memory");
+			goto out;
+		}
+		id->n_groups = count;
+		if (getgrouplist(pwp->pw_name, id->gid, id->groups, &id->n_groups) < 0) {
+			ret = fail(err, -EAGAIN, "'%s': its groups changed while being read",
+				   pwp->pw_name);
+			goto out;
+		}
 	} else {
+		id->groups = calloc(1, sizeof(gid_t));
+		if (!id->groups) {
+			ret = fail(err, -ENOMEM, "out of memory");
+			goto out;
+		}
 		id->groups[0] = id->gid;
 		id->n_groups = 1;
 	}
 	id->set = true;
-	return 0;
+	ret = 0;
+out:
+	if (ret)
+		cgf_identity_free(id);
+	free(user);
+	free(ubuf);
+	free(gbuf);
+	return ret;
+}
+
+void cgf_identity_free(struct cgf_identity *id)
+{
+	free(id->groups);
+	memset(id, 0, sizeof(*id));
 }
 
 /*
@@ -320,7 +411,8 @@ static int become(const struct cgf_identity *id, const struct cgf_keep *keep, ch
 {
 	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
 	struct __user_cap_data_struct data[2];
-	uint64_t caps = keep ? keep->caps : 0;
+	/* uid 0 keeps what drop_caps left, with or without --keep-cap */
+	uint64_t caps = keep && id->uid != 0 ? keep->caps : 0;
 
 	if (caps && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0))
 		return fail(err, -errno, "cannot keep capabilities over a change of user: %s",
@@ -345,15 +437,48 @@ static int become(const struct cgf_identity *id, const struct cgf_keep *keep, ch
 		}
 		if (syscall(SYS_capset, &hdr, data))
 			return fail(err, -errno, "cannot set capabilities: %s", strerror(errno));
-		for (int cap = 0; cap < 64; cap++)
-			if ((caps >> cap & 1) &&
-			    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0))
-				return fail(err, -errno, "cannot keep capability %d over exec: %s",
-					    cap, strerror(errno));
+		for (size_t i = 0; i < N_DROPPED; i++)
+			if (kept(keep, dropped[i].cap) &&
+			    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, dropped[i].cap, 0, 0))
+				return fail(err, -errno, "cannot keep CAP_%s over exec: %s",
+					    dropped[i].name, strerror(errno));
 	}
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
 		return fail(err, -errno, "cannot set no_new_privs: %s", strerror(errno));
+	/*
+	 * A session of its own: the terminal cgfence was started from is no
+	 * longer its controlling terminal, so it cannot push input into it
+	 * (TIOCSTI) for the shell that reads it once cgfence is gone.
+	 */
+	if (setsid() < 0)
+		return fail(err, -errno, "cannot start a session: %s", strerror(errno));
 	return 0;
+}
+
+/*
+ * Puts the process in a Landlock domain of its own.  The domain restricts no
+ * file access the dropped capabilities did not already (it handles only the
+ * making of block devices, which takes CAP_MKNOD), but Landlock lets a
+ * process in a domain ptrace() only processes of the same domain or one
+ * nested in it, and so also pidfd_getfd(), /proc/PID/mem and
+ * process_vm_writev().  Without it a fenced process could take a socket
+ * from a process outside the fence that runs as the same user with no more
+ * capabilities (another user's shell, another fence), and a socket is
+ * judged by the cgroup it was made in, not by the fence.  Needs
+ * CAP_SYS_ADMIN or no_new_privs: it runs before the capabilities go.
+ * 0, or a negative errno with err set.
+ */
+static int enter_landlock(char *err)
+{
+	struct landlock_ruleset_attr attr = { .handled_access_fs = LANDLOCK_ACCESS_FS_MAKE_BLOCK };
+	int fd = (int)syscall(SYS_landlock_create_ruleset, &attr, sizeof(attr), 0), ret = 0;
+
+	if (fd < 0)
+		return fail(err, -errno, "Landlock is not available (%s)", strerror(errno));
+	if (syscall(SYS_landlock_restrict_self, fd, 0))
+		ret = fail(err, -errno, "cannot enter a Landlock domain: %s", strerror(errno));
+	close(fd);
+	return ret;
 }
 
 int cgf_confine_self(const char *cgroup_path, const struct cgf_keep *keep,
@@ -392,6 +517,22 @@ int cgf_confine_self(const char *cgroup_path, const struct cgf_keep *keep,
 			goto out;
 		}
 	}
+	ret = enter_landlock(err);
+	if (ret && id && id->set) {
+		char why[CGF_ERR_LEN];
+
+		snprintf(why, sizeof(why), "%s", err);
+		ret = fail(err, ret,
+			   "--user needs Landlock, or COMMAND could ptrace processes of uid %u "
+			   "outside the fence and use their sockets: %s",
+			   (unsigned)id->uid, why);
+		goto out;
+	}
+	if (ret)
+		fprintf(stderr,
+			"cgfence: warning: %s: COMMAND can ptrace processes outside the fence "
+			"that hold no more capabilities than it does, and use their sockets\n",
+			err);
 	ret = drop_caps(keep, err);
 	if (!ret && id && id->set)
 		ret = become(id, keep, err);

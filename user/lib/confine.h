@@ -37,24 +37,24 @@ uint32_t cgf_keep_risks(const struct cgf_keep *keep);
 /* Warns on stderr, per kept capability, which way around the fence it reopens. */
 void cgf_keep_warn(const struct cgf_keep *keep, bool boundary);
 
-#define CGF_GROUPS_MAX 256
-
 /* Who the confined process runs as (--user); set false: whoever started it. */
 struct cgf_identity {
 	bool set;
 	uid_t uid;
 	gid_t gid;
-	int n_groups; /* supplementary groups */
-	gid_t groups[CGF_GROUPS_MAX];
+	int n_groups;   /* supplementary groups */
+	gid_t *groups;  /* malloc'd: cgf_identity_free */
 };
 
 /*
  * Parses "USER[:GROUP]", each a name or a number.  A user of the password
  * database gets its primary group (or GROUP) and its supplementary groups; a
- * number that is no user there needs GROUP, and gets no other.  Returns 0 or
- * -EINVAL with err set ("'x': reason").
+ * number that is no user there needs GROUP, and gets no other.  Returns 0,
+ * -EINVAL for what names no user or group, or another negative errno when
+ * the databases cannot be read, with err set ("'x': reason").
  */
 int cgf_identity_parse(const char *spec, struct cgf_identity *id, char *err);
+void cgf_identity_free(struct cgf_identity *id);
 
 /*
  * In the calling process: joins the cgroup at cgroup_path, enters new cgroup
@@ -64,11 +64,16 @@ int cgf_identity_parse(const char *spec, struct cgf_identity *id, char *err);
  * (CAP_SYS_ADMIN, CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN, CAP_NET_RAW,
  * CAP_SYS_PTRACE, CAP_SYS_MODULE, CAP_DAC_READ_SEARCH, CAP_SYS_RAWIO,
  * CAP_MKNOD, CAP_SYS_BOOT, CAP_MAC_ADMIN, CAP_MAC_OVERRIDE) from every set,
- * the bounding set included, except those in keep (NULL: none).  With an
- * identity (NULL or not set: none), it then takes that user's groups, group
- * and user, with the capabilities of keep as ambient ones (so they survive
- * exec), and sets no_new_privs: no setuid or file-capability program gives
- * the process more than that.  Returns 0 or a negative errno with err set.
+ * the bounding set included, except those in keep (NULL: none).  Before
+ * that it enters a Landlock domain of its own, so that it cannot ptrace()
+ * (nor pidfd_getfd(), nor write the memory of) any process outside the
+ * fence; without Landlock that is refused with an identity, a warning
+ * without.  With an identity (NULL or not set: none), it then takes that
+ * user's groups, group and user, with the capabilities of keep as ambient
+ * ones (so they survive exec), sets no_new_privs (no setuid or
+ * file-capability program gives it more than that) and starts a session of
+ * its own (no controlling terminal to push input into with TIOCSTI).
+ * Returns 0 or a negative errno with err set.
  */
 int cgf_confine_self(const char *cgroup_path, const struct cgf_keep *keep,
 		     const struct cgf_identity *id, char *err);
