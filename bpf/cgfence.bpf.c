@@ -385,6 +385,12 @@ static __always_inline bool sock_nonlocal6(struct inet_sock *inet)
  * (source_foreign6); created at its first check.
  */
 struct cgf_src_ok {
+	/*
+	 * UDP sends of one socket run on several CPUs at once, without the
+	 * socket lock: an entry written by two of them word by word could mix
+	 * two good sources into one no check found.
+	 */
+	struct bpf_spin_lock lock;
 	__u32 addr[4];
 	__u32 ifindex;
 	__u32 addr_gen;
@@ -527,7 +533,8 @@ static __always_inline bool source_foreign6(struct __sk_buff *skb, struct bpf_so
 	struct cgf_src_ok *ok;
 	struct bpf_sock *full;
 	struct net *net;
-	__u32 src[4], addr_gen;
+	__u32 src[4], addr_gen, ifindex;
+	bool hit;
 
 	if (!ip6)
 		return true;
@@ -538,17 +545,25 @@ static __always_inline bool source_foreign6(struct __sk_buff *skb, struct bpf_so
 		return true;
 	/* read before the walk: a change during it makes the next packet walk again */
 	addr_gen = net->ipv6.dev_addr_genid.counter;
+	ifindex = skb->ifindex;
 	ok = bpf_sk_storage_get(&cgf_src_ok, full, 0, 0);
-	if (ok && addr_eq((const __u8 *)ok->addr, (const __u8 *)src) &&
-	    ok->ifindex == skb->ifindex && ok->addr_gen == addr_gen)
-		return false;
-	if (!addr_in_netns(net, src, skb->ifindex))
+	if (ok) {
+		bpf_spin_lock(&ok->lock);
+		hit = addr_eq((const __u8 *)ok->addr, (const __u8 *)src) &&
+		      ok->ifindex == ifindex && ok->addr_gen == addr_gen;
+		bpf_spin_unlock(&ok->lock);
+		if (hit)
+			return false;
+	}
+	if (!addr_in_netns(net, src, ifindex))
 		return true;
 	ok = bpf_sk_storage_get(&cgf_src_ok, full, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (ok) {
+		bpf_spin_lock(&ok->lock);
 		__builtin_memcpy(ok->addr, src, sizeof(src));
-		ok->ifindex = skb->ifindex;
+		ok->ifindex = ifindex;
 		ok->addr_gen = addr_gen;
+		bpf_spin_unlock(&ok->lock);
 	}
 	return false;
 }
