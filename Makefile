@@ -37,7 +37,7 @@ CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 endif
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 $(WARNINGS) -D_GNU_SOURCE -Iinclude -Iuser/lib -I$(BPF_BUILD)
-LDLIBS := -lbpf -lelf -lz -lcares -ljansson -lldns
+LDLIBS := -lbpf -lelf -lz -lcares -ljansson -lldns -lseccomp
 
 BPF_CFLAGS := -target bpf -g -O2 -Wall -Werror -D__TARGET_ARCH_$(BPF_ARCH) \
 	      -I$(VMLINUX_DIR) -Iinclude -Ibpf
@@ -139,7 +139,7 @@ $(BUILD)/tests/%: tests/tools/%.c | $(BUILD)/tests
 # Build dependencies, installed with apt-get when missing (Debian 12).
 BUILD_PKGS := clang llvm make gcc pkg-config libbpf-dev libelf-dev zlib1g-dev bpftool \
 	      libc-ares-dev libjansson-dev libcmocka-dev liburing-dev libclang-rt-14-dev \
-	      libldns-dev
+	      libldns-dev libseccomp-dev
 TEST_PKGS := iproute2 dnsmasq-base util-linux libcap2-bin python3 jq valgrind nftables \
 	     iptables ipset iperf3 gnuplot-nox gawk
 DEMO_PKGS := iproute2 python3 curl

@@ -783,16 +783,16 @@ resolved:
 				if (si.ssi_signo == SIGCHLD)
 					continue;
 				/*
-				 * Passed on, COMMAND decides how to end.  A terminal's
-				 * signal (SI_KERNEL) already reached its process group,
-				 * unless --user gave it a session of its own: then it
-				 * goes to that session's group, as the terminal would.
+				 * Passed on, COMMAND decides how to end; a terminal's
+				 * signal (SI_KERNEL) already reached its process group.
+				 * Only a request to end (a kill, or the terminal
+				 * hanging up) starts the countdown to SIGKILL: a Ctrl-C
+				 * that COMMAND handles (a shell, a debugger) is no such
+				 * request.
 				 */
 				if (si.ssi_code != SI_KERNEL)
 					kill(child, (int)si.ssi_signo);
-				else if (r.user.set)
-					kill(-child, (int)si.ssi_signo);
-				if (!term_at)
+				if (!term_at && (si.ssi_code != SI_KERNEL || si.ssi_signo == SIGHUP))
 					term_at = now + 10 * NS_PER_SEC;
 			}
 		}

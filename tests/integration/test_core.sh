@@ -1092,7 +1092,17 @@ PY
 	fence --allow 198.18.0.2:80 -- /usr/bin/python3 "$dir/steal.py" "$victim"
 	assert_eq "refused: Operation not permitted" "$OUT" "as root: pidfd_getfd outside the fence"
 	kill "$victim" 2>/dev/null
-	# a session of its own: no TIOCSTI into the terminal cgfence runs on
+	# the Landlock domain takes nothing a command needs: renames and links
+	# across directories, a mount in a user namespace of its own
+	if [ "$(cat /proc/sys/kernel/unprivileged_userns_clone 2>/dev/null || echo 1)" = 1 ]; then
+		install -d -o 65534 -g 65534 "$dir/nobody" || { fail "a directory for nobody"; return 1; }
+		fence --user nobody --allow 198.18.0.2:80 -- sh -c \
+			"cd '$dir/nobody' && mkdir -p a b && touch a/x && mv a/x b/y && ln b/y a/z && echo moved; unshare -rm sh -c 'mount -t tmpfs t /mnt && echo mounted'"
+		assert_eq "moved
+mounted" "$OUT" "--user nobody: rename and link across directories, a mount in its own namespaces"
+	fi
+	# no TIOCSTI into the terminal cgfence runs on (a seccomp filter), which
+	# stays COMMAND's controlling terminal: /dev/tty opens
 	if [ "$(cat /proc/sys/dev/tty/legacy_tiocsti 2>/dev/null || echo 1)" = 1 ]; then
 		cat >"$dir/onpty.py" <<'PY'
 import fcntl, os, pty, subprocess, sys, termios
@@ -1104,7 +1114,8 @@ p = subprocess.run(sys.argv[1:], stdin=slave, stdout=subprocess.PIPE, stderr=sub
                    preexec_fn=own_terminal, timeout=30)
 print(p.stdout.decode().strip())
 PY
-		local push="import fcntl, termios
+		local push="import fcntl, os, termios
+os.close(os.open('/dev/tty', os.O_RDWR))
 try:
     fcntl.ioctl(0, termios.TIOCSTI, b'x'); print('pushed')
 except OSError as e:
@@ -1115,6 +1126,9 @@ except OSError as e:
 		OUT=$(python3 "$dir/onpty.py" nsenter --net="/run/netns/$NS_C" -- "$CGFENCE" run \
 			--user nobody --allow 198.18.0.2:80 -- /usr/bin/python3 -c "$push")
 		assert_eq refused "$OUT" "--user nobody on root's terminal: TIOCSTI"
+		OUT=$(python3 "$dir/onpty.py" nsenter --net="/run/netns/$NS_C" -- "$CGFENCE" run \
+			--allow 198.18.0.2:80 -- /usr/bin/python3 -c "$push")
+		assert_eq refused "$OUT" "root on root's terminal: TIOCSTI"
 	else
 		echo "    note: dev.tty.legacy_tiocsti is 0 here: no TIOCSTI to refuse" >&2
 	fi
@@ -1125,6 +1139,34 @@ except OSError as e:
 		assert_eq 125 "$RC" "--user '$spec': exit status"
 		assert_match "^cgfence: --user '[^']*': " "$ERR" "--user '$spec': the reason"
 	done
+}
+
+# A Ctrl-C on the terminal reaches COMMAND as it would without cgfence, and
+# is no request to end it: a COMMAND that handles it (a shell, a debugger)
+# goes on, past the 10 s after which cgfence kills what does not end.
+test_run_terminal_interrupt() {
+	setup || return
+	cat >"$WORK/ctrlc.py" <<'PY'
+import fcntl, os, pty, select, subprocess, sys, termios, time
+master, slave = pty.openpty()
+def own_terminal():
+    os.setsid()
+    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+p = subprocess.Popen(sys.argv[1:], stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                     preexec_fn=own_terminal)
+said = [p.stdout.readline().decode().strip()]
+os.write(master, b"\x03")  # ^C: SIGINT to the terminal's foreground group
+said += [line.decode().strip() for line in p.stdout]
+print(" ".join(said + ["status=%d" % p.wait(timeout=30)]))
+PY
+	local cmd="import signal, time
+signal.signal(signal.SIGINT, lambda *a: print('INT', flush=True))
+print('ready', flush=True)
+time.sleep(12.5)
+print('done', flush=True)"
+	OUT=$(timeout 40 python3 "$WORK/ctrlc.py" nsenter --net="/run/netns/$NS_C" -- "$CGFENCE" run \
+		--user nobody --allow 198.18.0.2:80 -- /usr/bin/python3 -c "$cmd")
+	assert_eq "ready INT done status=0" "$OUT" "a handled Ctrl-C: COMMAND goes on and ends by itself"
 }
 
 test_quiet() {

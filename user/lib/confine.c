@@ -15,6 +15,8 @@
 #include <unistd.h>
 #include <linux/capability.h>
 #include <linux/landlock.h>
+#include <seccomp.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -147,7 +149,8 @@ static const struct {
 	{ CAP_NET_RAW, "net_raw", "AF_PACKET frames that no cgroup hook sees" },
 	{ CAP_NET_ADMIN, "net_admin",
 	  "tunnels, TUN devices and nft netdev rules that change packets after the cgroup hooks" },
-	{ CAP_SYS_PTRACE, "sys_ptrace", "ptrace of processes outside the fence" },
+	{ CAP_SYS_PTRACE, "sys_ptrace",
+	  "ptrace of processes outside the fence where the kernel has no Landlock" },
 	{ CAP_SYS_MODULE, "sys_module", "kernel modules: anything at all" },
 	{ CAP_DAC_READ_SEARCH, "dac_read_search",
 	  "open_by_handle_at: files outside its mount namespace" },
@@ -252,6 +255,12 @@ static int parse_id(const char *text, unsigned long *out)
 	return errno || *out >= (unsigned long)(uid_t)-1 ? -ERANGE : 0;
 }
 
+/* Errors getpwnam_r(3) and getgrnam_r(3) allow to mean "no such entry". */
+static bool not_found(int ret)
+{
+	return ret == ENOENT || ret == ESRCH || ret == EBADF || ret == EPERM;
+}
+
 /*
  * getpwnam_r() (name) or getpwuid_r(), with a buffer grown while it is too
  * small.  0 and *found set (NULL: no such user), or a positive errno.
@@ -272,7 +281,7 @@ static int get_user(const char *name, uid_t uid, struct passwd *pw, char **buf,
 			     getpwuid_r(uid, pw, *buf, len, found);
 		len *= 2;
 	} while (ret == ERANGE && len <= (1u << 24));
-	return ret;
+	return not_found(ret) ? 0 : ret;
 }
 
 /* getgrnam_r(), the same way. */
@@ -290,7 +299,7 @@ static int get_group(const char *name, struct group *gr, char **buf, struct grou
 		ret = getgrnam_r(name, gr, *buf, len, found);
 		len *= 2;
 	} while (ret == ERANGE && len <= (1u << 24));
-	return ret;
+	return not_found(ret) ? 0 : ret;
 }
 
 int cgf_identity_parse(const char *spec, struct cgf_identity *id, char *err)
@@ -445,40 +454,109 @@ static int become(const struct cgf_identity *id, const struct cgf_keep *keep, ch
 	}
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
 		return fail(err, -errno, "cannot set no_new_privs: %s", strerror(errno));
-	/*
-	 * A session of its own: the terminal cgfence was started from is no
-	 * longer its controlling terminal, so it cannot push input into it
-	 * (TIOCSTI) for the shell that reads it once cgfence is gone.
-	 */
-	if (setsid() < 0)
-		return fail(err, -errno, "cannot start a session: %s", strerror(errno));
 	return 0;
 }
 
+/* struct landlock_ruleset_attr as of Landlock ABI 6 (Linux 6.12); older headers lack fields */
+struct cgf_landlock_attr {
+	__u64 handled_access_fs;
+	__u64 handled_access_net;
+	__u64 scoped;
+};
+
+#define CGF_LANDLOCK_SCOPE_SIGNAL (1ULL << 1)
+#define CGF_LANDLOCK_ACCESS_FS_REFER (1ULL << 13) /* ABI 2 */
+
 /*
- * Puts the process in a Landlock domain of its own.  The domain restricts no
- * file access the dropped capabilities did not already (it handles only the
- * making of block devices, which takes CAP_MKNOD), but Landlock lets a
- * process in a domain ptrace() only processes of the same domain or one
- * nested in it, and so also pidfd_getfd(), /proc/PID/mem and
- * process_vm_writev().  Without it a fenced process could take a socket
- * from a process outside the fence that runs as the same user with no more
- * capabilities (another user's shell, another fence), and a socket is
- * judged by the cgroup it was made in, not by the fence.  Needs
- * CAP_SYS_ADMIN or no_new_privs: it runs before the capabilities go.
+ * Puts the process in a Landlock domain of its own: Landlock lets a process
+ * in a domain ptrace() only processes of the same domain or one nested in
+ * it, and so also pidfd_getfd(), /proc/PID/mem, /proc/PID/fd and
+ * process_vm_writev().  Without it a fenced process could take a socket from
+ * a process outside the fence that runs as the same user with no more
+ * capabilities (its user's shell, another fence), and a socket is judged by
+ * the cgroup it was made in, not by the fence.  A domain must restrict
+ * something, and what it restricts must not get in COMMAND's way:
+ *   ABI 6 and later: signals to processes outside the domain, nothing else;
+ *   ABI 2-5: making block devices (which needs CAP_MKNOD anyway), with the
+ *     renames and links across directories that any domain handling a file
+ *     right refuses given back by a rule on /; mounts stay refused there,
+ *     even in a user namespace of COMMAND's own;
+ *   ABI 1: the same, but renames and links across directories get EXDEV.
+ * Needs CAP_SYS_ADMIN or no_new_privs: it runs before the capabilities go.
  * 0, or a negative errno with err set.
  */
 static int enter_landlock(char *err)
 {
-	struct landlock_ruleset_attr attr = { .handled_access_fs = LANDLOCK_ACCESS_FS_MAKE_BLOCK };
-	int fd = (int)syscall(SYS_landlock_create_ruleset, &attr, sizeof(attr), 0), ret = 0;
+	struct cgf_landlock_attr attr = { 0 };
+	int abi = (int)syscall(SYS_landlock_create_ruleset, NULL, 0,
+			       LANDLOCK_CREATE_RULESET_VERSION);
+	int fd, ret = 0;
 
-	if (fd < 0)
+	if (abi < 0)
 		return fail(err, -errno, "Landlock is not available (%s)", strerror(errno));
-	if (syscall(SYS_landlock_restrict_self, fd, 0))
+	if (abi >= 6)
+		attr.scoped = CGF_LANDLOCK_SCOPE_SIGNAL;
+	else
+		attr.handled_access_fs = LANDLOCK_ACCESS_FS_MAKE_BLOCK |
+					 (abi >= 2 ? CGF_LANDLOCK_ACCESS_FS_REFER : 0);
+	fd = (int)syscall(SYS_landlock_create_ruleset, &attr, sizeof(attr), 0);
+	if (fd < 0)
+		return fail(err, -errno, "cannot create a Landlock ruleset (ABI %d): %s", abi,
+			    strerror(errno));
+	if (abi >= 2 && abi < 6) {
+		struct landlock_path_beneath_attr below = {
+			.allowed_access = CGF_LANDLOCK_ACCESS_FS_REFER,
+			.parent_fd = open("/", O_PATH | O_CLOEXEC),
+		};
+
+		if (below.parent_fd < 0 ||
+		    syscall(SYS_landlock_add_rule, fd, LANDLOCK_RULE_PATH_BENEATH, &below, 0))
+			ret = fail(err, -errno, "cannot add a Landlock rule for '/': %s",
+				   strerror(errno));
+		if (below.parent_fd >= 0)
+			close(below.parent_fd);
+	}
+	if (!ret && syscall(SYS_landlock_restrict_self, fd, 0))
 		ret = fail(err, -errno, "cannot enter a Landlock domain: %s", strerror(errno));
 	close(fd);
 	return ret;
+}
+
+/*
+ * Refuses ioctl(TIOCSTI) and ioctl(TIOCLINUX) with EPERM, for every system
+ * call table of the machine (a 32-bit call passes a filter made for the
+ * native one only): with either, a process pushes input into a terminal it
+ * shares with cgfence, for the shell that reads it once the fence is gone.
+ * The command is compared in its low 32 bits, the kernel's unsigned int.
+ * no_new_privs is not forced (root runs keep what they have).  0, or a
+ * negative errno with err set.
+ */
+static int refuse_terminal_input(char *err)
+{
+	static const unsigned long cmds[] = { TIOCSTI, TIOCLINUX };
+	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+	int ret = ctx ? 0 : -ENOMEM;
+
+	if (!ret)
+		ret = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
+#if defined(__x86_64__)
+	if (!ret)
+		ret = seccomp_arch_add(ctx, SCMP_ARCH_X86);
+	if (!ret)
+		ret = seccomp_arch_add(ctx, SCMP_ARCH_X32);
+#elif defined(__aarch64__)
+	if (!ret)
+		ret = seccomp_arch_add(ctx, SCMP_ARCH_ARM);
+#endif
+	for (size_t i = 0; !ret && i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ioctl), 1,
+				       SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, cmds[i]));
+	if (!ret)
+		ret = seccomp_load(ctx);
+	seccomp_release(ctx);
+	return ret ? fail(err, ret, "cannot refuse TIOCSTI with a seccomp filter: %s",
+			  strerror(-ret))
+		   : 0;
 }
 
 int cgf_confine_self(const char *cgroup_path, const struct cgf_keep *keep,
@@ -533,7 +611,9 @@ int cgf_confine_self(const char *cgroup_path, const struct cgf_keep *keep,
 			"cgfence: warning: %s: COMMAND can ptrace processes outside the fence "
 			"that hold no more capabilities than it does, and use their sockets\n",
 			err);
-	ret = drop_caps(keep, err);
+	ret = refuse_terminal_input(err);
+	if (!ret)
+		ret = drop_caps(keep, err);
 	if (!ret && id && id->set)
 		ret = become(id, keep, err);
 out:

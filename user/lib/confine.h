@@ -67,13 +67,13 @@ void cgf_identity_free(struct cgf_identity *id);
  * the bounding set included, except those in keep (NULL: none).  Before
  * that it enters a Landlock domain of its own, so that it cannot ptrace()
  * (nor pidfd_getfd(), nor write the memory of) any process outside the
- * fence; without Landlock that is refused with an identity, a warning
- * without.  With an identity (NULL or not set: none), it then takes that
- * user's groups, group and user, with the capabilities of keep as ambient
- * ones (so they survive exec), sets no_new_privs (no setuid or
- * file-capability program gives it more than that) and starts a session of
- * its own (no controlling terminal to push input into with TIOCSTI).
- * Returns 0 or a negative errno with err set.
+ * fence (without Landlock that is refused with an identity, a warning
+ * without), and a seccomp filter refuses it ioctl(TIOCSTI) and
+ * ioctl(TIOCLINUX), which push input into a terminal.  With an identity
+ * (NULL or not set: none), it then takes that user's groups, group and
+ * user, with the capabilities of keep as ambient ones (so they survive
+ * exec), and sets no_new_privs: no setuid or file-capability program gives
+ * it more than that.  Returns 0 or a negative errno with err set.
  */
 int cgf_confine_self(const char *cgroup_path, const struct cgf_keep *keep,
 		     const struct cgf_identity *id, char *err);
