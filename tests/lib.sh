@@ -17,6 +17,8 @@ CGFENCE=$BUILD/cgfence
 CGFENCED=$BUILD/cgfenced
 PROBE=$BUILD/tests/probe
 TAMPER=$BUILD/tests/tamper
+# shellcheck disable=SC2034 # the suites use it
+ONPTY=$TOP/tests/tools/onpty.py
 # SANITIZED: 1 when the binaries under test are the sanitizer build (make san;
 # tests/run-all.sh's second pass), which runs about 3 times slower: a time
 # limit that measures the machine more than the code gets more room then.

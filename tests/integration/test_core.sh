@@ -1104,31 +1104,21 @@ mounted" "$OUT" "--user nobody: rename and link across directories, a mount in i
 	# no TIOCSTI into the terminal cgfence runs on (a seccomp filter), which
 	# stays COMMAND's controlling terminal: /dev/tty opens
 	if [ "$(cat /proc/sys/dev/tty/legacy_tiocsti 2>/dev/null || echo 1)" = 1 ]; then
-		cat >"$dir/onpty.py" <<'PY'
-import fcntl, os, pty, subprocess, sys, termios
-master, slave = pty.openpty()
-def own_terminal():
-    os.setsid()
-    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
-p = subprocess.run(sys.argv[1:], stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                   preexec_fn=own_terminal, timeout=30)
-print(p.stdout.decode().strip())
-PY
 		local push="import fcntl, os, termios
 os.close(os.open('/dev/tty', os.O_RDWR))
 try:
     fcntl.ioctl(0, termios.TIOCSTI, b'x'); print('pushed')
 except OSError as e:
     print('refused')"
-		OUT=$(python3 "$dir/onpty.py" setpriv --reuid 65534 --regid 65534 --clear-groups \
+		OUT=$(python3 "$ONPTY" setpriv --reuid 65534 --regid 65534 --clear-groups \
 			/usr/bin/python3 -c "$push")
-		assert_eq pushed "$OUT" "unfenced nobody on root's terminal: TIOCSTI"
-		OUT=$(python3 "$dir/onpty.py" nsenter --net="/run/netns/$NS_C" -- "$CGFENCE" run \
+		assert_eq "pushed status=0" "$OUT" "unfenced nobody on root's terminal: TIOCSTI"
+		OUT=$(python3 "$ONPTY" nsenter --net="/run/netns/$NS_C" -- "$CGFENCE" run \
 			--user nobody --allow 198.18.0.2:80 -- /usr/bin/python3 -c "$push")
-		assert_eq refused "$OUT" "--user nobody on root's terminal: TIOCSTI"
-		OUT=$(python3 "$dir/onpty.py" nsenter --net="/run/netns/$NS_C" -- "$CGFENCE" run \
+		assert_eq "refused status=0" "$OUT" "--user nobody on root's terminal: TIOCSTI"
+		OUT=$(python3 "$ONPTY" nsenter --net="/run/netns/$NS_C" -- "$CGFENCE" run \
 			--allow 198.18.0.2:80 -- /usr/bin/python3 -c "$push")
-		assert_eq refused "$OUT" "root on root's terminal: TIOCSTI"
+		assert_eq "refused status=0" "$OUT" "root on root's terminal: TIOCSTI"
 	else
 		echo "    note: dev.tty.legacy_tiocsti is 0 here: no TIOCSTI to refuse" >&2
 	fi
@@ -1146,25 +1136,12 @@ except OSError as e:
 # goes on, past the 10 s after which cgfence kills what does not end.
 test_run_terminal_interrupt() {
 	setup || return
-	cat >"$WORK/ctrlc.py" <<'PY'
-import fcntl, os, pty, select, subprocess, sys, termios, time
-master, slave = pty.openpty()
-def own_terminal():
-    os.setsid()
-    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
-p = subprocess.Popen(sys.argv[1:], stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                     preexec_fn=own_terminal)
-said = [p.stdout.readline().decode().strip()]
-os.write(master, b"\x03")  # ^C: SIGINT to the terminal's foreground group
-said += [line.decode().strip() for line in p.stdout]
-print(" ".join(said + ["status=%d" % p.wait(timeout=30)]))
-PY
 	local cmd="import signal, time
 signal.signal(signal.SIGINT, lambda *a: print('INT', flush=True))
 print('ready', flush=True)
 time.sleep(12.5)
 print('done', flush=True)"
-	OUT=$(timeout 40 python3 "$WORK/ctrlc.py" nsenter --net="/run/netns/$NS_C" -- "$CGFENCE" run \
+	OUT=$(timeout 40 python3 "$ONPTY" --ctrl-c nsenter --net="/run/netns/$NS_C" -- "$CGFENCE" run \
 		--user nobody --allow 198.18.0.2:80 -- /usr/bin/python3 -c "$cmd")
 	assert_eq "ready INT done status=0" "$OUT" "a handled Ctrl-C: COMMAND goes on and ends by itself"
 }

@@ -261,31 +261,30 @@ static bool not_found(int ret)
 	return ret == ENOENT || ret == ESRCH || ret == EBADF || ret == EPERM;
 }
 
-/*
- * getpwnam_r() (name) or getpwuid_r(), with a buffer grown while it is too
- * small.  0 and *found set (NULL: no such user), or a positive errno.
- */
-static int get_user(const char *name, uid_t uid, struct passwd *pw, char **buf,
-		    struct passwd **found)
+/* One lookup of the password or group database, into buf. */
+struct db_query {
+	const char *name; /* NULL: by uid */
+	uid_t uid;
+	struct passwd pw, *pwp;
+	struct group gr, *grp;
+};
+
+static int query_user(struct db_query *q, char *buf, size_t len)
 {
-	size_t len = 4096;
-	int ret;
-
-	do {
-		char *grown = realloc(*buf, len);
-
-		if (!grown)
-			return ENOMEM;
-		*buf = grown;
-		ret = name ? getpwnam_r(name, pw, *buf, len, found) :
-			     getpwuid_r(uid, pw, *buf, len, found);
-		len *= 2;
-	} while (ret == ERANGE && len <= (1u << 24));
-	return not_found(ret) ? 0 : ret;
+	return q->name ? getpwnam_r(q->name, &q->pw, buf, len, &q->pwp) :
+			 getpwuid_r(q->uid, &q->pw, buf, len, &q->pwp);
 }
 
-/* getgrnam_r(), the same way. */
-static int get_group(const char *name, struct group *gr, char **buf, struct group **found)
+static int query_group(struct db_query *q, char *buf, size_t len)
+{
+	return getgrnam_r(q->name, &q->gr, buf, len, &q->grp);
+}
+
+/*
+ * Runs a query with a buffer grown while it is too small (ERANGE).  0 (the
+ * entry, or NULL for none, in q), or a positive errno.
+ */
+static int lookup(int (*query)(struct db_query *, char *, size_t), struct db_query *q, char **buf)
 {
 	size_t len = 4096;
 	int ret;
@@ -296,7 +295,7 @@ static int get_group(const char *name, struct group *gr, char **buf, struct grou
 		if (!grown)
 			return ENOMEM;
 		*buf = grown;
-		ret = getgrnam_r(name, gr, *buf, len, found);
+		ret = query(q, *buf, len);
 		len *= 2;
 	} while (ret == ERANGE && len <= (1u << 24));
 	return not_found(ret) ? 0 : ret;
@@ -307,8 +306,8 @@ int cgf_identity_parse(const char *spec, struct cgf_identity *id, char *err)
 	const char *colon = strchr(spec, ':');
 	char *user, *ubuf = NULL, *gbuf = NULL;
 	const char *group = colon ? colon + 1 : NULL;
-	struct passwd pw, *pwp = NULL;
-	struct group gr, *grp = NULL;
+	struct db_query uq = { 0 }, gq = { 0 };
+	struct passwd *pwp;
 	unsigned long n;
 	int ret;
 
@@ -327,7 +326,12 @@ int cgf_identity_parse(const char *spec, struct cgf_identity *id, char *err)
 			   (unsigned)(uid_t)-2);
 		goto out;
 	}
-	ret = ret ? get_user(user, 0, &pw, &ubuf, &pwp) : get_user(NULL, (uid_t)n, &pw, &ubuf, &pwp);
+	if (ret)
+		uq.name = user;
+	else
+		uq.uid = (uid_t)n;
+	ret = lookup(query_user, &uq, &ubuf);
+	pwp = uq.pwp;
 	if (ret) {
 		ret = fail(err, -ret, "'%s': cannot read the password database: %s", user,
 			   strerror(ret));
@@ -346,17 +350,18 @@ int cgf_identity_parse(const char *spec, struct cgf_identity *id, char *err)
 			goto out;
 		}
 		if (ret) {
-			ret = get_group(group, &gr, &gbuf, &grp);
+			gq.name = group;
+			ret = lookup(query_group, &gq, &gbuf);
 			if (ret) {
 				ret = fail(err, -ret, "'%s': cannot read the group database: %s",
 					   group, strerror(ret));
 				goto out;
 			}
-			if (!grp) {
+			if (!gq.grp) {
 				ret = fail(err, -EINVAL, "'%s': no such group", group);
 				goto out;
 			}
-			n = grp->gr_gid;
+			n = gq.grp->gr_gid;
 		}
 		id->gid = (gid_t)n;
 	} else if (pwp) {
