@@ -824,9 +824,12 @@ test_run_dns_proxy() {
 	std_setup || return
 	local out
 	listen_tcp "$NS_S" 198.18.0.6 80 w6 || return
+	# stderr apart: it holds the warning that COMMAND runs as root
 	out=$(in_client "$CGFENCE" run --dns-proxy --socket "$SOCK" --bpffs "$PIN_ROOT" -q \
-		--allow '*.wild.test:80/tcp' -- "$PY" "$DX" q 198.18.0.9 r.wild.test A connect 80 2>&1)
-	assert_eq "rcode=0 from=198.18.0.9:53 answers=198.18.0.6 connect=ok" "$out" "run --dns-proxy"
+		--allow '*.wild.test:80/tcp' -- "$PY" "$DX" q 198.18.0.9 r.wild.test A connect 80 \
+		2>"$WORK/run.err")
+	assert_eq "rcode=0 from=198.18.0.9:53 answers=198.18.0.6 connect=ok" "$out" \
+		"run --dns-proxy (stderr: $(cat "$WORK/run.err"))"
 	out=$(in_client "$CGFENCE" run --dns-proxy --socket "$SOCK" --bpffs "$PIN_ROOT" -q \
 		--allow '*.wild.test:80/tcp' -- "$PY" "$DX" q 198.18.0.9 evil.test A 2>&1)
 	assert_match '^rcode=5 ' "$out" "run --dns-proxy, denied name"
