@@ -113,10 +113,11 @@ test_cgroup_escape() {
 	net_up || { fail "test network"; return; }
 	listen_tcp "$NS_S" 198.18.0.3 80 denied || return
 	# A host process outside any fence, root with the same capabilities as
-	# the fenced one (CAP_NET_ADMIN, CAP_NET_RAW): the ptrace rules let the
-	# fenced process into its /proc/PID/root, the host's mount namespace,
-	# where the whole cgroup2 tree is writable by DAC.  Only nsdelegate stops
-	# a move through it.
+	# the fenced one (CAP_NET_ADMIN, CAP_NET_RAW): the ptrace rules let a
+	# process with those credentials into its /proc/PID/root, the host's
+	# mount namespace, where the whole cgroup2 tree is writable by DAC.
+	# cgfence run's Landlock domain refuses that ptrace access; for a
+	# process without one, nsdelegate stops a move through it.
 	$NETADMIN sleep 60 &
 	echo $! >"$WORK/host-helper.pid"
 	local helper
@@ -124,7 +125,8 @@ test_cgroup_escape() {
 	fenced_session "
 		for i in \$(seq 1 100); do [ -f $WORK/go ] && break; sleep 0.1; done
 		$NETADMIN bash -c '
-		[ -w /proc/$helper/root$CG2/cgroup.procs ] && echo host-tree-reachable
+		[ -w /proc/$helper/root$CG2/cgroup.procs ] && echo host-tree-reachable ||
+			echo host-tree-unreachable
 		for f in /sys/fs/cgroup/unified/cgroup.procs /proc/$helper/root$CG2/cgroup.procs \
 		         /proc/1/root$CG2/cgroup.procs /proc/$helper/root$CG2/cgfence/cgroup.procs; do
 			if echo \$\$ 2>/dev/null >\$f; then echo moved via \$f; else echo refused via \$f; fi
@@ -136,6 +138,20 @@ test_cgroup_escape() {
 		ls /sys/fs/bpf/cgfence 2>/dev/null && echo PINS-VISIBLE || echo pins-invisible
 		$PROBE tcp 198.18.0.3 80 --timeout-ms 1000'" || return
 	local cg=$RUN_CG
+	# nsdelegate on its own: a process with the fenced one's credentials
+	# but in no Landlock domain joins the fence's cgroup and a cgroup
+	# namespace rooted there (what a container runtime does for its
+	# processes), then writes itself into the host's tree through the
+	# helper's /proc/PID/root
+	local bare
+	bare=$(sh -c 'echo $$ >"$1/cgroup.procs" && exec unshare --cgroup '"$NETADMIN"' sh -c "
+		[ -w /proc/$2/root$3/cgroup.procs ] && echo host-tree-reachable
+		echo \$\$ 2>/dev/null >/proc/$2/root$3/cgroup.procs && echo MOVED || echo refused
+		grep ^0:: /proc/self/cgroup"' sh "$RUN_CG" "$helper" "$CG2" 2>&1)
+	echo "--- without Landlock: $bare"
+	assert_eq "host-tree-reachable
+refused
+0::/" "$bare" "without Landlock: the host's tree in reach, the move refused (nsdelegate)"
 	touch "$WORK/go"
 	wait_session
 	kill "$helper" 2>/dev/null
@@ -146,7 +162,8 @@ test_cgroup_escape() {
 	assert_eq 0 "$(count denied connections)" "connections that reached the denied host"
 	assert_no_match "MOUNTED-BPFFS|PINS-VISIBLE" "$out" "bpffs out of reach"
 	assert_match "cgroup-now=0::/sub" "$out" "still inside the fence (in its own sub-cgroup)"
-	assert_match "host-tree-reachable" "$out" "the host's tree is in reach (so the refusal below is nsdelegate's)"
+	# cgfence run's Landlock domain refuses /proc/PID/root of a process outside
+	assert_match "host-tree-unreachable" "$out" "cgfence run: the host's tree out of reach (Landlock)"
 	assert_match "refused via /proc/$helper/root$CG2/cgroup.procs" "$out" "host tree via another process refused"
 	assert_no_match "moved via /proc" "$out" "no move through the host's tree"
 	# the sub-cgroup the command made goes with the fence
