@@ -249,7 +249,9 @@ static void usage_run(FILE *out)
 		"fence (CAP_SYS_ADMIN, CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN, CAP_NET_RAW,\n"
 		"CAP_SYS_MODULE, CAP_SYS_PTRACE and more: not even in its bounding set), in\n"
 		"private cgroup and mount namespaces where no bpffs and no cgroup above the\n"
-		"fence is visible.  --keep-cap refuses sys_admin, bpf and perfmon.\n"
+		"fence is visible, in a Landlock domain that keeps it from ptrace() of any\n"
+		"process outside, and without ioctl(TIOCSTI).  --keep-cap refuses\n"
+		"sys_admin, bpf and perfmon.\n"
 		"Without --user, COMMAND runs as root: the fence holds its network, not\n"
 		"its files, which root outside the fence may later run (see README).\n");
 }
