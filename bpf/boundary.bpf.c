@@ -250,7 +250,7 @@ int cgf_boundary(struct __sk_buff *skb)
 		return TCX_NEXT; /* never routed beyond the link */
 	if (skb->protocol == bpf_htons(ETH_P_IPV6) && is_neighbour_discovery(skb))
 		return TCX_NEXT;
-	if (!parse_packet(skb, ETH_HLEN, &d))
+	if (!parse_packet(skb, ETH_HLEN, &d, NULL))
 		return refuse(CGF_HOOK_BOUNDARY, &d, CGF_REASON_HEADER) ? TCX_NEXT : TCX_DROP;
 	/* A loopback destination on a link is always a rerouting trick. */
 	if (is_loopback(d.addr))

@@ -526,19 +526,14 @@ static __noinline bool addr_in_netns(struct net *net, const __u32 *want, __u32 i
  * (taking it down needs CAP_NET_ADMIN; the addresses stay the namespace's).
  */
 static __always_inline bool source_foreign6(struct __sk_buff *skb, struct bpf_sock *sk,
-					    struct inet_sock *inet)
+					    struct inet_sock *inet, const __u32 *src)
 {
-	struct ipv6hdr buf;
-	const struct ipv6hdr *ip6 = header_at(skb, 0, sizeof(buf), &buf);
 	struct cgf_src_ok *ok;
 	struct bpf_sock *full;
 	struct net *net;
-	__u32 src[4], addr_gen, ifindex;
+	__u32 addr_gen, ifindex;
 	bool hit;
 
-	if (!ip6)
-		return true;
-	read_addr6(src, ip6->saddr);
 	full = bpf_sk_fullsock(sk);
 	net = inet->sk.__sk_common.skc_net.net;
 	if (!full || !net)
@@ -560,30 +555,12 @@ static __always_inline bool source_foreign6(struct __sk_buff *skb, struct bpf_so
 	ok = bpf_sk_storage_get(&cgf_src_ok, full, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (ok) {
 		bpf_spin_lock(&ok->lock);
-		__builtin_memcpy(ok->addr, src, sizeof(src));
+		__builtin_memcpy(ok->addr, src, sizeof(ok->addr));
 		ok->ifindex = ifindex;
 		ok->addr_gen = addr_gen;
 		bpf_spin_unlock(&ok->lock);
 	}
 	return false;
-}
-
-/*
- * Is this IPv4 packet's source a loopback address (127.0.0.0/8)?  Only lo
- * may carry one.  A uid-0 process with no capability can set its
- * namespace's route_localnet (a net sysctl its uid owns), bind 127.0.0.1
- * and send from it out of a link: an allowed peer that answers, or a
- * router's ICMP error, then goes to the receiver's own loopback.  IPv4
- * takes no other address that is not the host's without CAP_NET_RAW or
- * CAP_NET_ADMIN (the boundary's case); an IPv6 ::1 is host scope, which
- * source_foreign6 takes only on lo.
- */
-static __always_inline bool source_loopback4(struct __sk_buff *skb)
-{
-	struct iphdr buf;
-	const struct iphdr *ip = header_at(skb, 0, sizeof(buf), &buf);
-
-	return !ip || (ip->saddr & bpf_htonl(0xff000000)) == bpf_htonl(0x7f000000);
 }
 
 /*
@@ -646,20 +623,29 @@ int cgf_egress(struct __sk_buff *skb)
 	struct inet_sock *inet;
 	struct bpf_sock *sk;
 	struct cgf_dest d = {};
+	__u32 src[4];
 
 	/* 1 passes the packet, 0 drops it (and the sender gets EPERM). */
-	if (!parse_packet(skb, 0, &d))
+	if (!parse_packet(skb, 0, &d, src))
 		return refuse(CGF_HOOK_EGRESS, &d, CGF_REASON_HEADER);
 	/*
-	 * A loopback destination leaves only through the loopback device: with
-	 * route_localnet and a route of its own, CAP_NET_ADMIN in the fence's
-	 * network namespace could otherwise send one that is allowed (the DNS
-	 * proxy's, a local service's) out of a real link.
+	 * Loopback leaves only through the loopback device.  A destination:
+	 * with route_localnet and a route of its own, CAP_NET_ADMIN in the
+	 * fence's network namespace could otherwise send one that is allowed
+	 * (the DNS proxy's, a local service's) out of a real link.  An IPv4
+	 * source: uid 0 with no capability can set its namespace's
+	 * route_localnet (a net sysctl its uid owns), bind 127.0.0.1 and send
+	 * from it out of a link, and an allowed peer that answers, or a
+	 * router's ICMP error, goes to the receiver's own loopback.  IPv4 takes
+	 * no other address that is not the host's without CAP_NET_RAW or
+	 * CAP_NET_ADMIN (the boundary's case); an IPv6 ::1 is host scope, which
+	 * source_foreign6 takes only on lo.
 	 */
 	if (skb->ifindex != LOOPBACK_IFINDEX) {
 		if (is_loopback(d.addr))
 			return refuse(CGF_HOOK_EGRESS, &d, CGF_REASON_LOOPBACK_OFF_LO);
-		if (skb->protocol == bpf_htons(ETH_P_IP) && source_loopback4(skb))
+		/* d.addr is mapped for IPv4 alone (parse_packet refuses IPv6 to one) */
+		if (is_v4_mapped(d.addr) && is_loopback((const __u8 *)src))
 			return refuse(CGF_HOOK_EGRESS, &d, CGF_REASON_FOREIGN_SOURCE);
 	}
 	if (skb->protocol == bpf_htons(ETH_P_IPV6) && (sk = skb->sk) &&
@@ -667,7 +653,7 @@ int cgf_egress(struct __sk_buff *skb)
 		/* its source may be anyone's (sock_nonlocal6) */
 		if (sock_nonlocal6(inet))
 			return refuse(CGF_HOOK_EGRESS, &d, CGF_REASON_ANY_SOURCE);
-		if (source_foreign6(skb, sk, inet))
+		if (source_foreign6(skb, sk, inet, src))
 			return refuse(CGF_HOOK_EGRESS, &d, CGF_REASON_FOREIGN_SOURCE);
 	}
 	return decide(CGF_HOOK_EGRESS, &d,

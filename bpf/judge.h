@@ -308,7 +308,8 @@ static __always_inline const void *header_at(struct __sk_buff *skb, __u32 off, _
 
 /*
  * Reads the destination from the packet's own header, the IP header starting
- * at l3_off (0 in cgroup_skb, past the Ethernet header in tc).  Returns false for what
+ * at l3_off (0 in cgroup_skb, past the Ethernet header in tc), and the source
+ * into src (4 words, IPv4 as mapped; NULL: not wanted).  Returns false for what
  * cannot be judged safely: IPv4 with options or fragmented by hand (the
  * ports would be somewhere else), IPv6 to an IPv4-mapped address.  Those are
  * denied: locally generated TCP and UDP never carry them unless a program asks
@@ -316,7 +317,8 @@ static __always_inline const void *header_at(struct __sk_buff *skb, __u32 off, _
  * with an extension header is judged as the protocol its next header names
  * (hop-by-hop, routing, ...), which no rule allows.
  */
-static __always_inline bool parse_packet(struct __sk_buff *skb, __u32 l3_off, struct cgf_dest *d)
+static __always_inline bool parse_packet(struct __sk_buff *skb, __u32 l3_off, struct cgf_dest *d,
+					 __u32 *src)
 {
 	const __u16 *ports;
 	__u16 ports_buf[2];
@@ -329,6 +331,8 @@ static __always_inline bool parse_packet(struct __sk_buff *skb, __u32 l3_off, st
 		if (!ip)
 			return false;
 		set_v4(d, ip->daddr);
+		if (src)
+			mapped4((__u8 *)src, ip->saddr);
 		d->proto = ip->protocol;
 		if (ip->version != 4 || ip->ihl != 5 || (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET)))
 			return false;
@@ -342,6 +346,8 @@ static __always_inline bool parse_packet(struct __sk_buff *skb, __u32 l3_off, st
 			return false;
 		read_addr6(w, ip6->daddr);
 		__builtin_memcpy(d->addr, w, 16);
+		if (src)
+			read_addr6(src, ip6->saddr);
 		d->proto = ip6->nexthdr;
 		if (ip6->version != 6)
 			return false;

@@ -637,7 +637,7 @@ static int cmd_run(int argc, char **argv)
 				"not its files; it can write what root outside the fence runs "
 				"(cron, profiles, this binary) and its network namespace's net "
 				"sysctls (--user NAME runs it as NAME)\n");
-	else if (r.user.gid == 0 || has_gid(r.user.groups, r.user.n_groups, 0))
+	else if (has_gid(r.user.groups, r.user.n_groups, 0)) /* the group list holds gid too */
 		fprintf(stderr, "cgfence: warning: COMMAND runs in group 0 (root): it can write the "
 				"host's files that group may write\n");
 	warn_nonlocal_bind();

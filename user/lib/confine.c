@@ -309,7 +309,7 @@ int cgf_identity_parse(const char *spec, struct cgf_identity *id, char *err)
 	struct db_query uq = { 0 }, gq = { 0 };
 	struct passwd *pwp;
 	unsigned long n;
-	int ret;
+	int ret, count = 1;
 
 	memset(id, 0, sizeof(*id));
 	user = strndup(spec, colon ? (size_t)(colon - spec) : strlen(spec));
@@ -337,7 +337,7 @@ int cgf_identity_parse(const char *spec, struct cgf_identity *id, char *err)
 			   strerror(ret));
 		goto out;
 	}
-	if (!pwp && parse_id(user, &n)) {
+	if (!pwp && uq.name) {
 		ret = fail(err, -EINVAL, "'%s': no such user", user);
 		goto out;
 	}
@@ -373,30 +373,24 @@ int cgf_identity_parse(const char *spec, struct cgf_identity *id, char *err)
 			   user, user);
 		goto out;
 	}
+	/*
+	 * A user's groups: the first call, given room for none, counts them
+	 * (-1, count set); the second fills them in.  A number's: its group.
+	 */
 	if (pwp) {
-		int count = 0;
-
-		/* the first call counts them (-1, count set), the second fills them in */
+		count = 0;
 		getgrouplist(pwp->pw_name, id->gid, NULL, &count);
-		id->groups = calloc((size_t)count + 1, sizeof(gid_t));
-		if (!id->groups) {
-			ret = fail(err, -ENOMEM, "out of memory");
-			goto out;
-		}
-		id->n_groups = count;
-		if (getgrouplist(pwp->pw_name, id->gid, id->groups, &id->n_groups) < 0) {
-			ret = fail(err, -EAGAIN, "'%s': its groups changed while being read",
-				   pwp->pw_name);
-			goto out;
-		}
-	} else {
-		id->groups = calloc(1, sizeof(gid_t));
-		if (!id->groups) {
-			ret = fail(err, -ENOMEM, "out of memory");
-			goto out;
-		}
-		id->groups[0] = id->gid;
-		id->n_groups = 1;
+	}
+	id->groups = calloc((size_t)count, sizeof(gid_t));
+	if (!id->groups) {
+		ret = fail(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	id->groups[0] = id->gid;
+	id->n_groups = count;
+	if (pwp && getgrouplist(pwp->pw_name, id->gid, id->groups, &id->n_groups) < 0) {
+		ret = fail(err, -EAGAIN, "'%s': its groups changed while being read", pwp->pw_name);
+		goto out;
 	}
 	id->set = true;
 	ret = 0;
